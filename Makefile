@@ -1,0 +1,50 @@
+# Every target sets up what it needs: a fresh clone needs only python3 and make.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+ETL := $(VENV)/bin/etl
+PYTEST_ARGS ?=
+
+help: ## List the targets
+	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(UV):
+	python3 -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --all-groups --quiet
+	@touch $@
+
+venv: $(VENV)/.synced ## Create or update the virtual environment from uv.lock
+
+system-deps: ## Install the Debian packages tests need when missing (mariadb-server, chromium)
+	@missing=""; \
+	command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || command -v mysqld >/dev/null || missing="$$missing mariadb-server"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "missing system packages:$$missing (install them, or set ETL_TEST_MYSQL_URI)"; fi; \
+	fi
+
+migrate: venv ## Run the migration playbook (sample data and a local server unless MYSQL_URI / --from say otherwise)
+	$(ETL) migrate $(ARGS)
+
+test: venv system-deps ## Run the test suite against real MySQL, DuckDB and files
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+db-up: venv ## Start the project-local MySQL server
+	$(ETL) db up
+
+db-down: venv ## Stop the project-local MySQL server
+	$(ETL) db down
+
+clean: ## Remove generated data (keeps the virtual environment and the local server's data)
+	rm -rf data/stage runtime/sample-export runtime/runs
+
+.PHONY: help venv system-deps migrate test db-up db-down clean

@@ -1,0 +1,1 @@
+"""IndexedDB -> MySQL migration toolkit."""

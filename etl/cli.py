@@ -1,0 +1,130 @@
+"""The `etl` command: each command parses its options, calls one library function and prints its result.
+
+No logic lives here: library errors (EtlError) become a one-line message and exit status 1.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from . import playbook
+from .config import load_settings, mask_uri
+from .errors import EtlError
+
+app = typer.Typer(
+    help="Move the helpdesk app's IndexedDB data into MySQL, prove the move was exact, and run the cutover safely.\n\n"
+    "Settings come from flags, then the environment, then a .env file: MYSQL_URI, CHUNK_SIZE, EXPORT_DIR, "
+    "STAGE_DIR, RUNTIME_DIR. Without MYSQL_URI, commands use the project-local server of `etl db up`.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="The project-local MySQL server (used when MYSQL_URI is not set).", no_args_is_help=True)
+schema_app = typer.Typer(help="The MySQL schema (sql/schema.mysql.sql).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(schema_app, name="schema")
+
+out = Console()
+err = Console(stderr=True)
+
+MysqlOpt = typer.Option(None, "--mysql", help="Target as mysql://user:pass@host:3306/db (default: MYSQL_URI, else the local server).")
+
+
+def cli_errors(fn):
+    """Turn the library's errors into a clean message and exit status 1 (no traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except EtlError as e:
+            err.print(f"[bold red]error:[/] {mask_uri(str(e))}", highlight=False, markup=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            err.print("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def show(result) -> None:
+    out.print(mask_uri(str(result)), highlight=False, markup=False)
+
+
+# ---------------------------------------------------------------- db
+
+
+@db_app.command("up")
+@cli_errors
+def db_up():
+    """Start the project-local server under RUNTIME_DIR/mysql (reuses one already running)."""
+    show(playbook.db_up(load_settings()))
+
+
+@db_app.command("down")
+@cli_errors
+def db_down():
+    """Stop the project-local server."""
+    stopped = playbook.db_down(load_settings())
+    show(f"stopped {stopped}" if stopped else "no project-local server is running")
+
+
+@db_app.command("status")
+@cli_errors
+def db_status():
+    """Say which server commands use, and whether the project-local one runs."""
+    show(playbook.db_status(load_settings()))
+
+
+# ---------------------------------------------------------------- schema
+
+
+@schema_app.command("apply")
+@cli_errors
+def schema_apply(mysql: Optional[str] = MysqlOpt):
+    """Create the database if needed and apply sql/schema.mysql.sql (safe to repeat)."""
+    show(playbook.schema_apply(load_settings(mysql_uri=mysql)))
+
+
+# ---------------------------------------------------------------- sample
+
+
+@app.command()
+@cli_errors
+def sample(
+    out_dir: Path = typer.Option(..., "--out", help="Folder to write the export into."),
+    tickets: int = typer.Option(2000, help="Number of tickets."),
+    incidents: Optional[int] = typer.Option(None, help="Number of incidents (default: in proportion to tickets)."),
+    customers: Optional[int] = typer.Option(None, help="Number of customer snapshots (default: in proportion)."),
+    vendors: Optional[int] = typer.Option(None, help="Number of vendors (default: in proportion)."),
+    seed: int = typer.Option(7, help="Random seed: the same seed gives byte-identical files."),
+):
+    """Write a deterministic sample export (the app's export layout, with its real-world quirks)."""
+    from .sample import write_sample
+
+    show(write_sample(out_dir, tickets=tickets, incidents=incidents, customers=customers, vendors=vendors, seed=seed))
+
+
+# ---------------------------------------------------------------- migrate
+
+
+@app.command()
+@cli_errors
+def migrate(
+    export: Optional[Path] = typer.Option(None, "--from", help="What to migrate (an export folder or file); default: a generated sample."),
+    mysql: Optional[str] = MysqlOpt,
+    sample_tickets: int = typer.Option(30000, help="Tickets in the generated sample when no --from is given."),
+):
+    """Run the playbook: server, schema, export, and every later stage, recording the run in RUNTIME_DIR."""
+    settings = load_settings(mysql_uri=mysql)
+    show(playbook.migrate(settings, source=export, sample_tickets=sample_tickets, echo=show))
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    sys.exit(app())

@@ -1,0 +1,51 @@
+"""One error family for every stage: messages name the stage, the file, the store, the record and the field."""
+
+from __future__ import annotations
+
+
+class EtlError(Exception):
+    """Base of every error the toolkit raises on purpose; the CLI prints it without a traceback."""
+
+    stage = "etl"
+
+    def __init__(self, message: str, *, file=None, store=None, record=None, field=None):
+        self.file, self.store, self.record, self.field = file, store, record, field
+        where = ", ".join(
+            f"{k} {v}" for k, v in (("file", file), ("store", store), ("record", record), ("field", field)) if v is not None
+        )
+        super().__init__(f"{message} ({where})" if where else message)
+
+    def __str__(self) -> str:
+        return f"[{self.stage}] {super().__str__()}"
+
+
+class ConfigError(EtlError):
+    stage = "config"
+
+
+class ServerError(EtlError):
+    stage = "db"
+
+
+class SchemaError(EtlError):
+    stage = "schema"
+
+
+class ExportError(EtlError):
+    stage = "export"
+
+
+class TransformError(EtlError):
+    stage = "transform"
+
+
+class LoadError(EtlError):
+    stage = "load"
+
+
+class ParityError(EtlError):
+    stage = "parity"
+
+
+class ValidationError(EtlError):
+    stage = "validate"

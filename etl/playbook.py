@@ -1,0 +1,143 @@
+"""The migration playbook: each step a function; `migrate` runs them in order and records the run.
+
+The CLI and the notebooks call these functions; they hold no logic of their own.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field, is_dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from .config import Settings, mask_uri
+from .db import MySQLTarget, apply_schema, resolve_target
+from .server import LocalServer
+
+
+def local_server(settings: Settings) -> LocalServer:
+    return LocalServer(settings.runtime_dir / "mysql")
+
+
+def db_up(settings: Settings):
+    return local_server(settings).up()
+
+
+def db_down(settings: Settings):
+    return local_server(settings).down()
+
+
+@dataclass(frozen=True)
+class DbStatus:
+    configured_uri: str | None
+    local: object | None
+
+    def __str__(self) -> str:
+        lines = []
+        if self.configured_uri:
+            lines.append(f"MYSQL_URI is set: commands use {mask_uri(self.configured_uri)}")
+        lines.append(f"project-local server: {self.local}" if self.local else "project-local server: not running")
+        return "\n".join(lines)
+
+
+def db_status(settings: Settings) -> DbStatus:
+    return DbStatus(settings.mysql_uri, local_server(settings).status())
+
+
+def target(settings: Settings) -> MySQLTarget:
+    """The MySQL every stage talks to: MYSQL_URI, else the local server (started on demand)."""
+    return resolve_target(settings, start=True)
+
+
+def schema_apply(settings: Settings):
+    return apply_schema(target(settings))
+
+
+def sample_export(settings: Settings, tickets: int):
+    from .sample import write_sample
+
+    out = settings.runtime_dir / "sample-export"
+    summary = out / "export-summary.json"
+    if summary.is_file() and json.loads(summary.read_text()).get("counts", {}).get("tickets") == tickets:
+        return f"sample export already at {out} ({tickets} tickets)"
+    return write_sample(out, tickets=tickets)
+
+
+# ---------------------------------------------------------------- the run
+
+
+@dataclass
+class StepRecord:
+    name: str
+    status: str = "pending"
+    seconds: float = 0.0
+    result: object = None
+    error: str | None = None
+
+
+@dataclass
+class RunRecord:
+    started_at: str
+    settings: dict
+    steps: list[StepRecord] = field(default_factory=list)
+    status: str = "running"
+    path: Path | None = None
+
+    def __str__(self) -> str:
+        lines = [f"migration run {self.status}: {len(self.steps)} steps, record at {self.path}"]
+        for s in self.steps:
+            lines.append(f"  {s.status:<7} {s.name:<28} {s.seconds:7.2f} s")
+        return "\n".join(lines)
+
+    def save(self) -> None:
+        def plain(x):
+            if is_dataclass(x):
+                return {k: plain(v) for k, v in asdict(x).items()}
+            if isinstance(x, dict):
+                return {k: plain(v) for k, v in x.items()}
+            if isinstance(x, (list, tuple)):
+                return [plain(v) for v in x]
+            if isinstance(x, (str, int, float, bool)) or x is None:
+                return x
+            return str(x)
+
+        body = {k: plain(v) for k, v in asdict(self).items() if k != "path"}
+        self.path.write_text(mask_uri(json.dumps(body, indent=2, ensure_ascii=False)))
+
+
+def migrate(settings: Settings, *, source: Path | None = None, sample_tickets: int = 30000,
+            echo: Callable[[object], None] = print) -> RunRecord:
+    """Run every step in order; stop at the first failure. The run record lands in RUNTIME_DIR/runs."""
+    runs = settings.runtime_dir / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    run = RunRecord(started_at=stamp, settings=settings.public(), path=runs / f"{stamp}.json")
+
+    steps: list[tuple[str, Callable[[], object]]] = [
+        ("preflight: mysql server", lambda: target(settings)),
+        ("apply schema", lambda: schema_apply(settings)),
+    ]
+    if source is None:
+        steps.append(("generate sample export", lambda: sample_export(settings, sample_tickets)))
+
+    for name, step in steps:
+        rec = StepRecord(name)
+        run.steps.append(rec)
+        echo(f"==> {name}")
+        t0 = time.perf_counter()
+        try:
+            rec.result = step()
+            rec.status = "ok"
+            echo(rec.result)
+        except Exception as e:
+            rec.status, rec.error = "failed", str(e)
+            run.status = "failed"
+            raise
+        finally:
+            rec.seconds = time.perf_counter() - t0
+            run.save()
+    run.status = "ok"
+    run.save()
+    return run

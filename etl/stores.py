@@ -1,0 +1,320 @@
+"""One declarative description of each IndexedDB store and the MySQL table it becomes.
+
+Transform, load, parity and expectations all read these descriptions; none keeps a
+column list of its own. ``sql/schema.mysql.sql`` is the one other place columns are
+written, and ``tests/test_schema.py`` holds the two together against a live server.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+# Logical kinds a column can have -> how MySQL spells them.
+KINDS = ("varchar", "text", "mediumtext", "int", "bigint", "bool", "decimal", "datetime", "epoch_ms", "json")
+
+
+def snake(name: str) -> str:
+    """camelCase -> snake_case (``handlingDuration1`` -> ``handling_duration1``)."""
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str  # target column (snake_case)
+    kind: str
+    source: str | None  # path inside the record ("duration.rawHours"); None: derived by transform
+    length: int | None = None  # varchar length in characters
+    precision: int | None = None  # decimal
+    scale: int | None = None
+    nullable: bool = True
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"column {self.name}: unknown kind {self.kind!r}")
+        if self.kind == "varchar" and not self.length:
+            raise ValueError(f"column {self.name}: varchar needs a length")
+        if self.kind == "decimal" and (self.precision is None or self.scale is None):
+            raise ValueError(f"column {self.name}: decimal needs precision and scale")
+
+    @property
+    def mysql_type(self) -> str:
+        return {
+            "varchar": f"VARCHAR({self.length})",
+            "text": "TEXT",
+            "mediumtext": "MEDIUMTEXT",
+            "json": "MEDIUMTEXT",  # MariaDB's JSON is a LONGTEXT alias; MySQL's is binary: store text in both
+            "int": "INT",
+            "bigint": "BIGINT",
+            "bool": "TINYINT(1)",
+            "decimal": f"DECIMAL({self.precision},{self.scale})",
+            "datetime": "DATETIME(3)",
+            "epoch_ms": "BIGINT",
+        }[self.kind]
+
+    @property
+    def max_bytes(self) -> int | None:
+        """Largest utf8mb4 value the column holds, in bytes (None: bounded by characters only)."""
+        return {"text": 65_535, "mediumtext": 16_777_215, "json": 16_777_215}.get(self.kind)
+
+    @property
+    def is_time(self) -> bool:
+        return self.kind == "datetime"
+
+    @property
+    def is_text(self) -> bool:
+        return self.kind in ("varchar", "text", "mediumtext", "json")
+
+
+@dataclass(frozen=True)
+class Store:
+    name: str  # IndexedDB object store
+    table: str  # MySQL table
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...]
+    natural_key: tuple[str, ...]  # what identifies the same real-world record across uploads
+    time_column: str | None  # drives the `day` / `month` buckets
+    default_buckets: tuple[str, ...]  # parity's grouping when none is asked for
+    required: bool = True  # old exports may lack uploadSessions
+    # Columns the database maintains itself (DEFAULT / ON UPDATE); never written by load.
+    managed: tuple[Column, ...] = field(default=())
+
+    def __post_init__(self):
+        names = [c.name for c in self.columns]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise ValueError(f"store {self.name}: columns described twice: {sorted(dupes)}")
+        for key in (*self.primary_key, *self.natural_key):
+            if key not in names:
+                raise ValueError(f"store {self.name}: key column {key!r} is not a column")
+        for key in self.primary_key:
+            if self.column(key).nullable:
+                raise ValueError(f"store {self.name}: primary key column {key!r} must be NOT NULL")
+        for b in self.default_buckets:
+            self.bucket_column(b)
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(f"store {self.name} has no column {name!r}")
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    @property
+    def bucket_names(self) -> tuple[str, ...]:
+        """Every bucket parity may group by: day/month of the time column, or a low-cardinality column."""
+        timed = ("day", "month") if self.time_column else ()
+        return timed + tuple(c.name for c in self.columns if c.kind in ("varchar", "int", "bool") and c.name not in self.primary_key)
+
+    def bucket_column(self, bucket: str) -> tuple[str, str | None]:
+        """(column, truncation) for a bucket name; raises ValueError for names the store does not have."""
+        if bucket in ("day", "month") and self.time_column:
+            return self.time_column, bucket
+        if bucket in self.bucket_names:
+            return bucket, None
+        raise ValueError(f"store {self.name}: unknown bucket {bucket!r}; choose from {', '.join(self.bucket_names)}")
+
+
+# ---- builders: keep the descriptions below short and readable -------------------------------
+
+def _col(source: str, kind: str, *, name: str | None = None, **kw) -> Column:
+    return Column(name=name or snake(source), kind=kind, source=source, **kw)
+
+
+def varchar(source: str, length: int, **kw) -> Column:
+    return _col(source, "varchar", length=length, **kw)
+
+
+def text(source: str, **kw) -> Column:
+    return _col(source, "text", **kw)
+
+
+def time(source: str, **kw) -> Column:
+    return _col(source, "datetime", **kw)
+
+
+def minutes(source: str) -> Column:
+    return _col(source, "decimal", precision=14, scale=6)
+
+
+def duration(source: str) -> tuple[Column, Column]:
+    """A `{rawHours, formatted}` object flattened into two columns."""
+    return (
+        _col(f"{source}.rawHours", "decimal", name=f"{snake(source)}_raw_hours", precision=14, scale=6),
+        _col(f"{source}.formatted", "varchar", name=f"{snake(source)}_formatted", length=32),
+    )
+
+
+def provenance(*, with_session: bool = True) -> tuple[Column, ...]:
+    cols = (
+        _col("uploadTimestamp", "epoch_ms"),
+        varchar("batchId", 64),
+        varchar("fileName", 255),
+        varchar("fileHash", 128),
+    )
+    return cols + ((varchar("uploadSessionId", 64),) if with_session else ())
+
+
+TIMESTAMPS = (
+    Column("created_at", "datetime", None, nullable=False),
+    Column("updated_at", "datetime", None, nullable=False),
+)
+
+N = range(1, 6)
+SLA_HOURS = (4, 8, 24)
+
+TICKETS = Store(
+    name="tickets",
+    table="tickets",
+    columns=(
+        varchar("id", 64, nullable=False),
+        varchar("customerId", 64),
+        varchar("name", 255),
+        varchar("category", 64),
+        text("description"),
+        text("cause"),
+        text("handling"),
+        time("openTime", nullable=False),
+        time("closeTime"),
+        *duration("duration"),
+        time("closeHandling"),
+        *duration("handlingDuration"),
+        varchar("classification", 255),
+        varchar("subClassification", 255),
+        varchar("status", 32),
+        *(text(f"handling{i}") for i in N),
+        *(time(f"closeHandling{i}") for i in N),
+        *(c for i in N for c in duration(f"handlingDuration{i}")),
+        varchar("openBy", 255),
+        varchar("cabang", 128),
+        varchar("repClass", 64),
+        *provenance(),
+        # SLA bands the UI shows, fixed at migration time from the stored duration (NULL: not closed).
+        *(Column(f"sla_{h}h", "bool", None) for h in SLA_HOURS),
+    ),
+    primary_key=("id",),
+    natural_key=("customer_id", "open_time", "open_by"),
+    time_column="open_time",
+    default_buckets=("day", "cabang", "status", "category"),
+    managed=TIMESTAMPS,
+)
+
+INCIDENTS = Store(
+    name="incidents",
+    table="incidents",
+    columns=(
+        varchar("id", 128, nullable=False),
+        varchar("noCase", 64),
+        varchar("priority", 32),
+        varchar("site", 255),
+        varchar("ncal", 32),
+        varchar("status", 32),
+        _col("level", "int"),
+        varchar("ts", 255),
+        varchar("odpBts", 255),
+        time("startTime", nullable=False),
+        time("startEscalationVendor"),
+        time("endTime"),
+        minutes("durationMin"),
+        minutes("durationVendorMin"),
+        text("problem"),
+        text("penyebab"),
+        text("actionTerakhir"),
+        text("note"),
+        varchar("klasifikasiGangguan", 255),
+        _col("powerBefore", "decimal", precision=10, scale=3),
+        _col("powerAfter", "decimal", precision=10, scale=3),
+        time("startPause1"),
+        time("endPause1"),
+        time("startPause2"),
+        time("endPause2"),
+        minutes("totalDurationPauseMin"),
+        minutes("totalDurationVendorMin"),
+        minutes("netDurationMin"),
+        time("importedAt"),
+        *provenance(),
+    ),
+    primary_key=("id",),
+    natural_key=("no_case", "start_time"),
+    time_column="start_time",
+    default_buckets=("day", "site", "status", "priority"),
+    managed=TIMESTAMPS,
+)
+
+CUSTOMERS = Store(
+    name="customers",
+    table="customers",
+    columns=(
+        varchar("id", 255, nullable=False),
+        varchar("nama", 255),
+        varchar("jenisKlien", 64),
+        varchar("layanan", 128),
+        varchar("kategori", 64),
+        *provenance(),
+    ),
+    primary_key=("id",),
+    natural_key=("id",),
+    time_column="upload_timestamp",  # customers are monthly snapshots: bucket by the upload's month
+    default_buckets=("month", "jenis_klien", "layanan", "kategori"),
+    managed=TIMESTAMPS,
+)
+
+VENDORS = Store(
+    name="vendors",
+    table="vendors",
+    columns=(
+        _col("id", "int", nullable=False),
+        varchar("name", 255),
+        text("description"),
+        varchar("contactPerson", 255),
+        varchar("email", 255),
+        varchar("phone", 64),
+        _col("isActive", "bool"),
+        time("createdAt"),
+        time("updatedAt"),
+    ),
+    primary_key=("id",),
+    natural_key=("id",),
+    time_column="created_at",
+    default_buckets=("day",),
+)
+
+UPLOAD_SESSIONS = Store(
+    name="uploadSessions",
+    table="upload_sessions",
+    columns=(
+        varchar("id", 64, nullable=False),
+        varchar("fileName", 255),
+        varchar("fileHash", 128),
+        _col("fileSize", "bigint"),
+        _col("uploadTimestamp", "epoch_ms"),
+        _col("recordCount", "int"),
+        _col("successCount", "int"),
+        _col("errorCount", "int"),
+        varchar("dataType", 16),
+        varchar("status", 16),
+        _col("errorLog", "json"),
+        Column("reconstructed", "bool", None, nullable=False),  # made by transform for legacy records
+    ),
+    primary_key=("id",),
+    natural_key=("id",),
+    time_column="upload_timestamp",
+    default_buckets=("day", "data_type", "status"),
+    required=False,
+    managed=TIMESTAMPS,
+)
+
+STORES: tuple[Store, ...] = (TICKETS, INCIDENTS, CUSTOMERS, VENDORS, UPLOAD_SESSIONS)
+BY_NAME = {s.name: s for s in STORES}
+BY_TABLE = {s.table: s for s in STORES}
+
+
+def store(name: str) -> Store:
+    """Look a store up by IndexedDB store name or by table name."""
+    found = BY_NAME.get(name) or BY_TABLE.get(name)
+    if found is None:
+        raise KeyError(f"unknown store {name!r}; known: {', '.join(BY_NAME)}")
+    return found

@@ -1,0 +1,473 @@
+-- Target schema of the IndexedDB -> MySQL migration.
+--
+-- Runs on MySQL 8.0+ and MariaDB 10.6+, with the plain client
+--   mysql DB < sql/schema.mysql.sql
+-- and with `etl schema apply`. Applying it again changes nothing and loses nothing:
+-- tables are CREATE ... IF NOT EXISTS, views CREATE OR REPLACE, routines and
+-- triggers dropped and created again (they hold no data), seed rows INSERT IGNORE.
+--
+-- The data tables' columns mirror etl/stores.py (the one description of each store);
+-- tests/test_schema.py checks the two against information_schema on a live server.
+--
+-- Where MySQL and MariaDB differ, this file keeps to what both accept:
+-- * collations: utf8mb4_unicode_ci for text and utf8mb4_bin for keys exist on both
+--   (MySQL 8's default utf8mb4_0900_ai_ci does not exist on MariaDB < 11.4). Both are
+--   PAD SPACE collations, so keys differing only by trailing spaces collide; the
+--   transform treats such keys as duplicates and reports them.
+-- * no JSON column type: MariaDB's JSON is a LONGTEXT alias and MySQL's is binary, so
+--   JSON is kept as MEDIUMTEXT text on both.
+-- * integer display widths (INT(11)) are shown by MariaDB and not by MySQL 8.0.19+;
+--   nothing here depends on them.
+-- * triggers are single statements, so they need no DELIMITER; procedures use one.
+--   With binary logging on, MySQL 8 needs log_bin_trust_function_creators=1 (or
+--   SUPER) to create triggers; MariaDB needs the TRIGGER privilege only.
+
+SET NAMES utf8mb4;
+
+-- ---------------------------------------------------------------- data tables
+
+CREATE TABLE IF NOT EXISTS tickets (
+  id                           VARCHAR(64) COLLATE utf8mb4_bin NOT NULL,
+  customer_id                  VARCHAR(64),
+  name                         VARCHAR(255),
+  category                     VARCHAR(64),
+  description                  TEXT,
+  cause                        TEXT,
+  handling                     TEXT,
+  open_time                    DATETIME(3) NOT NULL,
+  close_time                   DATETIME(3),
+  duration_raw_hours           DECIMAL(14,6),
+  duration_formatted           VARCHAR(32),
+  close_handling               DATETIME(3),
+  handling_duration_raw_hours  DECIMAL(14,6),
+  handling_duration_formatted  VARCHAR(32),
+  classification               VARCHAR(255),
+  sub_classification           VARCHAR(255),
+  status                       VARCHAR(32),
+  handling1                    TEXT,
+  handling2                    TEXT,
+  handling3                    TEXT,
+  handling4                    TEXT,
+  handling5                    TEXT,
+  close_handling1              DATETIME(3),
+  close_handling2              DATETIME(3),
+  close_handling3              DATETIME(3),
+  close_handling4              DATETIME(3),
+  close_handling5              DATETIME(3),
+  handling_duration1_raw_hours DECIMAL(14,6),
+  handling_duration1_formatted VARCHAR(32),
+  handling_duration2_raw_hours DECIMAL(14,6),
+  handling_duration2_formatted VARCHAR(32),
+  handling_duration3_raw_hours DECIMAL(14,6),
+  handling_duration3_formatted VARCHAR(32),
+  handling_duration4_raw_hours DECIMAL(14,6),
+  handling_duration4_formatted VARCHAR(32),
+  handling_duration5_raw_hours DECIMAL(14,6),
+  handling_duration5_formatted VARCHAR(32),
+  open_by                      VARCHAR(255),
+  cabang                       VARCHAR(128),
+  rep_class                    VARCHAR(64),
+  upload_timestamp             BIGINT,
+  batch_id                     VARCHAR(64),
+  file_name                    VARCHAR(255),
+  file_hash                    VARCHAR(128),
+  upload_session_id            VARCHAR(64),
+  sla_4h                       TINYINT(1),
+  sla_8h                       TINYINT(1),
+  sla_24h                      TINYINT(1),
+  created_at                   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+  updated_at                   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3),
+  PRIMARY KEY (id),
+  KEY idx_tickets_open_time (open_time),
+  KEY idx_tickets_name (name),
+  KEY idx_tickets_upload_timestamp (upload_timestamp),
+  KEY idx_tickets_cabang (cabang),
+  KEY idx_tickets_status (status),
+  KEY idx_tickets_category (category),
+  KEY idx_tickets_natural (customer_id, open_time, open_by),
+  KEY idx_tickets_batch_id (batch_id),
+  KEY idx_tickets_file_hash (file_hash),
+  KEY idx_tickets_file_name (file_name),
+  KEY idx_tickets_upload_session_id (upload_session_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE IF NOT EXISTS incidents (
+  id                           VARCHAR(128) COLLATE utf8mb4_bin NOT NULL,
+  no_case                      VARCHAR(64),
+  priority                     VARCHAR(32),
+  site                         VARCHAR(255),
+  ncal                         VARCHAR(32),
+  status                       VARCHAR(32),
+  level                        INT,
+  ts                           VARCHAR(255),
+  odp_bts                      VARCHAR(255),
+  start_time                   DATETIME(3) NOT NULL,
+  start_escalation_vendor      DATETIME(3),
+  end_time                     DATETIME(3),
+  duration_min                 DECIMAL(14,6),
+  duration_vendor_min          DECIMAL(14,6),
+  problem                      TEXT,
+  penyebab                     TEXT,
+  action_terakhir              TEXT,
+  note                         TEXT,
+  klasifikasi_gangguan         VARCHAR(255),
+  power_before                 DECIMAL(10,3),
+  power_after                  DECIMAL(10,3),
+  start_pause1                 DATETIME(3),
+  end_pause1                   DATETIME(3),
+  start_pause2                 DATETIME(3),
+  end_pause2                   DATETIME(3),
+  total_duration_pause_min     DECIMAL(14,6),
+  total_duration_vendor_min    DECIMAL(14,6),
+  net_duration_min             DECIMAL(14,6),
+  imported_at                  DATETIME(3),
+  upload_timestamp             BIGINT,
+  batch_id                     VARCHAR(64),
+  file_name                    VARCHAR(255),
+  file_hash                    VARCHAR(128),
+  upload_session_id            VARCHAR(64),
+  created_at                   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+  updated_at                   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3),
+  PRIMARY KEY (id),
+  KEY idx_incidents_start_time (start_time),
+  KEY idx_incidents_status (status),
+  KEY idx_incidents_priority (priority),
+  KEY idx_incidents_site (site),
+  KEY idx_incidents_level (level),
+  KEY idx_incidents_ncal (ncal),
+  KEY idx_incidents_klasifikasi (klasifikasi_gangguan),
+  KEY idx_incidents_natural (no_case, start_time),
+  KEY idx_incidents_upload_timestamp (upload_timestamp),
+  KEY idx_incidents_batch_id (batch_id),
+  KEY idx_incidents_file_hash (file_hash),
+  KEY idx_incidents_file_name (file_name),
+  KEY idx_incidents_upload_session_id (upload_session_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE IF NOT EXISTS customers (
+  id                           VARCHAR(255) COLLATE utf8mb4_bin NOT NULL,
+  nama                         VARCHAR(255),
+  jenis_klien                  VARCHAR(64),
+  layanan                      VARCHAR(128),
+  kategori                     VARCHAR(64),
+  upload_timestamp             BIGINT,
+  batch_id                     VARCHAR(64),
+  file_name                    VARCHAR(255),
+  file_hash                    VARCHAR(128),
+  upload_session_id            VARCHAR(64),
+  created_at                   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+  updated_at                   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3),
+  PRIMARY KEY (id),
+  KEY idx_customers_nama (nama),
+  KEY idx_customers_jenis_klien (jenis_klien),
+  KEY idx_customers_layanan (layanan),
+  KEY idx_customers_kategori (kategori),
+  KEY idx_customers_upload_timestamp (upload_timestamp),
+  KEY idx_customers_batch_id (batch_id),
+  KEY idx_customers_file_hash (file_hash),
+  KEY idx_customers_file_name (file_name),
+  KEY idx_customers_upload_session_id (upload_session_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE IF NOT EXISTS vendors (
+  id                           INT NOT NULL,
+  name                         VARCHAR(255),
+  description                  TEXT,
+  contact_person               VARCHAR(255),
+  email                        VARCHAR(255),
+  phone                        VARCHAR(64),
+  is_active                    TINYINT(1),
+  created_at                   DATETIME(3),
+  updated_at                   DATETIME(3),
+  PRIMARY KEY (id),
+  KEY idx_vendors_name (name),
+  KEY idx_vendors_is_active (is_active),
+  KEY idx_vendors_created_at (created_at),
+  KEY idx_vendors_updated_at (updated_at)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE IF NOT EXISTS upload_sessions (
+  id                           VARCHAR(64) COLLATE utf8mb4_bin NOT NULL,
+  file_name                    VARCHAR(255),
+  file_hash                    VARCHAR(128),
+  file_size                    BIGINT,
+  upload_timestamp             BIGINT,
+  record_count                 INT,
+  success_count                INT,
+  error_count                  INT,
+  data_type                    VARCHAR(16),
+  status                       VARCHAR(16),
+  error_log                    MEDIUMTEXT,
+  reconstructed                TINYINT(1) NOT NULL,
+  created_at                   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+  updated_at                   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3),
+  PRIMARY KEY (id),
+  KEY idx_upload_sessions_file_name (file_name),
+  KEY idx_upload_sessions_file_hash (file_hash),
+  KEY idx_upload_sessions_upload_timestamp (upload_timestamp),
+  KEY idx_upload_sessions_data_type (data_type),
+  KEY idx_upload_sessions_status (status)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- The backend owns users; the browser's copies (with their passwords) are not migrated.
+CREATE TABLE IF NOT EXISTS users (
+  id                           INT NOT NULL AUTO_INCREMENT,
+  username                     VARCHAR(255) NOT NULL,
+  role                         VARCHAR(32) NOT NULL,
+  created_at                   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+  updated_at                   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3),
+  PRIMARY KEY (id),
+  UNIQUE KEY uq_users_username (username),
+  KEY idx_users_role (role)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE IF NOT EXISTS menu_permissions (
+  id                           INT NOT NULL AUTO_INCREMENT,
+  role                         VARCHAR(32) NOT NULL,
+  menus                        MEDIUMTEXT NOT NULL,  -- JSON array of menu keys
+  created_at                   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+  updated_at                   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3),
+  PRIMARY KEY (id),
+  UNIQUE KEY uq_menu_permissions_role (role)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- ---------------------------------------------------------------- the migration's own tables
+
+-- Cutover switches (dataSource, writeMode, ...): one row per flag, value as JSON text.
+CREATE TABLE IF NOT EXISTS feature_flags (
+  name                         VARCHAR(64) NOT NULL,
+  value                        VARCHAR(255) NOT NULL,
+  updated_at                   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3),
+  updated_by                   VARCHAR(255),
+  PRIMARY KEY (name)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- One row per chunk the loader writes: what it sent, what the server then held, and whether it is done.
+CREATE TABLE IF NOT EXISTS etl_load_ledger (
+  table_name                   VARCHAR(64) NOT NULL,
+  stage_id                     VARCHAR(64) NOT NULL,  -- fingerprint of the staged file loaded
+  chunk_no                     INT NOT NULL,
+  key_from                     VARCHAR(255) COLLATE utf8mb4_bin,
+  key_to                       VARCHAR(255) COLLATE utf8mb4_bin,
+  row_count                    INT NOT NULL,
+  checksum                     VARCHAR(64) NOT NULL,
+  rows_written                 INT,
+  method                       VARCHAR(32),
+  status                       VARCHAR(16) NOT NULL,  -- started | done
+  started_at                   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+  finished_at                  DATETIME(3),
+  PRIMARY KEY (table_name, stage_id, chunk_no)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- Audit trail written by the triggers below. The loader sets @etl_skip_audit = 1 for its own
+-- bulk writes (which the load ledger records per chunk) so a million-row load does not
+-- write a million audit rows; every other write is audited.
+CREATE TABLE IF NOT EXISTS audit_log (
+  id                           BIGINT NOT NULL AUTO_INCREMENT,
+  table_name                   VARCHAR(64) NOT NULL,
+  row_id                       VARCHAR(255) COLLATE utf8mb4_bin NOT NULL,
+  action                       VARCHAR(8) NOT NULL,  -- insert | update | delete
+  db_user                      VARCHAR(255),
+  changed_at                   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+  PRIMARY KEY (id),
+  KEY idx_audit_log_row (table_name, row_id),
+  KEY idx_audit_log_changed_at (changed_at)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- ---------------------------------------------------------------- triggers (audit trail)
+
+DROP TRIGGER IF EXISTS trg_tickets_ai;
+CREATE TRIGGER trg_tickets_ai AFTER INSERT ON tickets FOR EACH ROW
+  INSERT INTO audit_log (table_name, row_id, action, db_user)
+  SELECT 'tickets', NEW.id, 'insert', CURRENT_USER() FROM DUAL WHERE COALESCE(@etl_skip_audit, 0) = 0;
+DROP TRIGGER IF EXISTS trg_tickets_au;
+CREATE TRIGGER trg_tickets_au AFTER UPDATE ON tickets FOR EACH ROW
+  INSERT INTO audit_log (table_name, row_id, action, db_user)
+  SELECT 'tickets', NEW.id, 'update', CURRENT_USER() FROM DUAL WHERE COALESCE(@etl_skip_audit, 0) = 0;
+DROP TRIGGER IF EXISTS trg_tickets_ad;
+CREATE TRIGGER trg_tickets_ad AFTER DELETE ON tickets FOR EACH ROW
+  INSERT INTO audit_log (table_name, row_id, action, db_user)
+  SELECT 'tickets', OLD.id, 'delete', CURRENT_USER() FROM DUAL WHERE COALESCE(@etl_skip_audit, 0) = 0;
+
+DROP TRIGGER IF EXISTS trg_incidents_ai;
+CREATE TRIGGER trg_incidents_ai AFTER INSERT ON incidents FOR EACH ROW
+  INSERT INTO audit_log (table_name, row_id, action, db_user)
+  SELECT 'incidents', NEW.id, 'insert', CURRENT_USER() FROM DUAL WHERE COALESCE(@etl_skip_audit, 0) = 0;
+DROP TRIGGER IF EXISTS trg_incidents_au;
+CREATE TRIGGER trg_incidents_au AFTER UPDATE ON incidents FOR EACH ROW
+  INSERT INTO audit_log (table_name, row_id, action, db_user)
+  SELECT 'incidents', NEW.id, 'update', CURRENT_USER() FROM DUAL WHERE COALESCE(@etl_skip_audit, 0) = 0;
+DROP TRIGGER IF EXISTS trg_incidents_ad;
+CREATE TRIGGER trg_incidents_ad AFTER DELETE ON incidents FOR EACH ROW
+  INSERT INTO audit_log (table_name, row_id, action, db_user)
+  SELECT 'incidents', OLD.id, 'delete', CURRENT_USER() FROM DUAL WHERE COALESCE(@etl_skip_audit, 0) = 0;
+
+DROP TRIGGER IF EXISTS trg_customers_ai;
+CREATE TRIGGER trg_customers_ai AFTER INSERT ON customers FOR EACH ROW
+  INSERT INTO audit_log (table_name, row_id, action, db_user)
+  SELECT 'customers', NEW.id, 'insert', CURRENT_USER() FROM DUAL WHERE COALESCE(@etl_skip_audit, 0) = 0;
+DROP TRIGGER IF EXISTS trg_customers_au;
+CREATE TRIGGER trg_customers_au AFTER UPDATE ON customers FOR EACH ROW
+  INSERT INTO audit_log (table_name, row_id, action, db_user)
+  SELECT 'customers', NEW.id, 'update', CURRENT_USER() FROM DUAL WHERE COALESCE(@etl_skip_audit, 0) = 0;
+DROP TRIGGER IF EXISTS trg_customers_ad;
+CREATE TRIGGER trg_customers_ad AFTER DELETE ON customers FOR EACH ROW
+  INSERT INTO audit_log (table_name, row_id, action, db_user)
+  SELECT 'customers', OLD.id, 'delete', CURRENT_USER() FROM DUAL WHERE COALESCE(@etl_skip_audit, 0) = 0;
+
+DROP TRIGGER IF EXISTS trg_vendors_ai;
+CREATE TRIGGER trg_vendors_ai AFTER INSERT ON vendors FOR EACH ROW
+  INSERT INTO audit_log (table_name, row_id, action, db_user)
+  SELECT 'vendors', NEW.id, 'insert', CURRENT_USER() FROM DUAL WHERE COALESCE(@etl_skip_audit, 0) = 0;
+DROP TRIGGER IF EXISTS trg_vendors_au;
+CREATE TRIGGER trg_vendors_au AFTER UPDATE ON vendors FOR EACH ROW
+  INSERT INTO audit_log (table_name, row_id, action, db_user)
+  SELECT 'vendors', NEW.id, 'update', CURRENT_USER() FROM DUAL WHERE COALESCE(@etl_skip_audit, 0) = 0;
+DROP TRIGGER IF EXISTS trg_vendors_ad;
+CREATE TRIGGER trg_vendors_ad AFTER DELETE ON vendors FOR EACH ROW
+  INSERT INTO audit_log (table_name, row_id, action, db_user)
+  SELECT 'vendors', OLD.id, 'delete', CURRENT_USER() FROM DUAL WHERE COALESCE(@etl_skip_audit, 0) = 0;
+
+DROP TRIGGER IF EXISTS trg_upload_sessions_ai;
+CREATE TRIGGER trg_upload_sessions_ai AFTER INSERT ON upload_sessions FOR EACH ROW
+  INSERT INTO audit_log (table_name, row_id, action, db_user)
+  SELECT 'upload_sessions', NEW.id, 'insert', CURRENT_USER() FROM DUAL WHERE COALESCE(@etl_skip_audit, 0) = 0;
+DROP TRIGGER IF EXISTS trg_upload_sessions_au;
+CREATE TRIGGER trg_upload_sessions_au AFTER UPDATE ON upload_sessions FOR EACH ROW
+  INSERT INTO audit_log (table_name, row_id, action, db_user)
+  SELECT 'upload_sessions', NEW.id, 'update', CURRENT_USER() FROM DUAL WHERE COALESCE(@etl_skip_audit, 0) = 0;
+DROP TRIGGER IF EXISTS trg_upload_sessions_ad;
+CREATE TRIGGER trg_upload_sessions_ad AFTER DELETE ON upload_sessions FOR EACH ROW
+  INSERT INTO audit_log (table_name, row_id, action, db_user)
+  SELECT 'upload_sessions', OLD.id, 'delete', CURRENT_USER() FROM DUAL WHERE COALESCE(@etl_skip_audit, 0) = 0;
+
+-- ---------------------------------------------------------------- views (the UI's aggregations)
+
+CREATE OR REPLACE VIEW v_tickets_by_status AS
+  SELECT status, COUNT(*) AS tickets FROM tickets GROUP BY status;
+
+CREATE OR REPLACE VIEW v_tickets_by_category AS
+  SELECT category, COUNT(*) AS tickets FROM tickets GROUP BY category;
+
+CREATE OR REPLACE VIEW v_tickets_by_cabang AS
+  SELECT cabang, COUNT(*) AS tickets FROM tickets GROUP BY cabang;
+
+CREATE OR REPLACE VIEW v_tickets_by_month AS
+  SELECT DATE_FORMAT(open_time, '%Y-%m') AS month, COUNT(*) AS tickets
+  FROM tickets GROUP BY DATE_FORMAT(open_time, '%Y-%m');
+
+-- SLA bands: of the closed tickets, how many were resolved within 4, 8 and 24 hours.
+CREATE OR REPLACE VIEW v_ticket_sla AS
+  SELECT COUNT(*) AS tickets,
+         SUM(close_time IS NOT NULL) AS closed,
+         SUM(sla_4h = 1) AS within_4h,
+         SUM(sla_8h = 1) AS within_8h,
+         SUM(sla_24h = 1) AS within_24h,
+         ROUND(100 * SUM(sla_4h = 1) / NULLIF(SUM(close_time IS NOT NULL), 0), 2) AS pct_4h,
+         ROUND(100 * SUM(sla_8h = 1) / NULLIF(SUM(close_time IS NOT NULL), 0), 2) AS pct_8h,
+         ROUND(100 * SUM(sla_24h = 1) / NULLIF(SUM(close_time IS NOT NULL), 0), 2) AS pct_24h
+  FROM tickets;
+
+CREATE OR REPLACE VIEW v_ticket_sla_by_cabang AS
+  SELECT cabang,
+         COUNT(*) AS tickets,
+         SUM(close_time IS NOT NULL) AS closed,
+         SUM(sla_4h = 1) AS within_4h,
+         SUM(sla_8h = 1) AS within_8h,
+         SUM(sla_24h = 1) AS within_24h,
+         ROUND(100 * SUM(sla_4h = 1) / NULLIF(SUM(close_time IS NOT NULL), 0), 2) AS pct_4h,
+         ROUND(100 * SUM(sla_8h = 1) / NULLIF(SUM(close_time IS NOT NULL), 0), 2) AS pct_8h,
+         ROUND(100 * SUM(sla_24h = 1) / NULLIF(SUM(close_time IS NOT NULL), 0), 2) AS pct_24h
+  FROM tickets GROUP BY cabang;
+
+CREATE OR REPLACE VIEW v_incidents_by_status AS
+  SELECT status, COUNT(*) AS incidents,
+         SUM(duration_min) AS total_duration_min, AVG(duration_min) AS avg_duration_min,
+         SUM(net_duration_min) AS total_net_duration_min, AVG(net_duration_min) AS avg_net_duration_min,
+         SUM(total_duration_pause_min) AS total_pause_min, SUM(total_duration_vendor_min) AS total_vendor_min
+  FROM incidents GROUP BY status;
+
+CREATE OR REPLACE VIEW v_incidents_by_priority AS
+  SELECT priority, COUNT(*) AS incidents,
+         SUM(duration_min) AS total_duration_min, AVG(duration_min) AS avg_duration_min,
+         SUM(net_duration_min) AS total_net_duration_min, AVG(net_duration_min) AS avg_net_duration_min,
+         SUM(total_duration_pause_min) AS total_pause_min, SUM(total_duration_vendor_min) AS total_vendor_min
+  FROM incidents GROUP BY priority;
+
+CREATE OR REPLACE VIEW v_incidents_by_site AS
+  SELECT site, COUNT(*) AS incidents,
+         SUM(duration_min) AS total_duration_min, AVG(duration_min) AS avg_duration_min,
+         SUM(net_duration_min) AS total_net_duration_min, AVG(net_duration_min) AS avg_net_duration_min,
+         SUM(total_duration_pause_min) AS total_pause_min, SUM(total_duration_vendor_min) AS total_vendor_min
+  FROM incidents GROUP BY site;
+
+CREATE OR REPLACE VIEW v_customers_by_jenis_klien AS
+  SELECT jenis_klien, COUNT(*) AS customers FROM customers GROUP BY jenis_klien;
+
+CREATE OR REPLACE VIEW v_customers_by_layanan AS
+  SELECT layanan, COUNT(*) AS customers FROM customers GROUP BY layanan;
+
+CREATE OR REPLACE VIEW v_customers_by_kategori AS
+  SELECT kategori, COUNT(*) AS customers FROM customers GROUP BY kategori;
+
+CREATE OR REPLACE VIEW v_upload_session_summary AS
+  SELECT data_type, status, COUNT(*) AS sessions, SUM(reconstructed) AS reconstructed,
+         SUM(record_count) AS records, SUM(success_count) AS successes, SUM(error_count) AS errors,
+         MIN(upload_timestamp) AS first_upload_ms, MAX(upload_timestamp) AS last_upload_ms
+  FROM upload_sessions GROUP BY data_type, status;
+
+-- ---------------------------------------------------------------- stored procedures
+
+DROP PROCEDURE IF EXISTS sp_finalize_upload_session;
+DELIMITER $$
+-- Mark one upload session completed, with record and success counts equal to the rows that carry its id.
+CREATE PROCEDURE sp_finalize_upload_session(IN p_session_id VARCHAR(64))
+BEGIN
+  -- Routine parameters take the database's default collation; the explicit COLLATEs
+  -- below keep the comparisons valid whatever that default is.
+  DECLARE n INT DEFAULT 0;
+  SELECT (SELECT COUNT(*) FROM tickets WHERE upload_session_id = p_session_id COLLATE utf8mb4_unicode_ci)
+       + (SELECT COUNT(*) FROM incidents WHERE upload_session_id = p_session_id COLLATE utf8mb4_unicode_ci)
+       + (SELECT COUNT(*) FROM customers WHERE upload_session_id = p_session_id COLLATE utf8mb4_unicode_ci)
+    INTO n;
+  UPDATE upload_sessions
+     SET record_count = n, success_count = n, status = 'completed'
+   WHERE id = p_session_id COLLATE utf8mb4_bin;
+  SELECT p_session_id AS session_id, n AS records;
+END$$
+DELIMITER ;
+
+DROP PROCEDURE IF EXISTS sp_delete_batch;
+DELIMITER $$
+-- Delete every record of one upload batch, in one transaction, and mark its session deleted.
+CREATE PROCEDURE sp_delete_batch(IN p_batch_id VARCHAR(64))
+BEGIN
+  DECLARE n_tickets, n_incidents, n_customers INT DEFAULT 0;
+  DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN ROLLBACK; RESIGNAL; END;
+  START TRANSACTION;
+  DELETE FROM tickets WHERE batch_id = p_batch_id COLLATE utf8mb4_unicode_ci;
+  SET n_tickets = ROW_COUNT();
+  DELETE FROM incidents WHERE batch_id = p_batch_id COLLATE utf8mb4_unicode_ci;
+  SET n_incidents = ROW_COUNT();
+  DELETE FROM customers WHERE batch_id = p_batch_id COLLATE utf8mb4_unicode_ci;
+  SET n_customers = ROW_COUNT();
+  UPDATE upload_sessions SET status = 'deleted' WHERE id = p_batch_id COLLATE utf8mb4_bin;
+  COMMIT;
+  SELECT p_batch_id AS batch_id, n_tickets AS tickets, n_incidents AS incidents, n_customers AS customers;
+END$$
+DELIMITER ;
+
+-- ---------------------------------------------------------------- initial rows
+
+INSERT IGNORE INTO menu_permissions (role, menus) VALUES
+  ('super admin', '["dashboard","tickets","incidents","customers","vendors","upload","analytics","users","settings"]'),
+  ('admin',       '["dashboard","tickets","incidents","customers","vendors","upload","analytics"]'),
+  ('user',        '["dashboard","tickets","incidents","customers","analytics"]');
+
+INSERT IGNORE INTO feature_flags (name, value, updated_by) VALUES
+  ('dataSource', '"indexeddb"', 'schema'),
+  ('writeMode', '"indexeddb-only"', 'schema'),
+  ('migrationMode', 'false', 'schema'),
+  ('debugMode', 'false', 'schema'),
+  ('performanceMonitoring', 'false', 'schema'),
+  ('rollbackMode', 'false', 'schema');
