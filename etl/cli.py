@@ -30,8 +30,8 @@ schema_app = typer.Typer(help="The MySQL schema (sql/schema.mysql.sql).", no_arg
 app.add_typer(db_app, name="db")
 app.add_typer(schema_app, name="schema")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 MysqlOpt = typer.Option(None, "--mysql", help="Target as mysql://user:pass@host:3306/db (default: MYSQL_URI, else the local server).")
 
