@@ -121,6 +121,12 @@ def migrate(settings: Settings, *, source: Path | None = None, sample_tickets: i
     ]
     if source is None:
         steps.append(("generate sample export", lambda: sample_export(settings, sample_tickets)))
+        source = settings.runtime_dir / "sample-export"
+    # export (issue 4): normalize `source` into settings.export_dir
+    # transform (issue 4): settings.export_dir -> settings.stage_dir
+    # load (issue 5)
+    # parity (issue 6): stops the run on a mismatch
+    # validate + data docs (issue 7)
 
     for name, step in steps:
         rec = StepRecord(name)
