@@ -117,6 +117,41 @@ def sample(
 # ---------------------------------------------------------------- transform and sql (issue 4)
 
 
+@app.command()
+@cli_errors
+def transform(
+    in_dir: Optional[Path] = typer.Option(None, "--in", help="Normalized export folder (default: EXPORT_DIR)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Stage folder to write (default: STAGE_DIR)."),
+):
+    """Stage an export: typed Parquet per table, rejects with reasons, rebuilt upload sessions.
+
+    Records in = staged + rejected for every store; rejects are in OUT/rejects/<table>.parquet
+    with file, record, key, field, value and reason. The stage folder is replaced as a whole.
+    """
+    from .transform import transform as run
+
+    settings = load_settings(export_dir=in_dir, stage_dir=out_dir)
+    show(run(settings.export_dir, settings.stage_dir))
+
+
+@app.command()
+@cli_errors
+def sql(
+    query: Optional[str] = typer.Argument(None, help="A DuckDB query; omit it (or pass --shell) for a prompt."),
+    shell: bool = typer.Option(False, "--shell", help="Open an interactive prompt."),
+    stage: Optional[Path] = typer.Option(None, "--stage", help="Stage folder (default: STAGE_DIR)."),
+    export: Optional[Path] = typer.Option(None, "--export", help="Export folder (default: EXPORT_DIR)."),
+):
+    """Query staged data with DuckDB: views `tickets`, `tickets_rejects`, `export_tickets`, ... per store."""
+    from . import query as q
+
+    settings = load_settings(stage_dir=stage, export_dir=export)
+    if shell or not query:
+        q.shell(settings.stage_dir, settings.export_dir)
+    else:
+        show(q.run_sql(query, settings.stage_dir, settings.export_dir))
+
+
 # ---------------------------------------------------------------- load (issue 5)
 
 

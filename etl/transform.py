@@ -70,7 +70,9 @@ def export_files(export_dir: Path, store: Store) -> list[tuple[Path, str]]:
     """(path, DuckDB JSON format) of a store's files, from the export summary."""
     summary = json.loads((Path(export_dir) / EXPORT_SUMMARY).read_text())
     entries = summary.get("files", {}).get(store.name, [])
-    return [(Path(export_dir) / e["path"], e.get("format", "auto")) for e in entries]
+    entries = [{"path": e} if isinstance(e, str) else e for e in entries]  # the app's own summary lists names
+    fmt = {".ndjson": "newline_delimited", ".jsonl": "newline_delimited", ".json": "array"}
+    return [(Path(export_dir) / e["path"], e.get("format") or fmt.get(Path(e["path"]).suffix, "auto")) for e in entries]
 
 
 def _q(name: str) -> str:
