@@ -100,7 +100,7 @@ def _typed_sql(col: Column) -> tuple[str, str]:
         return r, f"CASE WHEN strlen({r}) > {col.max_bytes} THEN 'text longer than the column (' || strlen({r}) || ' > {col.max_bytes} bytes)' END"
     if col.is_time:
         # ISO with or without zone (zone-less = UTC), a Date instant {"$date": ms}, or bare epoch ms.
-        epoch = f"""try_cast(regexp_extract({r}, '^(?:\{{"\$date":\s*)?(-?[0-9]+(?:\.[0-9]+)?)\}}?$', 1) AS DOUBLE)"""
+        epoch = rf"""try_cast(regexp_extract({r}, '^(?:\{{"\$date":\s*)?(-?[0-9]+(?:\.[0-9]+)?)\}}?$', 1) AS DOUBLE)"""
         # A trailing +hh:mm offset needs the zone-aware cast; every other form parses as plain
         # TIMESTAMP (which would ignore an offset), several times faster.
         iso = (f"CASE WHEN substr({r}, -6, 1) IN ('+', '-') THEN try_cast({r} AS TIMESTAMPTZ)::TIMESTAMP "

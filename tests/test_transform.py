@@ -1,0 +1,221 @@
+"""Transform on real files and real DuckDB: reconciliation, carried values, rejects, sessions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from etl.errors import TransformError
+from etl.sample import write_sample
+from etl.stage import read_stage, rejects_path, stage_path, stage_summary
+from etl.stores import STORES, store
+from etl.transform import INCIDENT_UPLOAD_GAP_MS, transform
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sample") / "export"
+    write_sample(out, tickets=600, seed=11)
+    return out
+
+
+@pytest.fixture(scope="module")
+def staged(sample, tmp_path_factory):
+    stage = tmp_path_factory.mktemp("stage") / "stage"
+    return transform(sample, stage), stage
+
+
+def _records(export: Path, name: str) -> list[dict]:
+    return json.loads((export / f"{name}.json").read_text())
+
+
+def write_export(folder: Path, **stores: list) -> Path:
+    """A tiny export in the app's layout; stores not given are empty."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for s in STORES:
+        if s.name in stores or s.required:
+            (folder / f"{s.name}.json").write_text(json.dumps(stores.get(s.name, []), ensure_ascii=False))
+            files[s.name] = [f"{s.name}.json"]
+    (folder / "export-summary.json").write_text(json.dumps({"files": files}))
+    return folder
+
+
+def ticket(id_, **fields):
+    return {"id": id_, "openTime": "2024-07-15T17:35:00", **fields}
+
+
+# ---------------------------------------------------------------- the sample
+
+
+def test_every_record_is_staged_or_rejected(staged, sample):
+    result, stage = staged
+    for name, counts in result.counts.items():
+        assert counts.balanced, name
+        if name != "uploadSessions":
+            assert counts.records_in == len(_records(sample, name)), name
+    summary = stage_summary(stage)
+    assert summary["counts"]["tickets"]["staged"] == result.counts["tickets"].staged
+    for s in STORES:
+        rejects = pl.read_parquet(rejects_path(stage, s))
+        assert rejects.filter(pl.col("reason").is_null() | (pl.col("reason") == "")).height == 0
+
+
+def test_staged_tables_match_their_descriptions_and_are_in_key_order(staged):
+    _, stage = staged
+    for s in STORES:
+        frame = read_stage(stage, s)  # raises when the schema differs from the description
+        keys = frame.select(s.primary_key)
+        assert keys.equals(keys.sort(s.primary_key)), s.table
+
+
+def test_values_are_carried_as_stored(staged, sample):
+    _, stage = staged
+    source = {r["id"]: r for r in _records(sample, "tickets")}
+    frame = read_stage(stage, store("tickets"))
+    rows = {r["id"]: r for r in frame.to_dicts()}
+    tabbed = [i for i, r in source.items() if "\t" in (r.get("description") or "")]
+    assert tabbed and all(rows[i]["description"] == source[i]["description"] for i in tabbed)
+    emptied = [i for i, r in source.items() if r.get("cause") == ""]
+    nulled = [i for i, r in source.items() if "cause" not in r or r["cause"] is None]
+    assert emptied and nulled
+    assert all(rows[i]["cause"] == "" for i in emptied) and all(rows[i]["cause"] is None for i in nulled)
+    for i, r in list(source.items())[:200]:
+        d = r.get("duration")
+        if d:
+            assert float(rows[i]["duration_raw_hours"]) == pytest.approx(round(d["rawHours"], 6), abs=1e-9)
+            assert rows[i]["duration_formatted"] == d["formatted"]
+        # zone-less openTime is UTC wall-clock; closeTime is converted from Z
+        assert rows[i]["open_time"].isoformat()[:19] == r["openTime"][:19]
+        if r.get("closeTime"):
+            assert rows[i]["close_time"].isoformat(timespec="milliseconds") + "Z" == r["closeTime"]
+
+
+def test_vendor_dates_stay_instants(staged, sample):
+    _, stage = staged
+    source = {r["id"]: r for r in _records(sample, "vendors")}
+    for row in read_stage(stage, store("vendors")).to_dicts():
+        expected = source[row["id"]]["createdAt"]["$date"]
+        assert int(row["created_at"].replace(tzinfo=__import__("datetime").timezone.utc).timestamp() * 1000) == expected
+
+
+def test_offset_between_stored_durations_and_times_is_reported_not_fixed(staged):
+    result, _ = staged
+    assert any("+7.00 h" in f for f in result.findings)
+
+
+def test_sessions_are_rebuilt_for_legacy_records_and_incidents(staged, sample):
+    _, stage = staged
+    sessions = read_stage(stage, store("uploadSessions"))
+    tickets = read_stage(stage, store("tickets"))
+    incidents = read_stage(stage, store("incidents"))
+    for frame in (tickets, incidents, read_stage(stage, store("customers"))):
+        assert frame["upload_session_id"].null_count() == 0
+        assert set(frame["upload_session_id"]) <= set(sessions["id"])
+    rebuilt = sessions.filter(pl.col("reconstructed"))
+    counts = pl.concat([tickets.select("upload_session_id"), incidents.select("upload_session_id"),
+                        read_stage(stage, store("customers")).select("upload_session_id")]).group_by(
+        "upload_session_id").len()
+    joined = rebuilt.join(counts, left_on="id", right_on="upload_session_id")
+    assert joined.height == rebuilt.height and (joined["record_count"] == joined["len"]).all()
+    legacy = [r for r in _records(sample, "tickets") if not r.get("batchId")]
+    assert legacy and tickets.filter(pl.col("id").is_in([r["id"] for r in legacy]))["upload_session_id"].str.starts_with(
+        "legacy-tickets-").all()
+    # incidents: one session per tight importedAt cluster
+    raw = pl.DataFrame(_records(sample, "incidents")).select(
+        pl.col("importedAt").str.to_datetime("%Y-%m-%dT%H:%M:%S%.fZ", time_unit="ms").dt.epoch("ms").sort())
+    clusters = 1 + int((raw["importedAt"].diff().drop_nulls() > INCIDENT_UPLOAD_GAP_MS).sum())
+    assert incidents["upload_session_id"].n_unique() == clusters > 1
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def test_bad_values_become_rejects_naming_file_store_record_field(tmp_path):
+    export = write_export(tmp_path / "e", tickets=[
+        ticket("ok", uploadTimestamp=1),
+        ticket("bad-time", openTime="not a time"),
+        ticket("bad-number", uploadTimestamp="abc"),
+        {"openTime": "2024-07-15T17:35:00"},  # no key
+        ticket("bad-duration", duration="5 hours"),
+        ticket("too-long", category="C" * 65),
+        {"id": "no-open"},
+    ])
+    result = transform(export, tmp_path / "stage")
+    c = result.counts["tickets"]
+    assert (c.records_in, c.staged, c.rejected) == (7, 1, 6)
+    rejects = pl.read_parquet(rejects_path(tmp_path / "stage", store("tickets")))
+    got = {(r["record"], r["field"]): r["reason"] for r in rejects.to_dicts()}
+    assert got == {
+        (1, "openTime"): "time does not parse",
+        (2, "uploadTimestamp"): "not a number",
+        (3, "id"): "no primary key",
+        (4, "duration"): "duration is not an object",
+        (5, "category"): "text longer than the column (65 > 64 characters)",
+        (6, "openTime"): "required time is missing",
+    }
+    assert set(rejects["file"]) == {"tickets.json"} and set(rejects["store"]) == {"tickets"}
+    assert rejects.filter(pl.col("record") == 2)["key"].item() == "bad-number"
+    assert rejects.filter(pl.col("record") == 2)["value"].item() == "abc"
+
+
+def test_duplicate_keys_resolved_by_the_documented_rule(tmp_path):
+    export = write_export(tmp_path / "e", tickets=[
+        ticket("k", name="older", uploadTimestamp=2),
+        ticket("k", name="newest", uploadTimestamp=3),
+        ticket("k ", name="pad-space twin, oldest", uploadTimestamp=1),
+        ticket("t", name="first"),
+        ticket("t", name="later in the export"),
+    ])
+    result = transform(export, tmp_path / "stage")
+    assert result.counts["tickets"].duplicates == 3 and result.counts["tickets"].balanced
+    names = dict(read_stage(tmp_path / "stage", store("tickets")).select("id", "name").iter_rows())
+    assert names == {"k": "newest", "t": "later in the export"}
+    rejects = pl.read_parquet(rejects_path(tmp_path / "stage", store("tickets")))
+    assert sorted(rejects["record"]) == [0, 2, 3]
+    assert rejects["reason"].str.starts_with("duplicate key: kept tickets.json record").all()
+
+
+def test_hard_text_is_carried_exactly(tmp_path):
+    hard = "nul\u0000byte, emoji \U0001F600, tab\t, trailing space , Difa' Fathir \\ \"q\""
+    export = write_export(tmp_path / "e", tickets=[ticket("a", description=hard, name="\U0001F600" * 255)])
+    transform(export, tmp_path / "stage")
+    row = read_stage(tmp_path / "stage", store("tickets")).row(0, named=True)
+    assert row["description"] == hard and row["name"] == "\U0001F600" * 255
+
+
+def test_ten_megabyte_text_is_a_reject_not_a_crash(tmp_path):
+    export = write_export(tmp_path / "e", tickets=[ticket("big", description="x" * 10_000_000), ticket("small")])
+    result = transform(export, tmp_path / "stage")
+    assert (result.counts["tickets"].staged, result.counts["tickets"].rejected) == (1, 1)
+    reject = pl.read_parquet(rejects_path(tmp_path / "stage", store("tickets"))).row(0, named=True)
+    assert reject["field"] == "description" and "10000000 > 65535 bytes" in reject["reason"]
+    assert len(reject["value"]) <= 120
+
+
+def test_empty_stores_stage_empty_tables(tmp_path):
+    export = write_export(tmp_path / "e", tickets=[ticket("a")])
+    result = transform(export, tmp_path / "stage")
+    assert result.counts["incidents"].records_in == 0
+    assert read_stage(tmp_path / "stage", store("incidents")).height == 0
+
+
+def test_unreadable_file_fails_cleanly_and_keeps_the_previous_stage(tmp_path, sample):
+    stage = tmp_path / "stage"
+    transform(sample, stage)
+    before = {p.name: p.read_bytes() for p in stage.glob("*.parquet")}
+    export = write_export(tmp_path / "e", tickets=[ticket("a")])
+    (export / "tickets.json").write_text('[{"id": "a", "openTime": "2024-07-15T17:35:00"}, {"id": "b", "ope')
+    with pytest.raises(TransformError) as e:
+        transform(export, stage)
+    assert "tickets.json" in str(e.value) and "store tickets" in str(e.value)
+    assert {p.name: p.read_bytes() for p in stage.glob("*.parquet")} == before
+    assert not list(tmp_path.glob(".stage.tmp-*"))
+
+
+def test_not_an_export_folder(tmp_path):
+    with pytest.raises(TransformError, match="export-summary.json"):
+        transform(tmp_path, tmp_path / "stage")
