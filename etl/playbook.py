@@ -55,6 +55,12 @@ def schema_apply(settings: Settings):
     return apply_schema(target(settings))
 
 
+def transform_export(settings: Settings):
+    from .transform import transform
+
+    return transform(settings.export_dir, settings.stage_dir)
+
+
 def sample_export(settings: Settings, tickets: int):
     from .sample import write_sample
 
@@ -123,7 +129,7 @@ def migrate(settings: Settings, *, source: Path | None = None, sample_tickets: i
         steps.append(("generate sample export", lambda: sample_export(settings, sample_tickets)))
         source = settings.runtime_dir / "sample-export"
     # export (issue 4): normalize `source` into settings.export_dir
-    # transform (issue 4): settings.export_dir -> settings.stage_dir
+    steps.append(("transform", lambda: transform_export(settings)))
     # load (issue 5)
     # parity (issue 6): stops the run on a mismatch
     # validate + data docs (issue 7)
