@@ -44,7 +44,10 @@ db-up: venv ## Start the project-local MySQL server
 db-down: venv ## Stop the project-local MySQL server
 	$(ETL) db down
 
+duckdb: venv ## Open a DuckDB prompt on the staged data (views per table, rejects and export store)
+	$(ETL) sql --shell
+
 clean: ## Remove generated data (keeps the virtual environment and the local server's data)
 	rm -rf data/stage runtime/sample-export runtime/runs
 
-.PHONY: help venv system-deps migrate test db-up db-down clean
+.PHONY: help venv system-deps migrate test db-up db-down duckdb clean

@@ -11,7 +11,7 @@ import polars as pl
 from .errors import EtlError
 from .stage import rejects_path, stage_path
 from .stores import STORES
-from .transform import EXPORT_SUMMARY, export_files
+from .transform import EXPORT_SUMMARY, MAX_OBJECT_BYTES, export_files
 
 
 def _lit(text: str) -> str:
@@ -31,7 +31,7 @@ def views(stage_dir: Path, export_dir: Path | None = None) -> dict[str, str]:
             if files:
                 paths = "[" + ", ".join(_lit(str(p)) for p, _ in files) + "]"
                 out[f"export_{store.table}"] = (
-                    f"SELECT * FROM read_json({paths}, format={_lit(files[0][1])}, maximum_object_size=268435456)")
+                    f"SELECT * FROM read_json({paths}, format={_lit(files[0][1])}, maximum_object_size={MAX_OBJECT_BYTES})")
     return out
 
 

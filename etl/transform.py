@@ -47,7 +47,7 @@ from .stage import SUMMARY, polars_dtype, rejects_path, stage_path
 from .stores import SLA_HOURS, STORES, Column, Store
 
 EXPORT_SUMMARY = "export-summary.json"
-MAX_OBJECT_BYTES = 256 * 1024 * 1024  # one record may hold a very long text field
+MAX_OBJECT_BYTES = 32 * 1024 * 1024  # one record may hold a long text field (DuckDB sizes its read buffers by this)
 EXCERPT = 120
 # Incidents carry no session: one upload is one tight cluster of importedAt values. A gap
 # longer than this starts the next upload (uploads seen in real data are minutes apart, the
