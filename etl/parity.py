@@ -1,0 +1,577 @@
+"""Parity: prove MySQL holds exactly what the stage holds, bucket by bucket, and name every row that differs.
+
+For each table both sides go through the same normalizer, `etl.rowhash` (driven by the store
+description), and DuckDB computes per bucket the row count and the sum of the row hashes
+(order-independent). The stage is read from its Parquet file; MySQL through connectorx, in
+parallel primary-key ranges (see `read_mysql`). Buckets are the store's `default_buckets`
+(tickets: day, cabang, status, category) unless others are asked for; the names asked for
+are looked up in the description and only the description's column names reach SQL.
+
+Normalization is the row hash's (decimals at their column scale, times at the column's
+millisecond precision, booleans as the TINYINT MySQL stores, text compared byte for byte):
+NULL and '' differ, a trailing space differs although MySQL's PAD SPACE collations call the
+two equal, and so do text values a case-insensitive collation calls equal.
+
+For every bucket that differs, the drill-down pairs the rows of both sides by primary key
+(also rows that moved to another bucket): rows missing in MySQL, rows only in MySQL, and
+changed rows with the changed columns and both values. Reports: a summary (the result's
+str), `report.json`, and `report.html` with a heatmap of the first two bucket dimensions
+(day by cabang for tickets) whose mismatching cells link to the differing rows.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Callable, Sequence
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+
+from .config import mask_uri
+from .errors import EtlError, ParityError
+from .rowhash import hash_expression, normalized, select_sql
+from .stage import SUMMARY, read_stage, stage_path, staged_stores
+from .stores import STORES, Store
+
+MAX_ROWS = 1000  # differing rows listed per kind and table in the reports (all are counted)
+EXAMPLES = 3  # differing rows named per table in the terminal summary
+MISSING, EXTRA, CHANGED = "missing_in_mysql", "only_in_mysql", "changed"
+KINDS = (MISSING, EXTRA, CHANGED)
+# connectorx reads this many primary-key ranges at once (measured in BENCHMARKS.md: 2 beats
+# 1 and 4 on a 2-core machine for 1M tickets).
+DEFAULT_PARTS = 2
+PART_MIN_ROWS = 50_000  # below this one query is faster than several
+
+
+# ---------------------------------------------------------------- buckets
+
+
+def table_buckets(store: Store, asked: Sequence[str] | None) -> tuple[str, ...]:
+    """The buckets a table is grouped by: its defaults, or those of `asked` the description knows."""
+    if asked is None:
+        return store.default_buckets
+    return tuple(b for b in asked if b in store.bucket_names)
+
+
+def check_buckets(stores: Sequence[Store], asked: Sequence[str] | None) -> tuple[str, ...] | None:
+    """Bucket names from a user, checked against the descriptions (never pasted into SQL)."""
+    if asked is None:
+        return None
+    names = tuple(dict.fromkeys(b.strip() for b in asked if b.strip()))
+    if not names:
+        raise ParityError("no bucket names given")
+    for b in names:
+        if not any(b in s.bucket_names for s in stores):
+            known = sorted({n for s in stores for n in s.bucket_names})
+            raise ParityError(f"unknown bucket {b!r}; the tables know {', '.join(known)}", field=b)
+    return names
+
+
+def bucket_expression(store: Store, bucket: str) -> str:
+    """DuckDB expression of a bucket's label (text; NULL is a bucket of its own)."""
+    name, trunc = store.bucket_column(bucket)
+    col = store.column(name)  # the identifier comes from the description, not from the caller
+    if trunc is None:
+        return f"CAST({normalized(col)} AS VARCHAR)"
+    fmt = "%Y-%m-%d" if trunc == "day" else "%Y-%m"
+    ts = f"epoch_ms({normalized(col)})" if col.kind == "epoch_ms" else normalized(col)
+    return f"strftime({ts}, '{fmt}')"
+
+
+# ---------------------------------------------------------------- reading MySQL
+
+
+def split_points(stage_keys: pl.Series, parts: int) -> list:
+    """Primary-key values that cut the stage's (sorted) keys into `parts` ranges of equal size."""
+    keys = stage_keys.drop_nulls().sort()
+    if parts < 2 or keys.len() < parts:
+        return []
+    return sorted(set(keys[keys.len() * i // parts] for i in range(1, parts)))
+
+
+def _sql_literal(value) -> str:
+    if isinstance(value, str):
+        # Hex, so no quoting or sql_mode (NO_BACKSLASH_ESCAPES) matters; same collation as the key.
+        return f"CONVERT(X'{value.encode('utf-8').hex()}' USING utf8mb4) COLLATE utf8mb4_bin"
+    return str(int(value))
+
+
+def range_queries(store: Store, points: list) -> list[str]:
+    """One SELECT per key range; the ranges cover every row exactly once, whatever the points."""
+    if not points:
+        return [select_sql(store)]
+    (key,) = store.primary_key
+    k = f"`{store.column(key).name}`"
+    bounds = [None, *points, None]
+    queries = []
+    for lo, hi in zip(bounds, bounds[1:]):
+        cond = [f"{k} >= {_sql_literal(lo)}" if lo is not None else None, f"{k} < {_sql_literal(hi)}" if hi is not None else None]
+        queries.append(select_sql(store, " AND ".join(c for c in cond if c)))
+    return queries
+
+
+def read_mysql(target, store: Store, points: list | None = None) -> pa.Table:
+    """The table's described columns through connectorx; several key ranges are read in parallel."""
+    import connectorx as cx
+
+    queries = range_queries(store, points or [])
+    try:
+        return cx.read_sql(target.uri, queries if len(queries) > 1 else queries[0], return_type="arrow")
+    except Exception as e:  # connectorx raises plain RuntimeErrors, with the URI in some of them
+        raise ParityError(f"reading MySQL failed: {mask_uri(str(e))[:300]}", store=store.name) from None
+
+
+# ---------------------------------------------------------------- comparing one table
+
+
+@dataclass(frozen=True)
+class RowDiff:
+    """One row that differs: its key, its bucket on each side and, when changed, the columns and both values."""
+
+    kind: str  # missing_in_mysql | only_in_mysql | changed
+    key: dict
+    stage_bucket: dict | None
+    mysql_bucket: dict | None
+    columns: tuple[str, ...] = ()  # the changed columns (kind `changed`)
+    stage: dict | None = None  # missing/changed: the stage's values (all columns, or the changed ones)
+    mysql: dict | None = None
+
+    def __str__(self) -> str:
+        key = ", ".join(f"{k}={v!r}" for k, v in self.key.items())
+        if self.kind != CHANGED:
+            return f"{self.kind.replace('_', ' ')}: {key}"
+        cols = "; ".join(f"{c}: {self.stage[c]!r} -> {self.mysql[c]!r}" for c in self.columns)
+        return f"changed: {key}: {cols}"
+
+
+@dataclass(frozen=True)
+class TableParity:
+    table: str
+    buckets: tuple[str, ...]
+    stage_rows: int
+    mysql_rows: int
+    bucket_count: int
+    mismatched_buckets: int
+    missing_in_mysql: int
+    only_in_mysql: int
+    changed: int
+    read_parts: int  # key ranges connectorx read in parallel
+    seconds: float
+    examples: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.mismatched_buckets == 0 and self.stage_rows == self.mysql_rows
+
+
+@dataclass(frozen=True)
+class TableReport:
+    """Everything the reports show for one table (not kept in run records: it can be large)."""
+
+    summary: TableParity
+    bucket_rows: list[dict]  # every bucket: labels, counts and checksums of both sides, ok
+    diffs: dict[str, list[RowDiff]]  # kind -> differing rows (at most MAX_ROWS each)
+
+
+def _plain(v):
+    if isinstance(v, Decimal):
+        return str(v)
+    if isinstance(v, datetime):
+        return v.isoformat(sep=" ", timespec="milliseconds")
+    if isinstance(v, date):
+        return v.isoformat()
+    return v
+
+
+def _hex(x) -> str | None:
+    return None if x is None else f"{int(x) % 2**64:016x}"
+
+
+def compare_table(con: duckdb.DuckDBPyConnection, store: Store, stage_file: Path, mysql: pa.Table | Callable[[], pa.Table],
+                  buckets: tuple[str, ...], *, read_parts: int = 1, max_rows: int = MAX_ROWS) -> TableReport:
+    """Bucket checksums of both sides and the drill-down into the buckets that differ.
+
+    `mysql` is MySQL's rows, or a function that waits for them: the stage is hashed first, so
+    its pass overlaps with a read still running in another thread.
+    """
+    t0 = time.perf_counter()
+    keys = [f'"{store.column(k).name}"' for k in store.primary_key]
+    labels = [f"b{i}" for i in range(len(buckets))]
+    bucket_sql = "".join(f", {bucket_expression(store, b)} AS {lab}" for b, lab in zip(buckets, labels))
+    hashed = f"SELECT {', '.join(keys)}{bucket_sql}, {hash_expression(store)} AS h FROM "
+    path = str(stage_file).replace("'", "''")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW stage_src AS SELECT * FROM read_parquet('{path}')")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE sh AS {hashed} stage_src")
+    con.register("mysql_src", mysql() if callable(mysql) else mysql)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE mh AS {hashed} mysql_src")
+
+    # Per bucket, both sides at once: GROUP BY keeps NULL labels together, no join needed.
+    group = ", ".join(labels) if labels else "()"
+    lab_sel = "".join(f"{lab}, " for lab in labels)
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE bk AS
+        SELECT {lab_sel}
+               count(*) FILTER (WHERE side = 's') AS stage_rows,
+               count(*) FILTER (WHERE side = 'm') AS mysql_rows,
+               sum(h::HUGEINT) FILTER (WHERE side = 's') AS stage_sum,
+               sum(h::HUGEINT) FILTER (WHERE side = 'm') AS mysql_sum
+        FROM (SELECT 's' AS side, * FROM sh UNION ALL SELECT 'm' AS side, * FROM mh)
+        GROUP BY {group}""")
+    con.execute("ALTER TABLE bk ADD COLUMN ok BOOLEAN")
+    con.execute("UPDATE bk SET ok = stage_rows = mysql_rows AND stage_sum IS NOT DISTINCT FROM mysql_sum")
+    bucket_rows = [
+        {"bucket": dict(zip(buckets, r[:len(labels)])), "stage_rows": r[-5], "mysql_rows": r[-4],
+         "stage_checksum": _hex(r[-3]), "mysql_checksum": _hex(r[-2]), "ok": r[-1]}
+        for r in con.execute(f"SELECT * FROM bk ORDER BY {', '.join(labels) or 'ok'} NULLS FIRST").fetchall()
+    ]
+    stage_rows, mysql_rows = (con.execute("SELECT count(*) FROM sh").fetchall()[0][0],
+                              con.execute("SELECT count(*) FROM mh").fetchall()[0][0])
+    bad = sum(1 for b in bucket_rows if not b["ok"])
+
+    diffs = {k: [] for k in KINDS}
+    counts = dict.fromkeys(KINDS, 0)
+    if bad:
+        diffs, counts = _drill_down(con, store, buckets, labels, keys, max_rows)
+    summary = TableParity(
+        table=store.table, buckets=buckets, stage_rows=stage_rows, mysql_rows=mysql_rows,
+        bucket_count=len(bucket_rows), mismatched_buckets=bad, missing_in_mysql=counts[MISSING],
+        only_in_mysql=counts[EXTRA], changed=counts[CHANGED], read_parts=read_parts,
+        seconds=round(time.perf_counter() - t0, 3),
+        examples=tuple(str(d) for k in KINDS for d in diffs[k])[:EXAMPLES],
+    )
+    con.unregister("mysql_src")
+    return TableReport(summary, bucket_rows, diffs)
+
+
+def _drill_down(con, store: Store, buckets, labels, keys, max_rows):
+    """Pair the rows of the mismatched buckets by primary key; classify and describe each difference."""
+    on = " AND ".join(f"x.{lab} IS NOT DISTINCT FROM bad.{lab}" for lab in labels) or "TRUE"
+    key_list = ", ".join(keys)
+    con.execute("CREATE OR REPLACE TEMP TABLE bad AS SELECT * FROM bk WHERE NOT ok")
+    # Keys seen in a bad bucket on either side; then both sides' rows for those keys, wherever they
+    # are (a changed bucket column moves a row from one bucket to another).
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE cand AS
+        SELECT {key_list} FROM sh x SEMI JOIN bad ON {on}
+        UNION SELECT {key_list} FROM mh x SEMI JOIN bad ON {on}""")
+    lab_s = "".join(f", s.{lab} AS s_{lab}" for lab in labels)
+    lab_m = "".join(f", m.{lab} AS m_{lab}" for lab in labels)
+    join = " AND ".join(f"s.{k} = m.{k}" for k in keys)
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE pairs AS
+        SELECT {', '.join(f'coalesce(s.{k}, m.{k}) AS {k}' for k in keys)},
+               CASE WHEN s.h IS NULL THEN '{EXTRA}' WHEN m.h IS NULL THEN '{MISSING}' ELSE '{CHANGED}' END AS kind
+               {lab_s}{lab_m}
+        FROM (SELECT * FROM sh SEMI JOIN cand USING ({key_list})) s
+        FULL JOIN (SELECT * FROM mh SEMI JOIN cand USING ({key_list})) m ON {join}
+        WHERE s.h IS DISTINCT FROM m.h""")
+    counts = dict(con.execute("SELECT kind, count(*) FROM pairs GROUP BY kind").fetchall())
+    counts = {k: counts.get(k, 0) for k in KINDS}
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE shown AS
+        SELECT * FROM pairs QUALIFY row_number() OVER (PARTITION BY kind ORDER BY {key_list}) <= {int(max_rows)}""")
+
+    norm = ", ".join(f'{normalized(c)} AS "{c.name}"' for c in store.columns)
+    names = [c.name for c in store.columns]
+    key_names = [store.column(k).name for k in store.primary_key]
+
+    def rows(src: str) -> dict[tuple, dict]:
+        cur = con.execute(f"SELECT {norm} FROM {src} SEMI JOIN shown USING ({key_list})")
+        out = {}
+        for r in cur.fetchall():
+            row = dict(zip(names, map(_plain, r)))
+            out[tuple(row[k] for k in key_names)] = row
+        return out
+
+    stage, mysql = rows("stage_src"), rows("mysql_src")
+    diffs = {k: [] for k in KINDS}
+    n = len(keys)
+    for r in con.execute(f"SELECT * FROM shown ORDER BY kind, {key_list}").fetchall():
+        key = tuple(_plain(v) for v in r[:n])
+        kind = r[n]
+        sb = dict(zip(buckets, r[n + 1:n + 1 + len(labels)]))
+        mb = dict(zip(buckets, r[n + 1 + len(labels):]))
+        s, m = stage.get(key), mysql.get(key)
+        keyd = dict(zip(key_names, key))
+        if kind == MISSING:
+            diffs[kind].append(RowDiff(kind, keyd, sb, None, stage=s))
+        elif kind == EXTRA:
+            diffs[kind].append(RowDiff(kind, keyd, None, mb, mysql=m))
+        else:
+            cols = tuple(c for c in names if s[c] != m[c] or type(s[c]) is not type(m[c]))
+            diffs[kind].append(RowDiff(kind, keyd, sb, mb, cols, {c: s[c] for c in cols}, {c: m[c] for c in cols}))
+    return diffs, counts
+
+
+# ---------------------------------------------------------------- the stage
+
+
+def _stage_from(src: Path) -> tuple[Path, Path | None]:
+    """(stage folder, temp folder to remove): a stage is used as is, an export is transformed first."""
+    src = Path(src)
+    if (src / SUMMARY).is_file():
+        return src, None
+    if (src / "export-summary.json").is_file():
+        from .transform import transform
+
+        tmp = Path(tempfile.mkdtemp(prefix="etl-parity-"))
+        transform(src, tmp / "stage")
+        return tmp / "stage", tmp
+    raise ParityError("not a stage folder (no transform-summary.json) nor an export folder (no export-summary.json)",
+                      file=str(src))
+
+
+# ---------------------------------------------------------------- the run
+
+
+@dataclass(frozen=True)
+class ParityResult:
+    source: str
+    target: str  # masked
+    tables: tuple[TableParity, ...]
+    report_dir: str
+    seconds: float
+    skipped: tuple[str, ...] = field(default=())  # described tables the stage does not hold
+
+    @property
+    def ok(self) -> bool:
+        return all(t.ok for t in self.tables)
+
+    @property
+    def mismatched(self) -> tuple[str, ...]:
+        return tuple(t.table for t in self.tables if not t.ok)
+
+    def __str__(self) -> str:
+        lines = [f"parity {self.source} vs {self.target}: {'OK' if self.ok else 'MISMATCH'} in {self.seconds:.1f} s"]
+        lines.append(f"  {'table':<16}{'stage':>10}{'mysql':>10}{'buckets':>9}{'bad':>6}{'missing':>9}"
+                     f"{'extra':>7}{'changed':>9}  {'status':<9}buckets by")
+        for t in self.tables:
+            lines.append(f"  {t.table:<16}{t.stage_rows:>10,}{t.mysql_rows:>10,}{t.bucket_count:>9,}"
+                         f"{t.mismatched_buckets:>6,}{t.missing_in_mysql:>9,}{t.only_in_mysql:>7,}{t.changed:>9,}"
+                         f"  {'ok' if t.ok else 'MISMATCH':<9}{', '.join(t.buckets) or '(whole table)'}")
+        for t in self.tables:
+            lines += [f"  {t.table}: {e}" for e in t.examples]
+        if self.skipped:
+            lines.append(f"  not in the stage: {', '.join(self.skipped)}")
+        lines.append(f"  report: {self.report_dir}/report.html (and report.json)")
+        return "\n".join(lines)
+
+    def raise_for_mismatch(self) -> None:
+        if not self.ok:
+            raise ParityError(f"MySQL differs from the stage in {', '.join(self.mismatched)}; "
+                              f"see {self.report_dir}/report.html", file=self.report_dir)
+
+
+def parity(src: Path, target, *, buckets: Sequence[str] | None = None, tables: Sequence[str] | None = None,
+           runtime_dir: Path = Path("runtime"), report_dir: Path | None = None, parts: int = DEFAULT_PARTS,
+           max_rows: int = MAX_ROWS) -> ParityResult:
+    """Compare a stage (or an export, transformed first) with MySQL; write report.json and report.html."""
+    t0 = time.perf_counter()
+    stage_dir, tmp = _stage_from(src)
+    try:
+        stores = staged_stores(stage_dir)
+        if tables:
+            from .stores import store as lookup
+
+            try:
+                wanted = {lookup(t).name for t in tables}
+            except KeyError as e:
+                raise ParityError(str(e.args[0])) from None
+            stores = tuple(s for s in stores if s.name in wanted)
+        asked = check_buckets(stores, buckets)
+        reports = [_compare(target, s, stage_dir, table_buckets(s, asked), parts, max_rows) for s in stores]
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    out = Path(report_dir) if report_dir else _new_report_dir(Path(runtime_dir) / "parity")
+    out.mkdir(parents=True, exist_ok=True)
+    skipped = tuple(s.table for s in STORES if s not in stores and not tables)
+    result = ParityResult(str(src), str(target), tuple(r.summary for r in reports), str(out),
+                          round(time.perf_counter() - t0, 3), skipped)
+    write_reports(result, reports, out)
+    return result
+
+
+def _compare(target, store: Store, stage_dir: Path, buckets, parts: int, max_rows: int) -> TableReport:
+    stage = read_stage(stage_dir, store, lazy=True)  # checks the file against the description
+    path = stage_path(stage_dir, store)
+    points = []
+    if parts > 1 and len(store.primary_key) == 1:
+        n = stage.select(pl.len()).collect().item()
+        if n >= PART_MIN_ROWS:
+            points = split_points(stage.select(store.primary_key[0]).collect().to_series(), parts)
+    con = duckdb.connect()
+    try:
+        # The MySQL read (server and connectorx threads) overlaps with DuckDB's pass over the stage.
+        got: dict = {}
+
+        def read():
+            try:
+                got["table"] = read_mysql(target, store, points)
+            except BaseException as e:  # re-raised in the caller's thread
+                got["error"] = e
+
+        def wait() -> pa.Table:
+            reader.join()
+            if "error" in got:
+                raise got["error"]
+            return got["table"]
+
+        reader = threading.Thread(target=read, name=f"parity-read-{store.table}", daemon=True)
+        reader.start()
+        try:
+            return compare_table(con, store, path, wait, buckets, read_parts=len(points) + 1, max_rows=max_rows)
+        finally:
+            reader.join()
+    except duckdb.Error as e:
+        raise ParityError(f"comparing in DuckDB failed: {e}", store=store.name) from None
+    finally:
+        con.close()
+
+
+def _new_report_dir(base: Path) -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    out, n = base / stamp, 1
+    while out.exists():
+        n += 1
+        out = base / f"{stamp}-{n}"
+    return out
+
+
+# ---------------------------------------------------------------- reports
+
+
+def write_reports(result: ParityResult, reports: list[TableReport], out: Path) -> None:
+    body = {
+        **{k: v for k, v in asdict(result).items() if k != "tables"},
+        "ok": result.ok,
+        "tables": {
+            r.summary.table: {
+                **asdict(r.summary), "ok": r.summary.ok,
+                "buckets_checked": r.bucket_rows,
+                "differences": {k: [asdict(d) for d in v] for k, v in r.diffs.items()},
+            }
+            for r in reports
+        },
+    }
+    (out / "report.json").write_text(mask_uri(json.dumps(body, indent=1, ensure_ascii=False, default=str)))
+    (out / "report.html").write_text(mask_uri(render_html(result, reports)), encoding="utf-8")
+
+
+CSS = """
+body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1.5em}
+td,th{border:1px solid #ccc;padding:2px 6px;text-align:left;vertical-align:top}
+th{background:#f4f4f4}
+.ok{background:#cdebc9}.bad{background:#f3a3a3}.none{background:#fafafa}
+.heat td{width:1.2em;height:1em;padding:0;text-align:center;font-size:11px}
+.heat th{font-weight:normal;font-size:12px;white-space:nowrap}
+.heat td a{display:block;color:#700;text-decoration:none}
+pre{margin:0;white-space:pre-wrap;max-width:60em}
+.MISMATCH{color:#b00;font-weight:bold}.OK{color:#070;font-weight:bold}
+"""
+
+
+def _e(v) -> str:
+    if v is None:
+        return "<i>NULL</i>"
+    return html.escape(repr(v) if isinstance(v, str) else str(v))
+
+
+def _cell_id(table: str, a, b) -> str:
+    return "d-" + table + "-" + "".join(c if c.isalnum() else "_" for c in f"{a}~{b}")
+
+
+def render_html(result: ParityResult, reports: list[TableReport]) -> str:
+    status = "OK" if result.ok else "MISMATCH"
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>parity {status}</title>"
+             f"<style>{CSS}</style></head><body>",
+             f"<h1>Parity: <span class='{status}'>{status}</span></h1>",
+             f"<p>{html.escape(result.source)} vs {html.escape(result.target)} in {result.seconds:.1f} s</p>",
+             "<table><tr><th>table</th><th>stage rows</th><th>mysql rows</th><th>buckets</th><th>mismatched</th>"
+             "<th>missing in mysql</th><th>only in mysql</th><th>changed</th><th>status</th><th>buckets by</th></tr>"]
+    for t in result.tables:
+        st = "ok" if t.ok else "MISMATCH"
+        parts.append(f"<tr><td><a href='#t-{t.table}'>{t.table}</a></td><td>{t.stage_rows:,}</td><td>{t.mysql_rows:,}</td>"
+                     f"<td>{t.bucket_count:,}</td><td>{t.mismatched_buckets:,}</td><td>{t.missing_in_mysql:,}</td>"
+                     f"<td>{t.only_in_mysql:,}</td><td>{t.changed:,}</td><td class='{'ok' if t.ok else 'bad'}'>{st}</td>"
+                     f"<td>{html.escape(', '.join(t.buckets) or '(whole table)')}</td></tr>")
+    parts.append("</table>")
+    for r in reports:
+        parts += _table_html(r)
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _table_html(r: TableReport) -> list[str]:
+    t = r.summary
+    dims = t.buckets[:2]
+    d0 = dims[0] if dims else None
+    d1 = dims[1] if len(dims) > 1 else None
+    cells: dict[tuple, bool] = {}
+    for b in r.bucket_rows:
+        cell = (b["bucket"].get(d0) if d0 else "", b["bucket"].get(d1) if d1 else "")
+        cells[cell] = cells.get(cell, True) and b["ok"]
+    rows = sorted({c[0] for c in cells}, key=lambda v: (v is not None, str(v)))
+    cols = sorted({c[1] for c in cells}, key=lambda v: (v is not None, str(v)))
+    out = [f"<h2 id='t-{t.table}'>{t.table}: <span class='{'OK' if t.ok else 'MISMATCH'}'>{'OK' if t.ok else 'MISMATCH'}</span></h2>",
+           f"<p>{t.stage_rows:,} rows staged, {t.mysql_rows:,} in MySQL; {t.bucket_count:,} buckets by "
+           f"{html.escape(', '.join(t.buckets) or '(whole table)')}, {t.mismatched_buckets:,} mismatched.</p>",
+           f"<p>Heatmap: {html.escape(d0 or 'whole table')}{' by ' + html.escape(d1) if d1 else ''} "
+           "(green: every bucket matches; red: a bucket differs, click it for the rows).</p>",
+           "<table class='heat'><tr><th></th>" + "".join(f"<th>{_e(c) if d1 else ''}</th>" for c in cols) + "</tr>"]
+    for a in rows:
+        tds = []
+        for b in cols:
+            ok = cells.get((a, b))
+            if ok is None:
+                tds.append("<td class='none'></td>")
+            elif ok:
+                tds.append(f"<td class='ok' title='{html.escape(str(a))} {html.escape(str(b))}'></td>")
+            else:
+                tds.append(f"<td class='bad'><a href='#{_cell_id(t.table, a, b)}'>&times;</a></td>")
+        out.append(f"<tr><th>{_e(a) if d0 else ''}</th>{''.join(tds)}</tr>")
+    out.append("</table>")
+    if t.ok:
+        return out
+
+    # The differing rows, grouped by heatmap cell (a row that moved is listed under both cells).
+    by_cell: dict[tuple, list[RowDiff]] = {}
+    for kind in KINDS:
+        for d in r.diffs[kind]:
+            for bucket in {json.dumps(x, sort_keys=True, default=str) for x in (d.stage_bucket, d.mysql_bucket) if x is not None}:
+                x = json.loads(bucket)
+                cell = (x.get(d0) if d0 else "", x.get(d1) if d1 else "")
+                by_cell.setdefault(cell, []).append(d)
+    shown = sum(len(v) for v in r.diffs.values())
+    total = t.missing_in_mysql + t.only_in_mysql + t.changed
+    out.append(f"<h3>Differing rows of {t.table}</h3><p>{t.missing_in_mysql:,} missing in MySQL, {t.only_in_mysql:,} only "
+               f"in MySQL, {t.changed:,} changed" + (f" (the first {shown:,} of {total:,} listed)" if shown < total else "") + ".</p>")
+    for cell in sorted(by_cell, key=lambda c: tuple((v is not None, str(v)) for v in c)):
+        label = " / ".join(f"{n} = {_e(v)}" for n, v in zip(dims, cell)) or "whole table"
+        out.append(f"<h4 id='{_cell_id(t.table, *cell)}'>{label}</h4>")
+        out.append("<table><tr><th>kind</th><th>key</th><th>column</th><th>stage</th><th>mysql</th></tr>")
+        for d in by_cell[cell]:
+            key = html.escape(", ".join(f"{k}={v}" for k, v in d.key.items()))
+            if d.kind == CHANGED:
+                for i, c in enumerate(d.columns):
+                    head = f"<td rowspan='{len(d.columns)}'>changed</td><td rowspan='{len(d.columns)}'>{key}</td>" if i == 0 else ""
+                    out.append(f"<tr>{head}<td>{html.escape(c)}</td><td><pre>{_e(d.stage[c])}</pre></td>"
+                               f"<td><pre>{_e(d.mysql[c])}</pre></td></tr>")
+            else:
+                row = d.stage if d.kind == MISSING else d.mysql
+                vals = html.escape(json.dumps(row, ensure_ascii=False, default=str)[:2000])
+                side = ("<td><pre>" + vals + "</pre></td><td></td>") if d.kind == MISSING else ("<td></td><td><pre>" + vals + "</pre></td>")
+                out.append(f"<tr><td>{d.kind.replace('_', ' ')}</td><td>{key}</td><td>(row)</td>{side}</tr>")
+        out.append("</table>")
+    return out
