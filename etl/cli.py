@@ -12,6 +12,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from . import playbook
 from .config import load_settings, mask_uri
@@ -44,7 +45,8 @@ def cli_errors(fn):
         try:
             return fn(*args, **kwargs)
         except EtlError as e:
-            err.print(f"[bold red]error:[/] {mask_uri(str(e))}", highlight=False, markup=True)
+            # escape: messages hold brackets ("[export] ...", "[records]") that are not markup
+            err.print(f"[bold red]error:[/] {escape(mask_uri(str(e)))}", highlight=False, markup=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             err.print("interrupted")
@@ -114,6 +116,36 @@ def sample(
 # ---------------------------------------------------------------- export (issue 4)
 
 
+@app.command("export")
+@cli_errors
+def export_cmd(
+    source: Path = typer.Option(..., "--from", help="An export folder (JSON arrays or NDJSON, parts allowed), a single-file "
+                                "dump {store: records-array}, or a dexie-export-import file."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="The normalized export folder (default: EXPORT_DIR)."),
+    force: bool = typer.Option(False, "--force", help="Replace an output folder that already holds an export."),
+):
+    """Check an export and write it as a normalized, immutable export folder (what `etl transform` reads)."""
+    from .export import export
+
+    settings = load_settings(export_dir=out_dir)
+    show(export(source, settings.export_dir, force=force))
+
+
+@app.command()
+@cli_errors
+def snippet(
+    out_file: Optional[Path] = typer.Option(None, "--out", help="Write it to this file instead of printing it."),
+    as_bookmarklet: bool = typer.Option(False, "--bookmarklet", help="The snippet as a javascript: URL for a bookmark."),
+):
+    """Print the JavaScript that exports the app's IndexedDB from the browser (paste it into the devtools console)."""
+    from .snippet import bookmarklet, snippet_source, write_snippet
+
+    if out_file is not None:
+        show(write_snippet(out_file, as_bookmarklet=as_bookmarklet))
+    else:
+        sys.stdout.write(bookmarklet() + "\n" if as_bookmarklet else snippet_source())
+
+
 # ---------------------------------------------------------------- transform and sql (issue 4)
 
 
@@ -156,6 +188,30 @@ def sql(
 
 
 # ---------------------------------------------------------------- parity (issue 6)
+
+
+@app.command()
+@cli_errors
+def parity(
+    src: Optional[Path] = typer.Option(None, "--src", help="Stage folder, or an export folder (transformed first into a temporary stage). Default: STAGE_DIR."),
+    dst_mysql: Optional[str] = typer.Option(None, "--dst-mysql", "--mysql", help="MySQL to compare with, mysql://user:pass@host:3306/db (default: MYSQL_URI, else the local server)."),
+    buckets: Optional[str] = typer.Option(None, "--buckets", help="Comma-separated bucket names (day, month, cabang, status, category, site, ...); each table uses those it has. Default: each table's own."),
+    table: Optional[list[str]] = typer.Option(None, "--table", help="Compare only this table (repeatable)."),
+    fail_on_mismatch: bool = typer.Option(False, "--fail-on-mismatch", help="Exit with status 1 when anything differs."),
+):
+    """Compare the stage with MySQL: row counts and checksums per bucket, and the rows behind every difference.
+
+    Writes RUNTIME_DIR/parity/<time>/report.json and report.html (a heatmap of buckets linking to the differing rows).
+    """
+    from .parity import parity as run
+
+    settings = load_settings(mysql_uri=dst_mysql)
+    result = run(src or settings.stage_dir, playbook.target(settings),
+                 buckets=buckets.split(",") if buckets is not None else None, tables=table,
+                 runtime_dir=settings.runtime_dir)
+    show(result)
+    if fail_on_mismatch:
+        result.raise_for_mismatch()
 
 
 # ---------------------------------------------------------------- validate (issue 7)

@@ -1,0 +1,589 @@
+"""Export: what people have in hand -> a normalized, immutable export folder the transform reads.
+
+Three input forms are accepted:
+  folder  the app's export layout (the snippet writes it): one JSON array or NDJSON file
+          per store, numbered parts allowed, plus export-summary.json;
+  single  one file `{"tickets": [records], "incidents": [...], ...}`;
+  dexie   a dexie-export-import file (`"formatName": "dexie"`, typeson `$types` per row).
+
+The output folder holds one or more files per store (records camelCase exactly as
+stored; a Date as `{"$date": <epoch ms>}`; undefined properties absent) and
+export-summary.json, written last. It is built in a hidden sibling folder and renamed
+into place, so it appears complete or not at all, and it is never changed afterwards.
+
+Big JSON never passes through Python objects: DuckDB counts and checks every file, a
+folder's files are hard-linked (or copied) rather than rewritten, and the record arrays
+of a single file are cut out byte for byte (etl.jsonscan).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+
+from . import jsonscan
+from .dexie import TYPES, RowTypeError, decode_row
+from .errors import ExportError
+from .stores import BY_NAME, STORES, Store
+
+SUMMARY = "export-summary.json"
+DATABASE_NAME = "InsightTicketDatabase"
+NOT_MIGRATED = ("users", "menuPermissions")  # in the app's database, but the backend owns them
+ARRAY, NDJSON = "array", "newline_delimited"
+FORMS = ("folder", "single", "dexie")
+MAX_OBJECT_BYTES = 64 << 20  # DuckDB: one record may hold a 10 MB+ text; much larger slows reading (bigger buffers)
+_EXT = {".json": ARRAY, ".ndjson": NDJSON, ".jsonl": NDJSON}
+# tickets.json, tickets.ndjson, tickets.part-0001.json, tickets.part2.ndjson, tickets-003.jsonl, ...
+_FILE = re.compile(r"^(?P<store>[A-Za-z][A-Za-z0-9]*)(?:[._-]part[._-]?(?P<part>\d+)|[._-](?P<num>\d+))?(?P<ext>\.json|\.ndjson|\.jsonl)$")
+
+
+# ---------------------------------------------------------------- result
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    out_dir: Path
+    source: Path
+    source_form: str
+    counts: dict[str, int]
+    missing_stores: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    seconds: float = 0.0
+    reused: bool = False
+
+    def __str__(self) -> str:
+        how = "reused (same source, unchanged)" if self.reused else f"in {self.seconds:.1f} s"
+        lines = [f"export of {self.source} ({self.source_form} form) -> {self.out_dir} {how}"]
+        lines += [f"  {store:<16}{n:>12,}" for store, n in self.counts.items()]
+        lines += [f"  {store:<16}{'missing':>12}" for store in self.missing_stores]
+        lines += [f"  warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+
+@dataclass
+class _Found:
+    """What a reader placed in the work folder, before it is checked."""
+
+    form: str
+    files: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # store -> [(name, format)]
+    claimed: dict[str, int] = field(default_factory=dict)  # counts the source itself states
+    claimed_in: str | None = None  # the file that states them
+    meta: dict = field(default_factory=dict)  # databaseName, databaseVersion, exportedAt
+    warnings: list[str] = field(default_factory=list)
+    inputs: list[Path] = field(default_factory=list)  # files read: the source's fingerprint
+
+
+# ---------------------------------------------------------------- public API
+
+
+def export(source: Path, out_dir: Path, *, force: bool = False) -> ExportResult:
+    """Normalize `source` (a folder, a single-file dump or a dexie file) into `out_dir`."""
+    t0 = time.perf_counter()
+    source, out_dir = Path(source), Path(out_dir)
+    if not source.exists():
+        raise ExportError("no such file or folder", file=str(source))
+    src, out = source.resolve(), out_dir.resolve()
+    if src == out or out in src.parents:
+        raise ExportError("the output folder would replace the source: choose another --out", file=str(out_dir))
+    if _non_empty(out_dir) and not force:
+        raise ExportError("the output folder already holds files: pass --force to replace it", file=str(out_dir))
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
+    work.mkdir()
+    try:
+        found = _read_source(src, work)
+        counts, missing = _check(found, work, src)
+        summary = _summary(found, src, counts, missing)
+        _write_json(work / SUMMARY, summary)  # last: its presence means the folder is complete
+        _install(work, out, force=force)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return ExportResult(out_dir, source, found.form, counts, tuple(missing), tuple(summary["warnings"]),
+                        time.perf_counter() - t0)
+
+
+def export_or_reuse(source: Path, out_dir: Path) -> ExportResult:
+    """The playbook's rule: keep `out_dir` when it was exported from this very source and
+    the source's files are unchanged (same sizes and modification times); otherwise export
+    again and replace `out_dir` atomically."""
+    source, out_dir = Path(source), Path(out_dir)
+    summary = _existing_summary(out_dir)
+    if summary is not None and source.exists():
+        same_folder = source.resolve() == out_dir.resolve()
+        if same_folder or (summary.get("source") == str(source.resolve()) and _unchanged(summary)):
+            return ExportResult(out_dir, source, summary.get("sourceForm", "folder"), dict(summary.get("counts", {})),
+                                tuple(summary.get("missingStores", [])), tuple(summary.get("warnings", [])), reused=True)
+    return export(source, out_dir, force=True)
+
+
+def read_summary(export_dir: Path) -> dict:
+    """The summary of a complete export folder (ExportError when there is none)."""
+    summary = _existing_summary(Path(export_dir))
+    if summary is None:
+        raise ExportError("not a complete export (no export-summary.json): run `etl export`", file=str(export_dir))
+    return summary
+
+
+def export_files(export_dir: Path, store_name: str | Store) -> list[tuple[Path, str]]:
+    """(path, DuckDB read_json format) of each file of a store, in order; [] for a missing store."""
+    name = store_name.name if isinstance(store_name, Store) else store_name
+    if name not in BY_NAME:
+        raise ExportError(f"unknown store; known: {', '.join(BY_NAME)}", store=name)
+    entries = read_summary(export_dir).get("files", {}).get(name, [])
+    return [(Path(export_dir) / e["path"], e["format"]) for e in entries]
+
+
+# ---------------------------------------------------------------- reading the three forms
+
+
+def detect_form(source: Path) -> str:
+    if source.is_dir():
+        return "folder"
+    first = _first_char(source)
+    if first == "{":
+        with open(source, "rb") as f:
+            head = f.read(64 << 10).decode("utf-8", "replace")
+        return "dexie" if re.search(r'"formatName"\s*:\s*"dexie"', head) else "single"
+    found = "nothing (the file is empty)" if first == "" else ("an array" if first == "[" else f"{first!r}")
+    raise ExportError(f"wrong top-level type: a single-file export is a JSON object {{store: [records]}}, found {found}",
+                      file=str(source))
+
+
+def _read_source(source: Path, work: Path) -> _Found:
+    form = detect_form(source)
+    return {"folder": _read_folder, "single": _read_single, "dexie": _read_dexie}[form](source, work)
+
+
+def _read_folder(folder: Path, work: Path) -> _Found:
+    found = _Found("folder")
+    summary_path = folder / SUMMARY
+    summary = {}
+    if summary_path.is_file():
+        summary = _load_small_json(summary_path)
+        found.inputs.append(summary_path)
+        found.meta = {k: summary.get(k) for k in ("databaseName", "databaseVersion", "exportedAt")}
+        found.claimed, found.claimed_in = _claimed_counts(summary, summary_path), str(summary_path)
+        found.warnings += [f"the source says: {w}" for w in summary.get("warnings", []) if isinstance(w, str)]
+    else:
+        found.warnings.append(f"the folder has no {SUMMARY}: counts cannot be checked against one")
+
+    listed = summary.get("files") if isinstance(summary.get("files"), dict) else {}
+    on_disk = _files_by_store(folder, found)
+    for store in STORES:
+        if store.name in listed:
+            entries = _listed_files(folder, summary_path, store.name, listed[store.name])
+        else:
+            entries = on_disk.get(store.name, [])
+        placed = []
+        for i, (path, fmt) in enumerate(entries):
+            fmt = fmt or _format_of(path, store.name)
+            name = _out_name(store.name, i if len(entries) > 1 else None, fmt)
+            _link_or_copy(path, work / name)
+            found.inputs.append(path)
+            placed.append((name, fmt))
+        if placed:
+            found.files[store.name] = placed
+    return found
+
+
+def _files_by_store(folder: Path, found: _Found) -> dict[str, list[tuple[Path, str | None]]]:
+    """Store files found by name: whole files or numbered parts, never both."""
+    whole: dict[str, list[Path]] = {}
+    parts: dict[str, dict[int, Path]] = {}
+    ignored = set()
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or not path.is_file() or path.name == SUMMARY:
+            continue
+        m = _FILE.match(path.name)
+        if not m or m["store"] not in BY_NAME:
+            ignored.add(m["store"] if m and m["store"] in NOT_MIGRATED else path.name)
+            continue
+        number = m["part"] or m["num"]
+        if number is None:
+            whole.setdefault(m["store"], []).append(path)
+        elif int(number) in parts.setdefault(m["store"], {}):
+            raise ExportError(f"two parts numbered {int(number)}: {parts[m['store']][int(number)].name} and {path.name}",
+                              file=str(path), store=m["store"])
+        else:
+            parts[m["store"]][int(number)] = path
+    for name in sorted(ignored):
+        why = "not migrated (the backend owns it)" if name in NOT_MIGRATED else "not a store file"
+        found.warnings.append(f"ignored {name}: {why}")
+    out = {}
+    for store in set(whole) | set(parts):
+        files = whole.get(store, []) + [parts[store][k] for k in sorted(parts.get(store, {}))]
+        if len(whole.get(store, [])) > 1 or (store in whole and parts.get(store)):
+            raise ExportError(f"the store is in more than one file ({', '.join(p.name for p in files)}): "
+                              "keep one file, or number every part", file=str(folder), store=store)
+        out[store] = [(p, None) for p in files]
+    return out
+
+
+def _listed_files(folder: Path, summary_path: Path, store: str, entries) -> list[tuple[Path, str | None]]:
+    if not isinstance(entries, list):
+        raise ExportError("files must list the store's file names", file=str(summary_path), store=store)
+    out = []
+    for e in entries:
+        name, fmt = (e, None) if isinstance(e, str) else (e.get("path"), e.get("format")) if isinstance(e, dict) else (None, None)
+        if not isinstance(name, str) or Path(name).name != name or fmt not in (None, ARRAY, NDJSON):
+            raise ExportError(f"bad files entry {e!r}", file=str(summary_path), store=store)
+        path = folder / name
+        if not path.is_file():
+            raise ExportError(f"missing store file: {SUMMARY} lists it but it is not in the folder", file=str(path), store=store)
+        out.append((path, fmt))
+    return out
+
+
+def _format_of(path: Path, store: str) -> str:
+    fmt = _EXT.get(path.suffix.lower())
+    first = _first_char(path)
+    if fmt == ARRAY and first != "[":
+        if first == "":
+            raise ExportError("empty file: expected a JSON array of records (an empty store is [])", file=str(path), store=store)
+        found = "an object" if first == "{" else repr(first)
+        hint = "; a file of one record per line must be named .ndjson" if first == "{" else ""
+        raise ExportError(f"wrong top-level type: expected a JSON array of records, found {found}{hint}", file=str(path), store=store)
+    if fmt == NDJSON and first not in ("{", ""):
+        raise ExportError(f"wrong top-level type: NDJSON holds one record object per line, found {first!r}", file=str(path), store=store)
+    return fmt
+
+
+def _read_single(path: Path, work: Path) -> _Found:
+    scan = jsonscan.scan(path, level=1)
+    top = scan.skeleton
+    if not isinstance(top, dict):
+        raise ExportError("wrong top-level type: expected a JSON object {store: [records]}", file=str(path))
+    if top.get("formatName") == "dexie":  # a dexie file whose header we did not see first
+        return _read_dexie(path, work)
+    found = _Found("single", inputs=[path])
+    found.meta = {k: top.get(k) for k in ("databaseName", "databaseVersion", "exportedAt")}
+    if isinstance(top.get("counts"), dict):
+        found.claimed, found.claimed_in = _claimed_counts(top, path), str(path)
+    for key, value in top.items():
+        if key in BY_NAME:
+            i = jsonscan.span_index(value)
+            if i is None:
+                raise ExportError(f"wrong type: a store must be an array of records, found {_json_type(value)}",
+                                  file=str(path), store=key)
+            name = _out_name(key, None, ARRAY)
+            jsonscan.copy_span(path, scan.spans[i], work / name)
+            found.files[key] = [(name, ARRAY)]
+        elif key in NOT_MIGRATED:
+            found.warnings.append(f"ignored {key}: not migrated (the backend owns it)")
+        elif key not in ("databaseName", "databaseVersion", "exportedAt", "counts"):
+            found.warnings.append(f"ignored top-level key {key!r}: not a store")
+    return found
+
+
+def _read_dexie(path: Path, work: Path) -> _Found:
+    # dexie-export-import: {"formatName":"dexie","data":{"tables":[...],"data":[{"tableName", "inbound", "rows":[...]}]}}
+    # The rows arrays are opened inside four containers: the file, data, data.data and one table's entry.
+    scan = jsonscan.scan(path, level=4)
+    top = scan.skeleton
+    data = top.get("data") if isinstance(top, dict) else None
+    if not isinstance(data, dict) or not isinstance(data.get("data"), list) or top.get("formatName") != "dexie":
+        raise ExportError("not a dexie-export-import file: expected formatName 'dexie' and data.data[] of tables",
+                          file=str(path))
+    found = _Found("dexie", inputs=[path])
+    if top.get("formatVersion") != 1:
+        found.warnings.append(f"dexie formatVersion {top.get('formatVersion')!r}: read as version 1")
+    found.meta = {"databaseName": data.get("databaseName"), "databaseVersion": data.get("databaseVersion"), "exportedAt": None}
+    found.claimed = {t["name"]: t["rowCount"] for t in data.get("tables", [])
+                     if isinstance(t, dict) and t.get("name") in BY_NAME and isinstance(t.get("rowCount"), int)}
+    found.claimed_in = f"{path} (data.tables[].rowCount)"
+    con = _duck()
+    for table in data["data"]:
+        name = table.get("tableName") if isinstance(table, dict) else None
+        if name in NOT_MIGRATED:
+            found.warnings.append(f"ignored {name}: not migrated (the backend owns it)")
+            continue
+        if name not in BY_NAME:
+            found.warnings.append(f"ignored table {name!r}: not a store")
+            continue
+        i = jsonscan.span_index(table.get("rows"))
+        if i is None:
+            raise ExportError(f"wrong type: rows must be an array, found {_json_type(table.get('rows'))}", file=str(path), store=name)
+        if table.get("inbound") is False:
+            raise ExportError("rows with out-of-line keys (inbound false): the app's stores keep their key in the record",
+                              file=str(path), store=name)
+        out = _out_name(name, None, ARRAY)
+        raw = work / f".{name}.dexie.json"
+        jsonscan.copy_span(path, scan.spans[i], raw)
+        _undo_typeson(con, raw, work / out, path, name)
+        found.files[name] = [(out, ARRAY)]
+    con.close()
+    return found
+
+
+def _undo_typeson(con, raw: Path, out: Path, source: Path, store: str) -> None:
+    """Rows with a `$types` map are decoded one by one (each small); the others pass through as text."""
+    query = "SELECT json FROM read_json_objects(?, format='array', maximum_object_size=?)"
+    try:
+        typed = con.execute(f"SELECT count(*) FROM ({query}) WHERE contains(json, '\"{TYPES}\"')",
+                            [str(raw), MAX_OBJECT_BYTES]).fetchone()[0]
+        if not typed:
+            raw.rename(out)
+            return
+        cursor = con.execute(query, [str(raw), MAX_OBJECT_BYTES])
+        with open(out, "w", encoding="utf-8", newline="\n") as f:
+            f.write("[")
+            index = 0
+            while batch := cursor.fetchmany(20_000):
+                lines = []
+                for (text,) in batch:
+                    if f'"{TYPES}"' in text:
+                        row = json.loads(text)
+                        if isinstance(row, dict):
+                            try:
+                                text = _dumps(decode_row(row))
+                            except RowTypeError as e:
+                                key = row.get(_key_field(BY_NAME[store]))
+                                raise ExportError(str(e), file=str(source), store=store, record=_record(index, key), field=e.path) from None
+                    lines.append(text)
+                    index += 1
+                f.write(("," if index > len(lines) else "") + ",\n".join(lines))
+            f.write("]\n")
+    except duckdb.Error as e:
+        raise _duck_error(e, raw, store, source=source) from None
+    raw.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------- checking
+
+
+def _check(found: _Found, work: Path, source: Path) -> tuple[dict[str, int], list[str]]:
+    counts, missing = {}, []
+    con = _duck()
+    for store in STORES:
+        files = found.files.get(store.name)
+        if not files:
+            if store.required:
+                where = source / f"{store.name}.json" if found.form == "folder" else source
+                raise ExportError("missing store: the export has no records array for it", file=str(where), store=store.name)
+            if found.claimed.get(store.name):
+                raise ExportError(f"missing store file: the source claims {found.claimed[store.name]:,} records",
+                                  file=found.claimed_in, store=store.name)
+            missing.append(store.name)
+            found.warnings.append(f"{store.name} is missing (an export from before it existed): going on without it")
+            continue
+        counts[store.name] = sum(_count(con, work / name, fmt, store) for name, fmt in files)
+        if store.name in found.claimed and found.claimed[store.name] != counts[store.name]:
+            raise ExportError(f"counts disagree: the source claims {found.claimed[store.name]:,} records, "
+                              f"the files hold {counts[store.name]:,}", file=found.claimed_in, store=store.name)
+        if found.claimed_in and store.name not in found.claimed:
+            found.warnings.append(f"{store.name}: the source states no count to check against")
+    con.close()
+    name = found.meta.get("databaseName")
+    if name is not None and name != DATABASE_NAME:
+        found.warnings.append(f"database {name!r}, not {DATABASE_NAME!r}")
+    return counts, missing
+
+
+def _count(con, path: Path, fmt: str, store: Store) -> int:
+    """Records in one file, every record parsed: a record that is not an object or has no key fails."""
+    key = _key_field(store)
+    sql = (f"SELECT count(*), count(*) FILTER (WHERE {_ident(key)} IS NULL) FROM read_json(?, format=?, records=true, "
+           f"columns={{{_lit(key)}: 'VARCHAR'}}, maximum_object_size=?)")
+    try:
+        n, no_key = con.execute(sql, [str(path), fmt, MAX_OBJECT_BYTES]).fetchone()
+    except duckdb.Error as e:
+        raise _duck_error(e, path, store.name, con=con, fmt=fmt) from None
+    if no_key:
+        index = _locate(con, path, fmt, f"json_extract_string(json, {_lit('$.' + json.dumps(key))}) IS NULL")
+        raise ExportError(f"a record has no key ({no_key:,} in this file)", file=path.name, store=store.name,
+                          record=_record(index, None), field=key)
+    return n
+
+
+def _locate(con, path: Path, fmt: str, condition: str) -> int | None:
+    """0-based position of the first record meeting `condition` (error paths only)."""
+    try:
+        con.execute("SET threads = 1")  # keep file order for row_number()
+        row = con.execute(
+            f"SELECT i FROM (SELECT row_number() OVER () - 1 AS i, json FROM read_json_objects(?, format=?, "
+            f"maximum_object_size=?)) WHERE {condition} ORDER BY i LIMIT 1", [str(path), fmt, MAX_OBJECT_BYTES]).fetchone()
+        return row[0] if row else None
+    except duckdb.Error:
+        return None
+    finally:
+        con.execute("RESET threads")
+
+
+_DUCK_RECORD = re.compile(r"in (?:record/value|line) (\d+)")
+
+
+def _duck_error(e: duckdb.Error, path: Path, store: str, *, con=None, fmt=None, source: Path | None = None) -> ExportError:
+    """A DuckDB reading error as an ExportError naming the file, the store and, when known, the record."""
+    text = str(e).split("\n")[0]
+    text = re.sub(r"^[A-Za-z ]*Error: ", "", text)
+    text = re.sub(r' in file "[^"]*"', "", text).strip().rstrip(".")
+    record = None
+    if "Expected OBJECT" in text and con is not None:
+        index = _locate(con, path, fmt, "NOT starts_with(ltrim(json), '{')")
+        found = re.search(r"but got (\w+)", text)
+        what = found.group(1).lower() if found else "something else"
+        return ExportError(f"a record is not an object (found {what})", file=path.name, store=store, record=_record(index, None))
+    m = _DUCK_RECORD.search(text)
+    if m:
+        record = f"#{m.group(1)} (1-based, as DuckDB counts)"
+    kind = "truncated JSON" if "unexpected end of data" in text else "malformed JSON" if "Malformed JSON" in text else "cannot read"
+    return ExportError(f"{kind}: {text}", file=str(source) if source else path.name, store=store, record=record)
+
+
+def _record(index: int | None, key) -> str:
+    if index is None:
+        return "unknown position"
+    return f"index {index}" + (f" (key {key!r})" if key is not None else "")
+
+
+# ---------------------------------------------------------------- writing
+
+
+def _summary(found: _Found, source: Path, counts: dict, missing: list[str]) -> dict:
+    def fingerprint(p: Path) -> dict:
+        st = p.stat()
+        return {"path": str(p), "bytes": st.st_size, "mtimeNs": st.st_mtime_ns}
+
+    return {
+        "databaseName": found.meta.get("databaseName"),
+        "databaseVersion": found.meta.get("databaseVersion"),
+        "exportedAt": found.meta.get("exportedAt"),
+        "sourceForm": found.form,
+        "source": str(source),
+        "counts": counts,
+        "files": {s: [{"path": n, "format": f} for n, f in found.files[s]] for s in counts},
+        "missingStores": missing,
+        "warnings": found.warnings,
+        "sourceFiles": [fingerprint(p) for p in found.inputs],
+        "normalizedAt": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+    }
+
+
+def _install(work: Path, out: Path, *, force: bool) -> None:
+    """Rename the finished work folder into place; a replaced export is removed only afterwards."""
+    if not out.exists():
+        os.rename(work, out)
+    elif not _non_empty(out):
+        out.rmdir()
+        os.rename(work, out)
+    elif force:
+        old = out.parent / f".{out.name}.replaced-{uuid.uuid4().hex[:8]}"
+        os.rename(out, old)
+        os.rename(work, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        raise ExportError("the output folder already holds files: pass --force to replace it", file=str(out))
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """A hard link costs nothing; across file systems, a kernel-side copy."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
+def _out_name(store: str, part: int | None, fmt: str) -> str:
+    ext = ".json" if fmt == ARRAY else ".ndjson"
+    return f"{store}{ext}" if part is None else f"{store}.part-{part + 1:04d}{ext}"
+
+
+# ---------------------------------------------------------------- small helpers
+
+
+def _duck():
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+
+def _key_field(store: Store) -> str:
+    return store.column(store.primary_key[0]).source
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _dumps(obj) -> str:
+    try:
+        return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    except UnicodeEncodeError:  # a lone surrogate: keep it escaped
+        return json.dumps(obj, separators=(",", ":"))
+
+
+def _json_type(value) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
+
+
+def _first_char(path: Path) -> str:
+    """The first character that is not whitespace or a byte-order mark ('' for an empty file)."""
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 16):
+            stripped = chunk.lstrip(b"\xef\xbb\xbf \t\r\n")
+            if stripped:
+                return chr(stripped[0])
+    return ""
+
+
+def _load_small_json(path: Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ExportError(f"malformed JSON: {e}", file=str(path)) from None
+
+
+def _claimed_counts(summary: dict, path: Path) -> dict[str, int]:
+    counts = summary.get("counts", {})
+    if not isinstance(counts, dict):
+        raise ExportError("counts must be an object {store: n}", file=str(path))
+    bad = [k for k, v in counts.items() if k in BY_NAME and (not isinstance(v, int) or isinstance(v, bool) or v < 0)]
+    if bad:
+        raise ExportError(f"counts must be whole numbers: {counts[bad[0]]!r}", file=str(path), store=bad[0])
+    return {k: v for k, v in counts.items() if k in BY_NAME}
+
+
+def _existing_summary(out_dir: Path) -> dict | None:
+    path = out_dir / SUMMARY
+    if not path.is_file():
+        return None
+    summary = _load_small_json(path)
+    return summary if isinstance(summary, dict) and "sourceForm" in summary else None
+
+
+def _unchanged(summary: dict) -> bool:
+    for f in summary.get("sourceFiles", []):
+        try:
+            st = Path(f["path"]).stat()
+        except OSError:
+            return False
+        if (st.st_size, st.st_mtime_ns) != (f.get("bytes"), f.get("mtimeNs")):
+            return False
+    return bool(summary.get("sourceFiles"))
+
+
+def _non_empty(path: Path) -> bool:
+    return path.is_dir() and any(path.iterdir()) or (path.exists() and not path.is_dir())
+
+
+def _write_json(path: Path, obj) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(obj, f, ensure_ascii=False, indent=2)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
