@@ -41,14 +41,18 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from .errors import TransformError
-from .stage import SUMMARY, polars_dtype, rejects_path, stage_path
+from .stage import SUMMARY, polars_dtype, rejects_path, stage_path, stage_schema
 from .stores import SLA_HOURS, STORES, Column, Store
+from .stores import store as store_by_name
 
 EXPORT_SUMMARY = "export-summary.json"
 MAX_OBJECT_BYTES = 32 * 1024 * 1024  # one record may hold a long text field (DuckDB sizes its read buffers by this)
 EXCERPT = 120
+BATCH_ROWS = 100_000  # rows per streamed batch: bounds memory whatever the export's size
 # Incidents carry no session: one upload is one tight cluster of importedAt values. A gap
 # longer than this starts the next upload (uploads seen in real data are minutes apart, the
 # records of one upload milliseconds apart).
@@ -175,30 +179,6 @@ def _read_sql(store: Store, fmt: str, typed: bool) -> str:
     return f"SELECT {', '.join(values)}, concat_ws('{RS}', {', '.join(problems)}) AS __why FROM ({inner})"
 
 
-def read_store(export_dir: Path, store: Store) -> pl.DataFrame:
-    """One store as a typed frame (stage dtypes) plus __file, __record and __why."""
-    frames = []
-    con = _duck()
-    for path, fmt in export_files(export_dir, store):
-        try:
-            try:
-                table = con.sql(_read_sql(store, fmt, typed=True), params=[str(path)]).to_arrow_table()
-            except duckdb.Error:  # e.g. a nested field that is not an object: read it carefully
-                table = con.sql(_read_sql(store, fmt, typed=False), params=[str(path)]).to_arrow_table()
-        except duckdb.Error as e:
-            raise TransformError(f"cannot read: {str(e).splitlines()[0]}", file=str(path), store=store.name) from None
-        frame = pl.from_arrow(table)
-        frames.append(frame.with_columns(
-            [pl.col(c.name).cast(polars_dtype(c)) for c in store.columns if c.source]
-            + [pl.lit(path.name).alias("__file"), pl.int_range(pl.len(), dtype=pl.Int64).alias("__record")]))
-    con.close()
-    if not frames:
-        schema = {c.name: polars_dtype(c) for c in store.columns if c.source}
-        schema.update({"__why": pl.String(), "__file": pl.String(), "__record": pl.Int64()})
-        return pl.DataFrame(schema=schema)
-    return pl.concat(frames, how="vertical")
-
-
 # ---------------------------------------------------------------- the per-store steps
 
 
@@ -225,19 +205,46 @@ def sla_bands(store: Store):
     return step
 
 
-STEPS = (add_derived, sla_bands)
+def session_ids(store: Store):
+    """Tickets and customers: the session a record belongs to, without looking at other records.
+
+    A record keeps its uploadSessionId, else takes its batchId (the app's session id); a legacy
+    record with neither gets `legacy-<store>-<hash>` of its file name, or of its upload day
+    (UTC) when even the file name is missing. Incidents need all records at once (clusters of
+    importedAt) and are done by `incident_sessions` after the first pass.
+    """
+
+    def step(frame: pl.DataFrame) -> pl.DataFrame:
+        if store.name not in ("tickets", "customers"):
+            return frame
+        day = pl.from_epoch(pl.col("upload_timestamp"), time_unit="ms").dt.strftime("%Y-%m-%d").fill_null("unknown")
+        label = pl.when(pl.col("file_name").is_not_null()).then("file:" + pl.col("file_name")).otherwise("day:" + day)
+        labels = frame.select(label.alias("__label")).to_series()
+        wanted = frame.select(pl.col("upload_session_id").is_null() & pl.col("batch_id").is_null()).to_series()
+        uniq = labels.filter(wanted).unique()
+        ids = pl.DataFrame({"__label": uniq, "__legacy": [
+            f"legacy-{store.name}-{hashlib.sha1(v.encode()).hexdigest()[:16]}" for v in uniq.to_list()]},
+            schema={"__label": pl.String, "__legacy": pl.String})
+        legacy = pl.DataFrame({"__label": labels}).join(ids, on="__label", how="left", maintain_order="left")["__legacy"]
+        return frame.with_columns(pl.coalesce(pl.col("upload_session_id"), pl.col("batch_id"), pl.lit(legacy))
+                                  .alias("upload_session_id"))
+
+    return step
+
+
+STEPS = (add_derived, sla_bands, session_ids)
 
 
 def split_rejects(store: Store, frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(good rows, one reject row per problem) from the `__why` column."""
     bad = pl.col("__why") != ""
+    if not frame.select(bad.any()).item():
+        return frame.drop("__why"), pl.DataFrame(schema=REJECT_SCHEMA)  # the usual case: no copy
     good = frame.filter(~bad).drop("__why")
-    flagged = frame.filter(bad)
-    if flagged.height == 0:
-        return good, pl.DataFrame(schema=REJECT_SCHEMA)
     rejects = (
-        flagged.select(pl.lit(store.name).alias("store"), pl.col("__file").alias("file"), pl.col("__record").alias("record"),
-                       _key_text(store).alias("key"), pl.col("__why").str.split(RS).alias("p"))
+        frame.filter(bad)
+        .select(pl.lit(store.name).alias("store"), pl.col("__file").alias("file"), pl.col("__record").alias("record"),
+                _key_text(store).alias("key"), pl.col("__why").str.split(RS).alias("p"))
         .explode("p")
         .with_columns(pl.col("p").str.split(US).list.to_struct(fields=["field", "reason", "value"]))
         .unnest("p")
@@ -249,109 +256,60 @@ def _key_text(store: Store) -> pl.Expr:
     return pl.concat_str([pl.col(k).cast(pl.String) for k in store.primary_key], separator="|", ignore_nulls=False)
 
 
-def dedupe(store: Store, frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Resolve duplicate primary keys by the documented rule; the losers become rejects."""
-    if frame.height == 0:
-        return frame, pl.DataFrame(schema=REJECT_SCHEMA)
+def duplicate_losers(store: Store, meta: pl.DataFrame) -> pl.DataFrame:
+    """Rejects (with __pos) for the records that lose a duplicate primary key, by the documented rule:
+    keys compared as MySQL compares them (trailing spaces ignored); the latest uploadTimestamp
+    wins, then the later record in the export."""
     norm = [pl.col(k).cast(pl.String).str.strip_chars_end(" ").alias(f"__norm_{k}") for k in store.primary_key]
-    if not frame.select(pl.struct(norm).is_duplicated().any()).item():
-        return frame, pl.DataFrame(schema=REJECT_SCHEMA)  # the usual case: nothing to resolve
-    order_by = ["upload_timestamp"] if "upload_timestamp" in frame.columns else []
-    ranked = frame.with_columns(norm).with_columns(
-        pl.int_range(pl.len()).alias("__order")
-    ).sort([*order_by, "__order"], nulls_last=False)
     keys = [f"__norm_{k}" for k in store.primary_key]
-    last = ranked.group_by(keys, maintain_order=True).agg(pl.col("__order").last().alias("__winner"))
-    ranked = ranked.join(last, on=keys, how="left")
-    winners = ranked.filter(pl.col("__order") == pl.col("__winner"))
-    losers = ranked.filter(pl.col("__order") != pl.col("__winner"))
-    kept = winners.sort("__order").drop([*keys, "__order", "__winner"])
-    if losers.height == 0:
-        return kept, pl.DataFrame(schema=REJECT_SCHEMA)
-    win_ref = winners.select([*keys, pl.format("{} record {}", pl.col("__file"), pl.col("__record")).alias("__kept")])
-    losers = losers.join(win_ref, on=keys, how="left")
-    rejects = pl.DataFrame({
-        "store": store.name, "file": losers["__file"], "record": losers["__record"],
-        "key": losers.select(_key_text(store)).to_series(), "field": store.column(store.primary_key[0]).source,
-        "value": losers.select(_key_text(store)).to_series().str.slice(0, EXCERPT),
-        "reason": ("duplicate key: kept " + losers["__kept"] + " (latest uploadTimestamp, then later in the export)"),
-    }, schema=REJECT_SCHEMA)
-    return kept, rejects
+    meta = meta.with_columns(norm)
+    if meta.height == 0 or not meta.select(pl.struct(keys).is_duplicated().any()).item():
+        return pl.DataFrame(schema={"__pos": pl.Int64, **REJECT_SCHEMA})  # the usual case
+    dupes = meta.filter(pl.struct(keys).is_duplicated())
+    order = ["upload_timestamp", "__pos"] if "upload_timestamp" in dupes.columns else ["__pos"]
+    dupes = dupes.sort(order, nulls_last=False)
+    winner = dupes.group_by(keys).agg(pl.col("__pos").last().alias("__win"),
+                                      pl.format("{} record {}", pl.col("__file"), pl.col("__record")).last().alias("__kept"))
+    losers = dupes.join(winner, on=keys).filter(pl.col("__pos") != pl.col("__win"))
+    return losers.select(
+        pl.col("__pos"), pl.lit(store.name).alias("store"), pl.col("__file").alias("file"), pl.col("__record").alias("record"),
+        _key_text(store).alias("key"), pl.lit(store.column(store.primary_key[0]).source).alias("field"),
+        _key_text(store).str.slice(0, EXCERPT).alias("value"),
+        ("duplicate key: kept " + pl.col("__kept") + " (latest uploadTimestamp, then later in the export)").alias("reason"),
+    ).sort("__pos")
 
 
-# ---------------------------------------------------------------- upload sessions
+def incident_sessions(meta: pl.DataFrame) -> pl.DataFrame:
+    """(__pos, upload_session_id) for incidents without a session: one upload is one tight cluster
+    of importedAt values; a gap over INCIDENT_UPLOAD_GAP_MS starts the next upload."""
+    todo = meta.filter(pl.col("upload_session_id").is_null())
+    t = pl.col("imported_at").dt.epoch("ms").fill_null(pl.col("upload_timestamp"))
+    todo = todo.with_columns(t.alias("__t")).sort("__t", "__pos", nulls_last=True)
+    cluster = (pl.col("__t").diff().fill_null(0) > INCIDENT_UPLOAD_GAP_MS).cum_sum()
+    first = pl.col("__t").first().over(cluster)
+    return todo.select(pl.col("__pos"), pl.concat_str([
+        pl.lit("incidents-upload-"), pl.when(first.is_not_null()).then(first.cast(pl.String)).otherwise(pl.lit("unknown"))
+    ]).alias("upload_session_id"))
 
 
-def _legacy_session_id(data_type: str, label: pl.Expr) -> pl.Expr:
-    return pl.concat_str([pl.lit(f"legacy-{data_type}-"), label.map_batches(
-        lambda s: pl.Series([hashlib.sha1(v.encode()).hexdigest()[:16] for v in s.to_list()]),
-        return_dtype=pl.String)])
-
-
-def assign_sessions(frames: dict[str, pl.DataFrame]) -> tuple[dict[str, pl.DataFrame], int]:
-    """Give every ticket, customer and incident an upload session, rebuilding the missing ones.
-
-    * a record whose batchId names a session keeps/gets that session;
-    * tickets/customers with no batch: one reconstructed session per store and file name, or
-      per store and upload day (UTC) when even the file name is missing;
-    * incidents (never tied to sessions): one reconstructed session per upload, i.e. per
-      cluster of importedAt values with gaps under INCIDENT_UPLOAD_GAP_MS.
-    Reconstructed sessions are marked `reconstructed` and carry their counts.
-    """
-    sessions = frames.get("uploadSessions")
-    known = set(sessions["id"].to_list()) if sessions is not None else set()
-    new_sessions = []
-    for name in ("tickets", "customers", "incidents"):
-        frame = frames.get(name)
-        if frame is None or frame.height == 0:
-            continue
-        sid = pl.col("upload_session_id")
-        if name == "incidents":
-            t = pl.col("imported_at").dt.epoch("ms").fill_null(pl.col("upload_timestamp"))
-            frame = frame.with_row_index("__pos").sort(t, nulls_last=True)
-            cluster = (t.diff().fill_null(0) > INCIDENT_UPLOAD_GAP_MS).cum_sum()
-            first = t.first().over(cluster)
-            label = pl.when(first.is_not_null()).then(first.cast(pl.String)).otherwise(pl.lit("unknown"))
-            frame = frame.with_columns(
-                pl.coalesce(sid, pl.concat_str([pl.lit("incidents-upload-"), label])).alias("upload_session_id"),
-                (sid.is_null()).alias("__rebuilt"),
-            ).sort("__pos").drop("__pos")
-        else:
-            day = pl.from_epoch(pl.col("upload_timestamp"), time_unit="ms").dt.strftime("%Y-%m-%d").fill_null("unknown-day")
-            label = pl.when(pl.col("file_name").is_not_null()).then("file:" + pl.col("file_name")).otherwise("day:" + day)
-            by_batch = pl.when(pl.col("batch_id").is_not_null()).then(pl.col("batch_id"))
-            frame = frame.with_columns(
-                pl.coalesce(sid, by_batch, _legacy_session_id(name, label)).alias("upload_session_id"),
-            ).with_columns(
-                (~pl.col("upload_session_id").is_in(list(known))).alias("__rebuilt")
-            )
-        rebuilt = frame.filter(pl.col("__rebuilt") & ~pl.col("upload_session_id").is_in(list(known)))
-        if rebuilt.height:
-            new_sessions.append(rebuilt.group_by("upload_session_id").agg(
-                pl.col("file_name").drop_nulls().first(),
-                pl.col("file_hash").drop_nulls().first(),
-                pl.col("upload_timestamp").min(),
-                pl.len().cast(pl.Int32).alias("record_count"),
-            ).with_columns(pl.lit(name).alias("data_type")))
-        frames[name] = frame.drop("__rebuilt")
-    built = 0
-    store = next(s for s in STORES if s.name == "uploadSessions")
-    if sessions is not None:
-        sessions = sessions.with_columns(pl.lit(False).alias("reconstructed")).select(
-            [*META, *(pl.col(c.name).cast(polars_dtype(c)) for c in store.columns)])
-    if new_sessions:
-        rows = pl.concat(new_sessions).sort("upload_session_id").rename({"upload_session_id": "id"})
-        rows = rows.with_columns(
-            pl.col("record_count").alias("success_count"), pl.lit(0, pl.Int32).alias("error_count"),
-            pl.lit("completed").alias("status"), pl.lit(True).alias("reconstructed"),
-            pl.lit(None, pl.Int64).alias("file_size"), pl.lit(None, pl.String).alias("error_log"),
-            pl.lit(None, pl.String).alias("__file"), pl.lit(None, pl.Int64).alias("__record"),
-        ).select([*META, *(pl.col(c.name).cast(polars_dtype(c)) for c in store.columns)])
-        built = rows.height
-        sessions = rows if sessions is None else pl.concat([sessions, rows])
-    if sessions is not None:
-        frames["uploadSessions"] = sessions
-    return frames, built
+def rebuilt_sessions(metas: dict[str, pl.DataFrame], known: set[str]) -> pl.DataFrame:
+    """Upload sessions that records point to but the export does not hold, with their counts."""
+    sessions = store_by_name("uploadSessions")
+    parts = [
+        meta.group_by("upload_session_id").agg(
+            pl.col("file_name").drop_nulls().first(), pl.col("file_hash").drop_nulls().first(),
+            pl.col("upload_timestamp").min(), pl.len().cast(pl.Int32).alias("record_count"),
+        ).with_columns(pl.lit(name).alias("data_type"))
+        for name, meta in metas.items() if meta.height
+    ]
+    if not parts:
+        return pl.DataFrame(schema=stage_schema(sessions))
+    rows = pl.concat(parts).filter(~pl.col("upload_session_id").is_in(sorted(known))).sort("upload_session_id")
+    return rows.rename({"upload_session_id": "id"}).with_columns(
+        pl.col("record_count").alias("success_count"), pl.lit(0, pl.Int32).alias("error_count"),
+        pl.lit("completed").alias("status"), pl.lit(True).alias("reconstructed"),
+        pl.lit(None, pl.Int64).alias("file_size"), pl.lit(None, pl.String).alias("error_log"),
+    ).select([pl.col(c.name).cast(polars_dtype(c)) for c in sessions.columns])
 
 
 # ---------------------------------------------------------------- the stage
@@ -390,25 +348,92 @@ class TransformResult:
         return "\n".join(lines)
 
 
-def transform_store(export_dir: Path, store: Store) -> tuple[pl.DataFrame, pl.DataFrame, int, int]:
-    """(staged frame with META columns, rejects, records in, duplicates) of one store."""
-    frame = read_store(export_dir, store)
-    n_in = frame.height
-    for make in STEPS:
-        frame = make(store)(frame)
-    good, rejects = split_rejects(store, frame)
-    good, dupes = dedupe(store, good)
-    return good, pl.concat([rejects, dupes]), n_in, dupes.height
+@dataclass
+class _Pass:
+    """What the first pass over a store leaves: the rows written, their rejects and a small
+    `meta` frame (position in the written file, origin, key and session columns)."""
+
+    records_in: int = 0
+    written: int = 0
+    rejects: list = field(default_factory=list)
+    metas: list = field(default_factory=list)
 
 
-def duration_offset(tickets: pl.DataFrame) -> str | None:
+META_COLUMNS = ("upload_timestamp", "upload_session_id", "file_name", "file_hash", "imported_at")
+
+
+class _Retry(Exception):
+    def __init__(self, path: Path):
+        self.path = path
+
+
+def _batches(con, store: Store, path: Path, fmt: str, careful: bool):
+    try:
+        reader = con.sql(_read_sql(store, fmt, typed=not careful), params=[str(path)]).to_arrow_reader(BATCH_ROWS)
+        yield from reader
+    except (duckdb.Error, OSError, pa.ArrowException) as e:  # errors met while streaming arrive through Arrow
+        if not careful:  # e.g. a nested field that is not an object: read this file carefully
+            raise _Retry(path) from None
+        raise TransformError(f"cannot read: {str(e).splitlines()[0]}", file=str(path), store=store.name) from None
+
+
+def first_pass(con, export_dir: Path, store: Store, out: Path, careful: frozenset[Path] = frozenset()) -> _Pass:
+    """Stream a store through the steps batch by batch into `out`; memory stays bounded by BATCH_ROWS."""
+    result, writer = _Pass(), None
+    schema = stage_schema(store)
+    keep = [*store.primary_key, *(c for c in META_COLUMNS if c in schema)]
+    try:
+        for path, fmt in export_files(export_dir, store):
+            record = 0
+            for batch in _batches(con, store, path, fmt, path in careful):
+                frame = pl.from_arrow(batch).with_columns(
+                    [pl.col(c.name).cast(polars_dtype(c)) for c in store.columns if c.source]
+                    + [pl.lit(path.name).alias("__file"), pl.int_range(record, record + batch.num_rows, dtype=pl.Int64).alias("__record")])
+                record += batch.num_rows
+                result.records_in += batch.num_rows
+                for make in STEPS:
+                    frame = make(store)(frame)
+                good, rejects = split_rejects(store, frame)
+                result.rejects.append(rejects)
+                result.metas.append(good.select(*keep, "__file", "__record").with_columns(
+                    pl.int_range(result.written, result.written + good.height, dtype=pl.Int64).alias("__pos")))
+                table = good.select(schema.names()).to_arrow(compat_level=pl.CompatLevel.oldest())
+                if writer is None:
+                    writer = pq.ParquetWriter(out, table.schema, compression="lz4")
+                writer.write_table(table.cast(writer.schema))
+                result.written += good.height
+    except _Retry as retry:
+        if writer:
+            writer.close()
+        return first_pass(con, export_dir, store, out, careful | {retry.path})
+    if writer is None:
+        pl.DataFrame(schema=schema).write_parquet(out, compression="lz4")
+    else:
+        writer.close()
+    return result
+
+
+def fix_up(store: Store, path: Path, drop: pl.Series, sessions: pl.DataFrame | None) -> None:
+    """Second pass, only when needed: drop duplicate losers and fill incident sessions (streaming)."""
+    frame = pl.scan_parquet(path).with_row_index("__pos").with_columns(pl.col("__pos").cast(pl.Int64))
+    if sessions is not None and sessions.height:
+        frame = frame.join(sessions.lazy().rename({"upload_session_id": "__sid"}), on="__pos", how="left",
+                           maintain_order="left").with_columns(
+            pl.coalesce("upload_session_id", "__sid").alias("upload_session_id"))
+    if drop.len():
+        frame = frame.filter(~pl.col("__pos").is_in(drop.implode()))
+    tmp = path.with_suffix(".fixing")
+    frame.select(stage_schema(store).names()).sink_parquet(tmp, compression="lz4")
+    tmp.replace(path)
+
+
+def duration_offset(path: Path) -> str | None:
     """The median gap between stored rawHours and close - open: the uploading browser's UTC offset."""
-    if tickets.height == 0:
-        return None
-    gap = tickets.filter(pl.col("duration_raw_hours").cast(pl.Float64) > 0, pl.col("close_time").is_not_null()).select(
+    gap = pl.scan_parquet(path).filter(pl.col("duration_raw_hours").cast(pl.Float64) > 0,
+                                       pl.col("close_time").is_not_null()).select(
         (pl.col("duration_raw_hours").cast(pl.Float64)
          - (pl.col("close_time") - pl.col("open_time")).dt.total_milliseconds() / 3_600_000).median()
-    ).item()
+    ).collect().item()
     if gap is None:
         return None
     return (f"stored ticket durations exceed close - open by a median {gap:+.2f} h (the uploading browser's UTC "
@@ -421,46 +446,76 @@ def transform(export_dir: Path, stage_dir: Path) -> TransformResult:
     export_dir, stage_dir = Path(export_dir), Path(stage_dir)
     if not (export_dir / EXPORT_SUMMARY).is_file():
         raise TransformError("not an export folder (no export-summary.json): run `etl export` first", file=str(export_dir))
-    frames, rejects, counts, missing = {}, {}, {}, []
-    for store in STORES:
-        if not export_files(export_dir, store):
-            missing.append(store.name)
-            if store.required:
-                raise TransformError("the export has no file for this store", file=str(export_dir), store=store.name)
-            continue
-        frames[store.name], rejects[store.name], n_in, dupes = transform_store(export_dir, store)
-        counts[store.name] = (n_in, dupes)
-    frames, rebuilt = assign_sessions(frames)
-    findings = [f for f in [duration_offset(frames["tickets"])] if f]
-    if missing:
-        findings.append(f"the export holds no {', '.join(missing)}: sessions were reconstructed from the records")
+    missing = [s.name for s in STORES if not export_files(export_dir, s)]
+    for name in missing:
+        if store_by_name(name).required:
+            raise TransformError("the export has no file for this store", file=str(export_dir), store=name)
 
     tmp = stage_dir.with_name(f".{stage_dir.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "rejects").mkdir(parents=True)
-    result_counts = {}
-    for store in STORES:
-        if store.name not in frames:
-            continue
-        staged = frames[store.name].select([pl.col(c.name).cast(polars_dtype(c)) for c in store.columns])
-        staged = staged.sort(list(store.primary_key))  # the loader wants primary-key order
-        staged.write_parquet(stage_path(tmp, store), compression="lz4", statistics=True)
-        rej = rejects.get(store.name, pl.DataFrame(schema=REJECT_SCHEMA))
-        rej.write_parquet(rejects_path(tmp, store))
-        n_in, dupes = counts.get(store.name, (0, 0))
-        if store.name == "uploadSessions":
-            n_in += rebuilt  # reconstructed sessions are records the transform adds
-        result_counts[store.name] = StoreCounts(n_in, staged.height, rej.select(pl.struct("file", "record").n_unique()).item()
-                                                if rej.height else 0, dupes)
-        if not result_counts[store.name].balanced:
-            raise TransformError(f"records in != staged + rejected: {result_counts[store.name]}", store=store.name)
-    result = TransformResult(str(export_dir), str(stage_dir), result_counts, rebuilt, tuple(findings),
+    con = _duck()
+    passes: dict[str, _Pass] = {}
+    metas: dict[str, pl.DataFrame] = {}
+    counts: dict[str, StoreCounts] = {}
+    try:
+        # uploadSessions last: the sessions rebuilt from the other stores are added to it.
+        for store in sorted((s for s in STORES if s.name not in missing), key=lambda s: s.name == "uploadSessions"):
+            out = stage_path(tmp, store)
+            p = passes[store.name] = first_pass(con, export_dir, store, out)
+            meta = pl.concat(p.metas) if p.metas else pl.DataFrame()
+            losers = duplicate_losers(store, meta) if meta.height else pl.DataFrame(schema={"__pos": pl.Int64})
+            filled = incident_sessions(meta) if store.name == "incidents" and meta.height else None
+            if losers.height or (filled is not None and filled.height):
+                fix_up(store, out, losers["__pos"], filled)
+            if meta.height:
+                meta = meta.filter(~pl.col("__pos").is_in(losers["__pos"].implode()))
+                if filled is not None and filled.height:
+                    meta = meta.join(filled.rename({"upload_session_id": "__sid"}), on="__pos", how="left").with_columns(
+                        pl.coalesce("upload_session_id", "__sid").alias("upload_session_id"))
+            metas[store.name] = meta
+            rejects = pl.concat([*p.rejects, losers.drop("__pos")]) if p.rejects or losers.height else pl.DataFrame(schema=REJECT_SCHEMA)
+            if store.name == "uploadSessions":
+                rebuilt = _append_rebuilt(store, out, metas)
+            counts[store.name] = StoreCounts(p.records_in, p.written - losers.height,
+                                             rejects.select(pl.struct("file", "record").n_unique()).item() if rejects.height else 0,
+                                             losers.height)
+            rejects.write_parquet(rejects_path(tmp, store))
+        if "uploadSessions" in missing:
+            store = store_by_name("uploadSessions")
+            pl.DataFrame(schema=stage_schema(store)).write_parquet(stage_path(tmp, store))
+            rebuilt = _append_rebuilt(store, stage_path(tmp, store), metas)
+            counts[store.name] = StoreCounts(0, 0, 0, 0)
+        sessions = store_by_name("uploadSessions")
+        c = counts[sessions.name]
+        counts[sessions.name] = StoreCounts(c.records_in + rebuilt, c.staged + rebuilt, c.rejected, c.duplicates)
+        for name, c in counts.items():
+            if not c.balanced:
+                raise TransformError(f"records in != staged + rejected: {c}", store=name)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # never leave a half-written stage behind
+        raise
+    finally:
+        con.close()
+    findings = [f for f in [duration_offset(stage_path(tmp, store_by_name("tickets")))] if f]
+    if missing:
+        findings.append(f"the export holds no {', '.join(missing)}: sessions were reconstructed from the records")
+    counts = {s.name: counts[s.name] for s in STORES if s.name in counts}
+    result = TransformResult(str(export_dir), str(stage_dir), counts, rebuilt, tuple(findings),
                              time.perf_counter() - t0, tuple(missing))
-    summary = {k: v for k, v in asdict(result).items()}
-    (tmp / SUMMARY).write_text(json.dumps(summary, indent=2, ensure_ascii=False))
+    (tmp / SUMMARY).write_text(json.dumps(asdict(result), indent=2, ensure_ascii=False))
     old = stage_dir.with_name(f".{stage_dir.name}.old-{os.getpid()}")
     if stage_dir.exists():
         stage_dir.rename(old)
     tmp.rename(stage_dir)
     shutil.rmtree(old, ignore_errors=True)
     return result
+
+
+def _append_rebuilt(store: Store, path: Path, metas: dict[str, pl.DataFrame]) -> int:
+    """Add the rebuilt sessions to the staged upload_sessions (small: rewritten in memory)."""
+    staged = pl.read_parquet(path)
+    known = set(staged["id"].to_list())
+    rebuilt = rebuilt_sessions({k: v for k, v in metas.items() if k in ("tickets", "customers", "incidents")}, known)
+    pl.concat([staged, rebuilt]).write_parquet(path, compression="lz4")
+    return rebuilt.height
