@@ -80,6 +80,7 @@ class _Found:
     meta: dict = field(default_factory=dict)  # databaseName, databaseVersion, exportedAt
     warnings: list[str] = field(default_factory=list)
     inputs: list[Path] = field(default_factory=list)  # files read: the source's fingerprint
+    origin: dict[str, str] = field(default_factory=dict)  # placed file -> the source file errors name
 
 
 # ---------------------------------------------------------------- public API
@@ -192,6 +193,7 @@ def _read_folder(folder: Path, work: Path) -> _Found:
             _link_or_copy(path, work / name)
             found.inputs.append(path)
             placed.append((name, fmt))
+            found.origin[name] = str(path)
         if placed:
             found.files[store.name] = placed
     return found
@@ -279,6 +281,7 @@ def _read_single(path: Path, work: Path) -> _Found:
             name = _out_name(key, None, ARRAY)
             jsonscan.copy_span(path, scan.spans[i], work / name)
             found.files[key] = [(name, ARRAY)]
+            found.origin[name] = str(path)
         elif key in NOT_MIGRATED:
             found.warnings.append(f"ignored {key}: not migrated (the backend owns it)")
         elif key not in ("databaseName", "databaseVersion", "exportedAt", "counts"):
@@ -322,6 +325,7 @@ def _read_dexie(path: Path, work: Path) -> _Found:
         jsonscan.copy_span(path, scan.spans[i], raw)
         _undo_typeson(con, raw, work / out, path, name)
         found.files[name] = [(out, ARRAY)]
+        found.origin[out] = str(path)
     con.close()
     return found
 
@@ -355,7 +359,7 @@ def _undo_typeson(con, raw: Path, out: Path, source: Path, store: str) -> None:
                 f.write(("," if index > len(lines) else "") + ",\n".join(lines))
             f.write("]\n")
     except duckdb.Error as e:
-        raise _duck_error(e, raw, store, source=source) from None
+        raise _duck_error(e, str(source), store) from None
     raw.unlink(missing_ok=True)
 
 
@@ -377,7 +381,7 @@ def _check(found: _Found, work: Path, source: Path) -> tuple[dict[str, int], lis
             missing.append(store.name)
             found.warnings.append(f"{store.name} is missing (an export from before it existed): going on without it")
             continue
-        counts[store.name] = sum(_count(con, work / name, fmt, store) for name, fmt in files)
+        counts[store.name] = sum(_count(con, work / name, fmt, store, found.origin[name]) for name, fmt in files)
         if store.name in found.claimed and found.claimed[store.name] != counts[store.name]:
             raise ExportError(f"counts disagree: the source claims {found.claimed[store.name]:,} records, "
                               f"the files hold {counts[store.name]:,}", file=found.claimed_in, store=store.name)
@@ -390,60 +394,69 @@ def _check(found: _Found, work: Path, source: Path) -> tuple[dict[str, int], lis
     return counts, missing
 
 
-def _count(con, path: Path, fmt: str, store: Store) -> int:
-    """Records in one file, every record parsed: a record that is not an object or has no key fails."""
+def _count(con, path: Path, fmt: str, store: Store, shown: str) -> int:
+    """Records in one file, every record parsed: a record that is not an object or has no key fails.
+    `shown` is the source file that errors name (the placed file may carry another name)."""
     key = _key_field(store)
     sql = (f"SELECT count(*), count(*) FILTER (WHERE {_ident(key)} IS NULL) FROM read_json(?, format=?, records=true, "
            f"columns={{{_lit(key)}: 'VARCHAR'}}, maximum_object_size=?)")
     try:
         n, no_key = con.execute(sql, [str(path), fmt, MAX_OBJECT_BYTES]).fetchone()
     except duckdb.Error as e:
-        raise _duck_error(e, path, store.name, con=con, fmt=fmt) from None
+        if "Expected OBJECT" in str(e):
+            index, text = _locate(con, path, fmt, "NOT starts_with(ltrim(json), '{')")
+            raise ExportError(f"a record is not an object: found {_describe(text)}", file=shown, store=store.name,
+                              record=_record(index)) from None
+        raise _duck_error(e, shown, store.name) from None
     if no_key:
-        index = _locate(con, path, fmt, f"json_extract_string(json, {_lit('$.' + json.dumps(key))}) IS NULL")
-        raise ExportError(f"a record has no key ({no_key:,} in this file)", file=path.name, store=store.name,
-                          record=_record(index, None), field=key)
+        index, _ = _locate(con, path, fmt, f"json_extract_string(json, {_lit('$.' + json.dumps(key))}) IS NULL")
+        raise ExportError(f"a record has no {key} (its key; {no_key:,} in this file lack it)", file=shown,
+                          store=store.name, record=_record(index), field=key)
     return n
 
 
-def _locate(con, path: Path, fmt: str, condition: str) -> int | None:
-    """0-based position of the first record meeting `condition` (error paths only)."""
+def _locate(con, path: Path, fmt: str, condition: str) -> tuple[int | None, str | None]:
+    """(0-based position, text) of the first record meeting `condition` (error paths only)."""
     try:
         con.execute("SET threads = 1")  # keep file order for row_number()
         row = con.execute(
-            f"SELECT i FROM (SELECT row_number() OVER () - 1 AS i, json FROM read_json_objects(?, format=?, "
+            f"SELECT i, json FROM (SELECT row_number() OVER () - 1 AS i, json FROM read_json_objects(?, format=?, "
             f"maximum_object_size=?)) WHERE {condition} ORDER BY i LIMIT 1", [str(path), fmt, MAX_OBJECT_BYTES]).fetchone()
-        return row[0] if row else None
+        return (row[0], row[1]) if row else (None, None)
     except duckdb.Error:
-        return None
+        return None, None
     finally:
         con.execute("RESET threads")
 
 
-_DUCK_RECORD = re.compile(r"in (?:record/value|line) (\d+)")
+def _describe(text: str | None) -> str:
+    if text is None:
+        return "something else"
+    t = text.strip()
+    kind = {'"': "a string", "[": "an array", "t": "a boolean", "f": "a boolean", "n": "null"}.get(t[:1], "a number")
+    return f"{kind}, {t[:60]}{'...' if len(t) > 60 else ''}"
 
 
-def _duck_error(e: duckdb.Error, path: Path, store: str, *, con=None, fmt=None, source: Path | None = None) -> ExportError:
-    """A DuckDB reading error as an ExportError naming the file, the store and, when known, the record."""
-    text = str(e).split("\n")[0]
-    text = re.sub(r"^[A-Za-z ]*Error: ", "", text)
-    text = re.sub(r' in file "[^"]*"', "", text).strip().rstrip(".")
-    record = None
-    if "Expected OBJECT" in text and con is not None:
-        index = _locate(con, path, fmt, "NOT starts_with(ltrim(json), '{')")
-        found = re.search(r"but got (\w+)", text)
-        what = found.group(1).lower() if found else "something else"
-        return ExportError(f"a record is not an object (found {what})", file=path.name, store=store, record=_record(index, None))
-    m = _DUCK_RECORD.search(text)
-    if m:
-        record = f"#{m.group(1)} (1-based, as DuckDB counts)"
-    kind = "truncated JSON" if "unexpected end of data" in text else "malformed JSON" if "Malformed JSON" in text else "cannot read"
-    return ExportError(f"{kind}: {text}", file=str(source) if source else path.name, store=store, record=record)
+def _duck_error(e: duckdb.Error, shown: str, store: str) -> ExportError:
+    """A DuckDB reading error as an ExportError naming the file and the store, with DuckDB's own words.
+    (DuckDB's "record/value N" is not a dependable record position, so it stays in the detail only.)"""
+    detail = str(e).split("\n")[0]
+    detail = re.sub(r"^[A-Za-z ]*Error: ", "", detail)
+    detail = re.sub(r' in file "[^"]*"', "", detail).strip().rstrip(".")
+    if "unexpected end of data" in detail:
+        what = "truncated JSON: the file ends in the middle of a record"
+    elif "Malformed JSON" in detail:
+        what = "malformed JSON"
+    elif "maximum_object_size" in detail:
+        what = f"a record larger than {MAX_OBJECT_BYTES >> 20} MB"
+    else:
+        what = "cannot read the file"
+    return ExportError(f"{what} (DuckDB: {detail})", file=shown, store=store)
 
 
-def _record(index: int | None, key) -> str:
+def _record(index: int | None, key=None) -> str:
     if index is None:
-        return "unknown position"
+        return "position unknown"
     return f"index {index}" + (f" (key {key!r})" if key is not None else "")
 
 

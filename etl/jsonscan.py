@@ -65,13 +65,14 @@ def _brackets(buf: np.ndarray, in_string: bool) -> tuple[np.ndarray, bool]:
     return pos[outside], in_string ^ bool(quotes.size & 1)
 
 
-def scan(path: Path, level: int) -> Scan:
-    """Cut out every array opened at nesting `level` (1: the values of a top-level object)."""
+def scan(path: Path, level: int, *, chunk: int = CHUNK) -> Scan:
+    """Cut out every array opened at nesting `level` (1: the values of a top-level object).
+    `chunk` is the bytes per numpy pass (small values let tests cross many chunk boundaries)."""
     path = Path(path)
     size = path.stat().st_size
     if size == 0:
         raise ExportError("the file is empty: expected a JSON object", file=str(path))
-    block = bytearray(CHUNK)  # one reused buffer (not mmap: pages read stay out of the process's memory)
+    block = bytearray(chunk)  # one reused buffer (not mmap: pages read stay out of the process's memory)
     with open(path, "rb", buffering=0) as f:
         head = len(_BOM) if f.read(3) == _BOM else 0
         depth, in_string = 0, False
