@@ -55,6 +55,15 @@ def schema_apply(settings: Settings):
     return apply_schema(target(settings))
 
 
+def normalize_export(settings: Settings, source: Path):
+    """`source` -> settings.export_dir. Re-running with the same, unchanged source reuses the
+    export folder (its summary names the source, and the source files' sizes and modification
+    times are as they were); anything else replaces it atomically."""
+    from .export import export_or_reuse
+
+    return export_or_reuse(source, settings.export_dir)
+
+
 def transform_export(settings: Settings):
     from .transform import transform
 
@@ -129,6 +138,7 @@ def migrate(settings: Settings, *, source: Path | None = None, sample_tickets: i
         steps.append(("generate sample export", lambda: sample_export(settings, sample_tickets)))
         source = settings.runtime_dir / "sample-export"
     # export (issue 4): normalize `source` into settings.export_dir
+    steps.append(("export", lambda: normalize_export(settings, source)))
     steps.append(("transform", lambda: transform_export(settings)))
     # load (issue 5)
     # parity (issue 6): stops the run on a mismatch

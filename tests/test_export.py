@@ -401,3 +401,18 @@ def test_dexie_rows_are_decoded():
     assert info.value.path == "m"
     with pytest.raises(RowTypeError, match="no value there"):
         decode_row({"id": 1, "$types": {"missing": "date"}})
+
+
+def test_the_playbook_step_reuses_an_unchanged_source_and_replaces_otherwise(tmp_path):
+    from etl.config import load_settings
+    from etl.playbook import normalize_export
+
+    settings = load_settings(tmp_path, export_dir=tmp_path / "export")
+    src = write_folder(tmp_path / "src", **{"tickets.json": json.dumps(make_forms.TICKETS)})
+    assert not normalize_export(settings, src).reused
+    again = normalize_export(settings, src)
+    assert again.reused and "reused" in str(again)
+    (src / "tickets.json").write_text(json.dumps(make_forms.TICKETS[:1]))  # a new export arrived
+    replaced = normalize_export(settings, src)
+    assert not replaced.reused and replaced.counts["tickets"] == 1
+    assert leftovers(tmp_path) == []
