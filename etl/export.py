@@ -24,6 +24,7 @@ import re
 import shutil
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -368,30 +369,57 @@ def _undo_typeson(con, raw: Path, out: Path, source: Path, store: str) -> None:
 
 def _check(found: _Found, work: Path, source: Path) -> tuple[dict[str, int], list[str]]:
     counts, missing = {}, []
-    con = _duck()
     for store in STORES:
-        files = found.files.get(store.name)
-        if not files:
-            if store.required:
-                where = source / f"{store.name}.json" if found.form == "folder" else source
-                raise ExportError("missing store: the export has no records array for it", file=str(where), store=store.name)
-            if found.claimed.get(store.name):
-                raise ExportError(f"missing store file: the source claims {found.claimed[store.name]:,} records",
-                                  file=found.claimed_in, store=store.name)
-            missing.append(store.name)
-            found.warnings.append(f"{store.name} is missing (an export from before it existed): going on without it")
+        if found.files.get(store.name):
             continue
-        counts[store.name] = sum(_count(con, work / name, fmt, store, found.origin[name]) for name, fmt in files)
+        if store.required:
+            where = source / f"{store.name}.json" if found.form == "folder" else source
+            raise ExportError("missing store: the export has no records array for it", file=str(where), store=store.name)
+        if found.claimed.get(store.name):
+            raise ExportError(f"missing store file: the source claims {found.claimed[store.name]:,} records",
+                              file=found.claimed_in, store=store.name)
+        missing.append(store.name)
+        found.warnings.append(f"{store.name} is missing (an export from before it existed): going on without it")
+
+    per_file = _count_all(found, work)
+    for store in STORES:
+        if store.name in missing:
+            continue
+        counts[store.name] = sum(per_file[name] for name, _ in found.files[store.name])
         if store.name in found.claimed and found.claimed[store.name] != counts[store.name]:
             raise ExportError(f"counts disagree: the source claims {found.claimed[store.name]:,} records, "
                               f"the files hold {counts[store.name]:,}", file=found.claimed_in, store=store.name)
         if found.claimed_in and store.name not in found.claimed:
             found.warnings.append(f"{store.name}: the source states no count to check against")
-    con.close()
     name = found.meta.get("databaseName")
     if name is not None and name != DATABASE_NAME:
         found.warnings.append(f"database {name!r}, not {DATABASE_NAME!r}")
     return counts, missing
+
+
+def _count_all(found: _Found, work: Path) -> dict[str, int]:
+    """Count every placed file. DuckDB reads one JSON array file on one thread, so files are
+    counted side by side (largest first) to use every core; the first error in store order wins."""
+    jobs = [(name, fmt, BY_NAME[store]) for store, files in found.files.items() for name, fmt in files]
+    jobs.sort(key=lambda job: (work / job[0]).stat().st_size, reverse=True)
+    con = _duck()
+
+    def count(job):
+        name, fmt, store = job
+        cursor = con.cursor()  # one DuckDB cursor per thread
+        try:
+            return _count(cursor, work / name, fmt, store, found.origin[name])
+        finally:
+            cursor.close()
+
+    with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), os.cpu_count() or 1))) as pool:
+        futures = {job[0]: pool.submit(count, job) for job in jobs}
+    con.close()
+    order = [name for store in STORES for name, _ in found.files.get(store.name, [])]
+    for name in order:
+        if futures[name].exception() is not None:
+            raise futures[name].exception()
+    return {name: futures[name].result() for name in order}
 
 
 def _count(con, path: Path, fmt: str, store: Store, shown: str) -> int:
@@ -404,29 +432,27 @@ def _count(con, path: Path, fmt: str, store: Store, shown: str) -> int:
         n, no_key = con.execute(sql, [str(path), fmt, MAX_OBJECT_BYTES]).fetchone()
     except duckdb.Error as e:
         if "Expected OBJECT" in str(e):
-            index, text = _locate(con, path, fmt, "NOT starts_with(ltrim(json), '{')")
+            index, text = _locate(path, fmt, "NOT starts_with(ltrim(json), '{')")
             raise ExportError(f"a record is not an object: found {_describe(text)}", file=shown, store=store.name,
                               record=_record(index)) from None
         raise _duck_error(e, shown, store.name) from None
     if no_key:
-        index, _ = _locate(con, path, fmt, f"json_extract_string(json, {_lit('$.' + json.dumps(key))}) IS NULL")
+        index, _ = _locate(path, fmt, f"json_extract_string(json, {_lit('$.' + json.dumps(key))}) IS NULL")
         raise ExportError(f"a record has no {key} (its key; {no_key:,} in this file lack it)", file=shown,
                           store=store.name, record=_record(index), field=key)
     return n
 
 
-def _locate(con, path: Path, fmt: str, condition: str) -> tuple[int | None, str | None]:
+def _locate(path: Path, fmt: str, condition: str) -> tuple[int | None, str | None]:
     """(0-based position, text) of the first record meeting `condition` (error paths only)."""
     try:
-        con.execute("SET threads = 1")  # keep file order for row_number()
-        row = con.execute(
-            f"SELECT i, json FROM (SELECT row_number() OVER () - 1 AS i, json FROM read_json_objects(?, format=?, "
-            f"maximum_object_size=?)) WHERE {condition} ORDER BY i LIMIT 1", [str(path), fmt, MAX_OBJECT_BYTES]).fetchone()
+        with duckdb.connect(config={"threads": 1}) as con:  # one thread: row_number() follows file order
+            row = con.execute(
+                f"SELECT i, json FROM (SELECT row_number() OVER () - 1 AS i, json FROM read_json_objects(?, format=?, "
+                f"maximum_object_size=?)) WHERE {condition} ORDER BY i LIMIT 1", [str(path), fmt, MAX_OBJECT_BYTES]).fetchone()
         return (row[0], row[1]) if row else (None, None)
     except duckdb.Error:
         return None, None
-    finally:
-        con.execute("RESET threads")
 
 
 def _describe(text: str | None) -> str:
