@@ -331,37 +331,73 @@ def _read_dexie(path: Path, work: Path) -> _Found:
     return found
 
 
+# Typeson rows DuckDB decodes itself: every $types entry a top-level property that is there,
+# typed date, undef or a special number. Other rows (nested paths, other types) go to Python.
+_TYPESON_SQL = """
+WITH r AS (
+    SELECT json, contains(json, '"$types"') AS typed
+    FROM read_json_objects(?, format='array', maximum_object_size=?)
+), m AS (
+    SELECT json, typed, CASE WHEN typed AND starts_with(json, '{') THEN from_json(json, '"MAP(VARCHAR, JSON)"') END AS m
+    FROM r
+), t AS (
+    SELECT json, typed, m, from_json(m['$types'], '"MAP(VARCHAR, VARCHAR)"') AS ty FROM m
+), o AS (
+    SELECT json, typed, CASE
+        WHEN NOT typed THEN json
+        WHEN m IS NOT NULL AND ty IS NOT NULL AND list_has_all(map_keys(m), map_keys(ty)) AND coalesce(list_bool_and(list_transform(
+                 map_entries(ty), lambda e: e.value IN ('date', 'undef', 'NaN', 'Infinity', '-Infinity')
+                 AND e.key NOT IN ('', '$') AND NOT contains(e.key, '.'))), true)
+        THEN to_json(map_from_entries(list_transform(
+                 list_filter(map_entries(m), lambda e: e.key <> '$types' AND coalesce(ty[e.key], '') <> 'undef'),
+                 lambda e: {'key': e.key, 'value': CASE
+                     WHEN ty[e.key] = 'date' AND e.value = '"NaN"' THEN '{"$date":null}'::JSON
+                     WHEN ty[e.key] = 'date' THEN json_object('$date', e.value)
+                     WHEN ty[e.key] IS NOT NULL THEN 'null'::JSON
+                     ELSE e.value END})))::VARCHAR
+        END AS out
+    FROM t
+)
+SELECT out, CASE WHEN out IS NULL THEN json END FROM o
+"""
+
+
 def _undo_typeson(con, raw: Path, out: Path, source: Path, store: str) -> None:
-    """Rows with a `$types` map are decoded one by one (each small); the others pass through as text."""
-    query = "SELECT json FROM read_json_objects(?, format='array', maximum_object_size=?)"
+    """Decode the rows that carry a `$types` map: in DuckDB where it can, else one small row at a
+    time in Python; rows without one pass through as text."""
     try:
-        typed = con.execute(f"SELECT count(*) FROM ({query}) WHERE contains(json, '\"{TYPES}\"')",
-                            [str(raw), MAX_OBJECT_BYTES]).fetchone()[0]
+        typed = con.execute("SELECT count(*) FROM read_json_objects(?, format='array', maximum_object_size=?) "
+                            f"WHERE contains(json, '\"{TYPES}\"')", [str(raw), MAX_OBJECT_BYTES]).fetchone()[0]
         if not typed:
             raw.rename(out)
             return
-        cursor = con.execute(query, [str(raw), MAX_OBJECT_BYTES])
+        cursor = con.execute(_TYPESON_SQL, [str(raw), MAX_OBJECT_BYTES])
         with open(out, "w", encoding="utf-8", newline="\n") as f:
             f.write("[")
             index = 0
             while batch := cursor.fetchmany(20_000):
                 lines = []
-                for (text,) in batch:
-                    if f'"{TYPES}"' in text:
-                        row = json.loads(text)
-                        if isinstance(row, dict):
-                            try:
-                                text = _dumps(decode_row(row))
-                            except RowTypeError as e:
-                                key = row.get(_key_field(BY_NAME[store]))
-                                raise ExportError(str(e), file=str(source), store=store, record=_record(index, key), field=e.path) from None
-                    lines.append(text)
+                for done, text in batch:
+                    if done is None:
+                        done = _decode_in_python(text, source, store, index)
+                    lines.append(done)
                     index += 1
                 f.write(("," if index > len(lines) else "") + ",\n".join(lines))
             f.write("]\n")
     except duckdb.Error as e:
         raise _duck_error(e, str(source), store) from None
     raw.unlink(missing_ok=True)
+
+
+def _decode_in_python(text: str, source: Path, store: str, index: int) -> str:
+    row = json.loads(text)
+    if not isinstance(row, dict):
+        return text  # not a record: the count reports it
+    try:
+        return _dumps(decode_row(row))
+    except RowTypeError as e:
+        key = row.get(_key_field(BY_NAME[store]))
+        raise ExportError(str(e), file=str(source), store=store, record=_record(index, key), field=e.path) from None
 
 
 # ---------------------------------------------------------------- checking

@@ -416,3 +416,31 @@ def test_the_playbook_step_reuses_an_unchanged_source_and_replaces_otherwise(tmp
     replaced = normalize_export(settings, src)
     assert not replaced.reused and replaced.counts["tickets"] == 1
     assert leftovers(tmp_path) == []
+
+
+def test_typeson_rows_decode_the_same_in_duckdb_and_in_python(tmp_path):
+    import duckdb
+
+    from etl.export import _undo_typeson
+
+    rows = [
+        {"id": "plain", "a": 1.5, "s": "a\u0000b 😀", "n": None, "o": {"x": None}},
+        {"id": "sql", "createdAt": 1691695968689, "gone": 0, "o": {"x": None, "y": [1, None]},
+         "$types": {"createdAt": "date", "gone": "undef"}},
+        {"id": "nan", "d": "NaN", "i": "Infinity", "$types": {"d": "date", "i": "Infinity"}},
+        {"id": "nested", "o": {"when": 5, "gone": 0}, "$types": {"o.when": "date", "o.gone": "undef"}},
+        {"id": "dotted", "a.b": 7, "$types": {"a~1b": "date"}},
+        {"id": "absent", "$types": {"notThere": "undef"}},
+    ]
+    raw = tmp_path / "raw.json"
+    raw.write_text(json.dumps(rows[:5], ensure_ascii=False), encoding="utf-8")
+    out = tmp_path / "out.json"
+    _undo_typeson(duckdb.connect(), raw, out, raw, "vendors")
+    got = json.loads(out.read_text(encoding="utf-8"))
+    assert got == [decode_row(json.loads(json.dumps(r))) for r in rows[:5]]
+    assert got[1] == {"id": "sql", "createdAt": {"$date": 1691695968689}, "o": {"x": None, "y": [1, None]}}
+    assert got[2] == {"id": "nan", "d": {"$date": None}, "i": None}
+    raw.write_text(json.dumps(rows[5:]), encoding="utf-8")
+    with pytest.raises(ExportError, match="no value there") as info:
+        _undo_typeson(duckdb.connect(), raw, out, raw, "vendors")
+    assert info.value.field == "notThere" and "index 0" in info.value.record
