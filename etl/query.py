@@ -11,7 +11,8 @@ import polars as pl
 from .errors import EtlError
 from .stage import rejects_path, stage_path
 from .stores import STORES
-from .transform import EXPORT_SUMMARY, MAX_OBJECT_BYTES, export_files
+from .export import MAX_OBJECT_BYTES, export_files
+from .export import SUMMARY as EXPORT_SUMMARY
 
 
 def _lit(text: str) -> str:

@@ -45,12 +45,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import TransformError
+from .export import MAX_OBJECT_BYTES, export_files
+from .export import SUMMARY as EXPORT_SUMMARY
 from .stage import SUMMARY, polars_dtype, rejects_path, stage_path, stage_schema
 from .stores import SLA_HOURS, STORES, Column, Store
 from .stores import store as store_by_name
 
-EXPORT_SUMMARY = "export-summary.json"
-MAX_OBJECT_BYTES = 32 * 1024 * 1024  # one record may hold a long text field (DuckDB sizes its read buffers by this)
 EXCERPT = 120
 BATCH_ROWS = 100_000  # rows per streamed batch: bounds memory whatever the export's size
 # Incidents carry no session: one upload is one tight cluster of importedAt values. A gap
@@ -68,15 +68,6 @@ RAW = "__raw_"  # the inner query's text columns
 
 
 # ---------------------------------------------------------------- reading and typing
-
-
-def export_files(export_dir: Path, store: Store) -> list[tuple[Path, str]]:
-    """(path, DuckDB JSON format) of a store's files, from the export summary."""
-    summary = json.loads((Path(export_dir) / EXPORT_SUMMARY).read_text())
-    entries = summary.get("files", {}).get(store.name, [])
-    entries = [{"path": e} if isinstance(e, str) else e for e in entries]  # the app's own summary lists names
-    fmt = {".ndjson": "newline_delimited", ".jsonl": "newline_delimited", ".json": "array"}
-    return [(Path(export_dir) / e["path"], e.get("format") or fmt.get(Path(e["path"]).suffix, "auto")) for e in entries]
 
 
 def _q(name: str) -> str:

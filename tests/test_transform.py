@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 from etl.errors import TransformError
+from etl.export import export
 from etl.sample import write_sample
 from etl.stage import read_stage, rejects_path, stage_path, stage_summary
 from etl.stores import STORES, store
@@ -17,9 +18,10 @@ from etl.transform import INCIDENT_UPLOAD_GAP_MS, transform
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory):
-    out = tmp_path_factory.mktemp("sample") / "export"
-    write_sample(out, tickets=600, seed=11)
-    return out
+    raw = tmp_path_factory.mktemp("sample") / "raw"
+    write_sample(raw, tickets=600, seed=11)
+    export(raw, raw.parent / "export")
+    return raw.parent / "export"
 
 
 @pytest.fixture(scope="module")
@@ -28,20 +30,22 @@ def staged(sample, tmp_path_factory):
     return transform(sample, stage), stage
 
 
-def _records(export: Path, name: str) -> list[dict]:
-    return json.loads((export / f"{name}.json").read_text())
+def _records(folder: Path, name: str) -> list[dict]:
+    from etl.export import export_files
+
+    return [r for path, fmt in export_files(folder, name) for r in (
+        json.loads(path.read_text()) if fmt == "array" else map(json.loads, path.read_text().splitlines()))]
 
 
 def write_export(folder: Path, **stores: list) -> Path:
-    """A tiny export in the app's layout; stores not given are empty."""
-    folder.mkdir(parents=True, exist_ok=True)
-    files = {}
+    """A tiny export in the app's layout (stores not given are empty), normalized by `etl export`."""
+    raw = folder / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
     for s in STORES:
         if s.name in stores or s.required:
-            (folder / f"{s.name}.json").write_text(json.dumps(stores.get(s.name, []), ensure_ascii=False))
-            files[s.name] = [f"{s.name}.json"]
-    (folder / "export-summary.json").write_text(json.dumps({"files": files}))
-    return folder
+            (raw / f"{s.name}.json").write_text(json.dumps(stores.get(s.name, []), ensure_ascii=False))
+    export(raw, folder / "export")
+    return folder / "export"
 
 
 def ticket(id_, **fields):

@@ -1,0 +1,51 @@
+"""Shared by the benchmarks: the 1M-ticket sample export, and timing a command with its peak memory."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "benchmarks" / "out"  # git-ignored
+OUT.mkdir(parents=True, exist_ok=True)
+ETL = [sys.executable, "-m", "etl"]
+
+
+def sample_export(tickets: int, seed: int = 7) -> Path:
+    """The app-layout sample export of `tickets` tickets (other stores in proportion), made once."""
+    folder = OUT / f"sample-{tickets}-{seed}"
+    summary = folder / "export-summary.json"
+    if not (summary.is_file() and json.loads(summary.read_text())["counts"]["tickets"] == tickets):
+        from etl.sample import write_sample
+
+        print(f"generating a {tickets:,}-ticket sample export in {folder} ...", flush=True)
+        write_sample(folder, tickets=tickets, seed=seed)
+    return folder
+
+
+@dataclass(frozen=True)
+class Timed:
+    label: str
+    seconds: float
+    peak_mb: float
+    output: str
+
+
+def run(label: str, args: list[str], env: dict | None = None) -> Timed:
+    """Run a command in a child process: its wall time and its own peak RSS (os.wait4)."""
+    t0 = time.perf_counter()
+    with open(OUT / f"{label.replace(' ', '_')}.log", "w+") as log:
+        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, **(env or {})})
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        log.seek(0)
+        output = log.read()
+    if proc.returncode != 0:
+        raise SystemExit(f"{label} failed (exit {proc.returncode}):\n{output}")
+    return Timed(label, seconds, usage.ru_maxrss / 1024, output)
