@@ -242,21 +242,43 @@ CREATE TABLE IF NOT EXISTS feature_flags (
   PRIMARY KEY (name)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
--- One row per chunk the loader writes: what it sent, what the server then held, and whether it is done.
+-- The load ledger (etl/ledger.py): one row per chunk the loader plans. A chunk's rows and its
+-- 'written' mark commit in one transaction; 'done' follows once the rows the server then
+-- holds were read back and matched what was sent (count and checksum). A run that finds a
+-- plan with chunks not done continues it.
 CREATE TABLE IF NOT EXISTS etl_load_ledger (
-  table_name                   VARCHAR(64) NOT NULL,
-  stage_id                     VARCHAR(64) NOT NULL,  -- fingerprint of the staged file loaded
+  run_id                       CHAR(32) NOT NULL,     -- one plan: one table from one staged table
   chunk_no                     INT NOT NULL,
-  key_from                     VARCHAR(255) COLLATE utf8mb4_bin,
-  key_to                       VARCHAR(255) COLLATE utf8mb4_bin,
-  row_count                    INT NOT NULL,
-  checksum                     VARCHAR(64) NOT NULL,
-  rows_written                 INT,
-  method                       VARCHAR(32),
-  status                       VARCHAR(16) NOT NULL,  -- started | done
-  started_at                   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+  table_name                   VARCHAR(64) NOT NULL,
+  stage_id                     VARCHAR(64) NOT NULL,  -- fingerprint of the staged table's content
+  kind                         VARCHAR(8) NOT NULL,   -- insert | update | delete
+  key_from                     VARCHAR(255) COLLATE utf8mb4_bin NOT NULL,
+  key_to                       VARCHAR(255) COLLATE utf8mb4_bin NOT NULL,
+  row_count                    INT NOT NULL,          -- rows planned
+  checksum                     VARCHAR(64) NOT NULL,  -- of the planned rows: count:sum of row hashes
+  rows_sent                    INT,
+  rows_written                 INT,                   -- affected rows the server reported
+  rows_rejected                INT,                   -- refused by the server, in the rejects file
+  server_checksum              VARCHAR(64),           -- what the server held when checked
+  method                       VARCHAR(16),           -- load-data | insert
+  status                       VARCHAR(16) NOT NULL,  -- planned | written | done | mismatch | abandoned
+  attempts                     INT NOT NULL DEFAULT 0,
+  planned_at                   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+  started_at                   DATETIME(3),
+  written_at                   DATETIME(3),
   finished_at                  DATETIME(3),
-  PRIMARY KEY (table_name, stage_id, chunk_no)
+  PRIMARY KEY (run_id, chunk_no),
+  KEY idx_etl_load_ledger_table (table_name, status)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- Secondary indexes the loader dropped for a bulk load into an empty table, recorded before
+-- the DROP and cleared once rebuilt, so a run that dies in between is rebuilt by the next.
+CREATE TABLE IF NOT EXISTS etl_load_indexes (
+  table_name                   VARCHAR(64) NOT NULL,
+  index_name                   VARCHAR(64) NOT NULL,
+  definition                   TEXT NOT NULL,         -- as SHOW CREATE TABLE gave it: KEY `name` (`col`, ...)
+  dropped_at                   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+  PRIMARY KEY (table_name, index_name)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 -- Audit trail written by the triggers below. The loader sets @etl_skip_audit = 1 for its own
