@@ -67,6 +67,28 @@ class Column:
 
 
 @dataclass(frozen=True)
+class Span:
+    """A stored length of time and the two times it measures (read by the expectations).
+
+    The app stores the length as it computed it at upload: `end - start` plus the uploading
+    browser's UTC offset, somewhere in `offset_hours` (tickets: openTime was read as local
+    time), and 0 when the end is missing or before the start. `formatted`, when given, is the
+    same length as `H:MM:SS` text.
+    """
+
+    value: str  # column holding the stored length
+    start: str
+    end: str
+    unit: str  # "hours" | "minutes"
+    offset_hours: tuple[float, float] = (0.0, 0.0)
+    formatted: str | None = None
+
+    def __post_init__(self):
+        if self.unit not in ("hours", "minutes"):
+            raise ValueError(f"span {self.value}: unit must be hours or minutes, got {self.unit!r}")
+
+
+@dataclass(frozen=True)
 class Store:
     name: str  # IndexedDB object store
     table: str  # MySQL table
@@ -78,6 +100,10 @@ class Store:
     required: bool = True  # old exports may lack uploadSessions
     # Columns the database maintains itself (DEFAULT / ON UPDATE); never written by load.
     managed: tuple[Column, ...] = field(default=())
+    # Columns the UI groups by: expectations hold them to the values the source export holds.
+    categorical: tuple[str, ...] = field(default=())
+    # Stored lengths of time and the times they measure (expectations check them against each other).
+    spans: tuple[Span, ...] = field(default=())
 
     def __post_init__(self):
         names = [c.name for c in self.columns]
@@ -92,6 +118,9 @@ class Store:
                 raise ValueError(f"store {self.name}: primary key column {key!r} must be NOT NULL")
         for b in self.default_buckets:
             self.bucket_column(b)
+        for name in (*self.categorical, *(n for sp in self.spans for n in (sp.value, sp.start, sp.end, sp.formatted) if n)):
+            if name not in names:
+                raise ValueError(f"store {self.name}: column {name!r} named by categorical/spans is not a column")
 
     def column(self, name: str) -> Column:
         for c in self.columns:
@@ -165,6 +194,8 @@ TIMESTAMPS = (
 
 N = range(1, 6)
 SLA_HOURS = (4, 8, 24)
+# The UTC offsets a browser can have: stored ticket durations exceed close - open by one of them.
+BROWSER_OFFSET_HOURS = (-12.0, 14.0)
 
 TICKETS = Store(
     name="tickets",
@@ -200,6 +231,13 @@ TICKETS = Store(
     time_column="open_time",
     default_buckets=("day", "cabang", "status", "category"),
     managed=TIMESTAMPS,
+    categorical=("status", "category", "cabang"),
+    # Every duration object measures from openTime to its own close time (domain.md).
+    spans=tuple(
+        Span(f"{d}_raw_hours", "open_time", close, "hours", BROWSER_OFFSET_HOURS, f"{d}_formatted")
+        for d, close in (("duration", "close_time"), ("handling_duration", "close_handling"),
+                         *((f"handling_duration{i}", f"close_handling{i}") for i in N))
+    ),
 )
 
 INCIDENTS = Store(
@@ -242,6 +280,11 @@ INCIDENTS = Store(
     time_column="start_time",
     default_buckets=("day", "site", "status", "priority"),
     managed=TIMESTAMPS,
+    categorical=("status", "priority", "site", "level", "klasifikasi_gangguan"),
+    spans=(
+        Span("duration_min", "start_time", "end_time", "minutes"),
+        Span("duration_vendor_min", "start_escalation_vendor", "end_time", "minutes"),
+    ),
 )
 
 CUSTOMERS = Store(
@@ -260,6 +303,7 @@ CUSTOMERS = Store(
     time_column="upload_timestamp",  # customers are monthly snapshots: bucket by the upload's month
     default_buckets=("month", "jenis_klien", "layanan", "kategori"),
     managed=TIMESTAMPS,
+    categorical=("jenis_klien", "layanan", "kategori"),
 )
 
 VENDORS = Store(
@@ -305,6 +349,7 @@ UPLOAD_SESSIONS = Store(
     default_buckets=("day", "data_type", "status"),
     required=False,
     managed=TIMESTAMPS,
+    categorical=("data_type", "status"),
 )
 
 STORES: tuple[Store, ...] = (TICKETS, INCIDENTS, CUSTOMERS, VENDORS, UPLOAD_SESSIONS)
