@@ -276,6 +276,7 @@ CREATE TABLE IF NOT EXISTS etl_load_ledger (
 CREATE TABLE IF NOT EXISTS etl_load_indexes (
   table_name                   VARCHAR(64) NOT NULL,
   index_name                   VARCHAR(64) NOT NULL,
+  position                     INT NOT NULL,          -- rebuilt in the order SHOW CREATE TABLE listed them
   definition                   TEXT NOT NULL,         -- as SHOW CREATE TABLE gave it: KEY `name` (`col`, ...)
   dropped_at                   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
   PRIMARY KEY (table_name, index_name)

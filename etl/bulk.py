@@ -1,0 +1,254 @@
+"""Getting rows into a MySQL table fast and exactly, one batch inside the caller's transaction.
+
+Two methods, as ../shared/limits.md measured them:
+
+* ``load-data``: ``LOAD DATA LOCAL INFILE`` of a tab-separated file written here. The file
+  format is ours, so every value round-trips: text is escaped for ``ESCAPED BY '\\\\'``
+  (backslash, tab, newline, carriage return and NUL become ``\\\\ \\t \\n \\r \\0``),
+  NULL is written as ``\\N`` and '' as an empty field (so the two stay distinct), times
+  as ``YYYY-MM-DD HH:MM:SS.mmm``, booleans as 0/1, decimals at their column scale.
+* ``insert``: multi-row ``INSERT`` through PyMySQL's executemany, with statements sized
+  to the server's ``max_allowed_packet``. Used where the server (or client) refuses
+  LOCAL INFILE, and when asked for.
+
+Bad rows are isolated, never allowed to sink a batch: each attempt runs under a
+SAVEPOINT; when the server refuses it, it is rolled back and split in halves until the
+refused rows stand alone, and those become rejects carrying the server's own message.
+With LOCAL, MySQL and MariaDB both turn data errors into *warnings* (the server cannot
+stop the client mid-file, so LOCAL implies IGNORE): a truncated value is stored
+truncated and only a warning tells. Any warning therefore counts as a refusal here.
+
+Secondary indexes: loading into an empty table is several times faster without them and
+an index built afterwards is a sorted bulk build (limits.md). `drop_secondary_indexes`
+first records each index's definition (from SHOW CREATE TABLE) in ``etl_load_indexes``
+and then drops them; `rebuild_indexes` adds back whatever recorded index is missing and
+clears the record. A process dying at any point in between leaves a record the next run
+rebuilds from; UNIQUE indexes are never dropped (they guard data, not speed).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import pymysql
+
+from .errors import LoadError
+from .stores import Store
+
+LOAD_DATA, INSERT = "load-data", "insert"
+METHODS = ("auto", LOAD_DATA, INSERT)
+
+# Server errors that mean "this row's values are refused", as opposed to a broken connection,
+# a missing table or a killed query (those stop the load; a re-run resumes it).
+ROW_ERRORS = {
+    1048,  # column cannot be null
+    1062,  # duplicate entry
+    1101,  # BLOB/TEXT cannot have a default
+    1264,  # out of range
+    1265,  # data truncated
+    1292,  # incorrect (datetime) value
+    1300,  # invalid character string
+    1366,  # incorrect value for column
+    1367,  # illegal value
+    1406,  # data too long
+    1411,  # incorrect value for function
+    1452,  # foreign key
+    1690,  # value out of range
+    3819,  # check constraint (MySQL)
+    4025,  # check constraint (MariaDB)
+}
+# The server or client refuses LOCAL INFILE: fall back to INSERT for the rest of the load.
+LOCAL_REFUSED = {1148, 2068, 3948, 4166}
+
+
+def _escape(expr: pl.Expr) -> pl.Expr:
+    # Backslash first, so the escapes added after it are not escaped again.
+    for raw, esc in (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"), ("\x00", "\\0")):
+        expr = expr.str.replace_all(raw, esc, literal=True)
+    return expr
+
+
+_SPECIAL = r"[\\\t\n\r\x00]"
+
+
+def tsv_frame(rows: pl.DataFrame, store: Store) -> pl.DataFrame:
+    """The rows as LOAD DATA must read them (see the module docstring)."""
+    fixes = []
+    for col in store.columns:
+        if col.is_text:
+            # Escaping costs a pass per special character: skip columns that hold none.
+            if rows[col.name].str.contains(_SPECIAL).any():
+                fixes.append(_escape(pl.col(col.name)))
+        elif col.kind == "bool":
+            fixes.append(pl.col(col.name).cast(pl.Int8))
+    return rows.select(store.column_names).with_columns(fixes)
+
+
+def write_tsv(rows: pl.DataFrame, store: Store, path: Path) -> Path:
+    tsv_frame(rows, store).write_csv(
+        path, separator="\t", quote_style="never", null_value="\\N", include_header=False,
+        line_terminator="\n", datetime_format="%Y-%m-%d %H:%M:%S%.3f",
+    )
+    return path
+
+
+def load_data_sql(table: str, store: Store) -> str:
+    cols = ", ".join(f"`{c}`" for c in store.column_names)
+    return (f"LOAD DATA LOCAL INFILE %s INTO TABLE `{table}` CHARACTER SET utf8mb4 "
+            f"FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' ({cols})")
+
+
+def insert_sql(table: str, store: Store) -> str:
+    cols = ", ".join(f"`{c}`" for c in store.column_names)
+    return f"INSERT INTO `{table}` ({cols}) VALUES ({', '.join(['%s'] * len(store.columns))})"
+
+
+def local_infile_allowed(conn) -> bool:
+    with conn.cursor() as cur:
+        cur.execute("SELECT @@local_infile")
+        return str(cur.fetchone()[0]).upper() in ("1", "ON")
+
+
+def statement_limit(conn) -> int:
+    """Bytes per multi-row INSERT: the server's max_allowed_packet, less room for the protocol, at most 16 MB."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT @@max_allowed_packet")
+        packet = int(cur.fetchone()[0])
+    return max(64 * 1024, min(packet - 64 * 1024, 16 * 1024 * 1024))
+
+
+@dataclass(frozen=True)
+class Refusal:
+    row: int  # position in the batch given to `Writer.write`
+    code: int
+    message: str
+
+
+class Writer:
+    """Writes batches of one store's rows on one connection (the caller owns the transaction)."""
+
+    def __init__(self, conn, store: Store, method: str, workdir: Path):
+        if method not in METHODS:
+            raise LoadError(f"unknown load method {method!r}; choose from {', '.join(METHODS)}", store=store.name)
+        self.conn, self.store, self.workdir = conn, store, Path(workdir)
+        if method == "auto":
+            method = LOAD_DATA if local_infile_allowed(conn) else INSERT
+        self.method = method
+        self.max_stmt_length = statement_limit(conn)
+
+    def prepare(self, rows: pl.DataFrame) -> Path | None:
+        """Write the LOAD DATA file for a batch ahead of time (no database access: safe in another thread)."""
+        if self.method != LOAD_DATA or rows.height == 0:
+            return None
+        return write_tsv(rows, self.store, self.workdir / f"{self.store.table}-{uuid.uuid4().hex}.tsv")
+
+    def write(self, table: str, rows: pl.DataFrame, prepared: Path | None = None) -> tuple[int, list[Refusal]]:
+        """Write `rows` into `table`; returns (affected rows, refused rows). Refused rows are not written."""
+        refused: list[Refusal] = []
+        try:
+            written = self._write(table, rows, prepared, 0, 0, refused) if rows.height else 0
+        finally:
+            if prepared is not None:
+                prepared.unlink(missing_ok=True)
+        return written, refused
+
+    def _write(self, table, rows, prepared, depth, offset, refused) -> int:
+        savepoint = f"etl_batch_{depth}"
+        with self.conn.cursor() as cur:
+            cur.execute(f"SAVEPOINT {savepoint}")
+            written, problem = self._attempt(cur, table, rows, prepared)
+            if problem is None:
+                cur.execute(f"RELEASE SAVEPOINT {savepoint}")
+                return written
+            cur.execute(f"ROLLBACK TO SAVEPOINT {savepoint}")
+        if rows.height == 1:
+            refused.append(Refusal(offset, *problem))
+            return 0
+        half = rows.height // 2
+        return (self._write(table, rows[:half], None, depth + 1, offset, refused)
+                + self._write(table, rows[half:], None, depth + 1, offset + half, refused))
+
+    def _attempt(self, cur, table, rows, prepared) -> tuple[int, tuple[int, str] | None]:
+        try:
+            if self.method == LOAD_DATA:
+                path = prepared or write_tsv(rows, self.store, self.workdir / f"{table}-{uuid.uuid4().hex}.tsv")
+                try:
+                    cur.execute(load_data_sql(table, self.store), (str(path),))
+                finally:
+                    if path is not prepared:
+                        path.unlink(missing_ok=True)
+            else:
+                cur.max_stmt_length = self.max_stmt_length
+                cur.executemany(insert_sql(table, self.store), rows.select(self.store.column_names).rows())
+        except pymysql.err.MySQLError as e:
+            code = e.args[0] if e.args and isinstance(e.args[0], int) else None
+            if code in ROW_ERRORS:
+                return 0, (code, str(e.args[-1]))
+            if self.method == LOAD_DATA and code in LOCAL_REFUSED:
+                self.method = INSERT  # the server (or client) refuses LOCAL INFILE: INSERT from now on
+                return self._attempt(cur, table, rows, None)
+            raise
+        written = cur.rowcount
+        if cur.warning_count:
+            cur.execute("SHOW WARNINGS LIMIT 1")
+            level, code, message = cur.fetchone()
+            return written, (int(code), f"{level}: {message}")
+        return written, None
+
+
+# ---------------------------------------------------------------- secondary indexes
+
+_INDEX_LINE = re.compile(r"^\s*((?:FULLTEXT |SPATIAL )?KEY `([^`]+)` .*?),?$")
+
+
+def secondary_indexes(conn, table: str) -> dict[str, str]:
+    """Non-unique secondary indexes of `table`: name -> definition as SHOW CREATE TABLE gives it."""
+    with conn.cursor() as cur:
+        cur.execute(f"SHOW CREATE TABLE `{table}`")
+        ddl = cur.fetchone()[1]
+    found = {}
+    for line in ddl.splitlines():
+        m = _INDEX_LINE.match(line)
+        if m:
+            found[m.group(2)] = m.group(1)
+    return found
+
+
+def pending_indexes(conn, table: str) -> dict[str, str]:
+    """Indexes recorded as dropped for a bulk load and not yet rebuilt."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT index_name, definition FROM etl_load_indexes WHERE table_name = %s ORDER BY position", (table,))
+        return dict(cur.fetchall())
+
+
+def drop_secondary_indexes(conn, table: str) -> int:
+    """Record, then drop, the secondary indexes (the record is committed before the DDL runs)."""
+    indexes = secondary_indexes(conn, table)
+    if not indexes:
+        return 0
+    with conn.cursor() as cur:
+        # INSERT IGNORE: a definition recorded by an earlier, interrupted run stays as it was.
+        cur.executemany("INSERT IGNORE INTO etl_load_indexes (table_name, index_name, position, definition) "
+                        "VALUES (%s, %s, %s, %s)", [(table, name, i, d) for i, (name, d) in enumerate(indexes.items())])
+        conn.commit()
+        cur.execute(f"ALTER TABLE `{table}` " + ", ".join(f"DROP INDEX `{name}`" for name in indexes))
+    return len(indexes)
+
+
+def rebuild_indexes(conn, table: str) -> int:
+    """Add back every recorded index the table lacks (one ALTER, one pass over the rows), then clear the record."""
+    recorded = pending_indexes(conn, table)
+    if not recorded:
+        return 0
+    present = secondary_indexes(conn, table)
+    missing = [d for name, d in recorded.items() if name not in present]
+    with conn.cursor() as cur:
+        if missing:
+            cur.execute(f"ALTER TABLE `{table}` " + ", ".join(f"ADD {d}" for d in missing))
+        cur.execute("DELETE FROM etl_load_indexes WHERE table_name = %s", (table,))
+        conn.commit()
+    return len(missing)
