@@ -5,6 +5,7 @@ No logic lives here: library errors (EtlError) become a one-line message and exi
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 from pathlib import Path
@@ -12,6 +13,8 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
+from rich.text import Text
 from rich.markup import escape
 
 from . import playbook
@@ -185,6 +188,56 @@ def sql(
 
 
 # ---------------------------------------------------------------- load (issue 5)
+
+
+class _RowsPerSecond(ProgressColumn):
+    def render(self, task) -> Text:
+        return Text(f"{task.speed:,.0f} rows/s" if task.speed else "", style="progress.data.speed")
+
+
+@contextlib.contextmanager
+def _load_progress(enabled: bool):
+    """A progress bar per table on stderr (rows written / planned, rows per second), or nothing."""
+    if not enabled:
+        yield None
+        return
+    bars = Progress(TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(), _RowsPerSecond(),
+                    TimeElapsedColumn(), console=err, transient=False)
+    tasks: dict[str, int] = {}
+
+    def update(table: str, done: int, total: int) -> None:
+        if table not in tasks:
+            tasks[table] = bars.add_task(table, total=total)
+        bars.update(tasks[table], completed=done, total=total)
+
+    with bars:
+        yield update
+
+
+@app.command("load")
+@cli_errors
+def load_cmd(
+    stage: Optional[Path] = typer.Option(None, "--stage", help="Stage folder (default: STAGE_DIR)."),
+    mysql: Optional[str] = MysqlOpt,
+    chunk_size: Optional[int] = typer.Option(None, "--chunk-size", help="Rows per unit of work (default: CHUNK_SIZE, 200); deletes go in statements of this many keys."),
+    batch_rows: Optional[int] = typer.Option(None, "--batch-rows", help="Rows per chunk on the direct path (default: the multiple of the chunk size nearest 50,000)."),
+    method: str = typer.Option("auto", "--method", help="auto (LOAD DATA LOCAL INFILE where the server allows it, else INSERT), load-data or insert."),
+    delete_missing: bool = typer.Option(False, "--delete-missing", help="Delete rows MySQL holds that the stage no longer has (default: only report them)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+):
+    """Write every staged table into MySQL: chunked, checked as it writes, idempotent, resumable.
+
+    Loading the same stage again writes nothing; a newer stage writes only its differences, and rows no longer staged are reported (deleted only with --delete-missing).
+
+    Each chunk is recorded in the table etl_load_ledger; a run that was interrupted is continued by the next. Rows the server refuses go to STAGE/load/<table>.rejects.parquet.
+    """
+    from .load import load as run
+
+    settings = load_settings(mysql_uri=mysql, stage_dir=stage, chunk_size=chunk_size)
+    with _load_progress(not quiet and err.is_terminal) as progress:
+        result = run(settings.stage_dir, playbook.target(settings), chunk_size=settings.chunk_size,
+                     batch_rows=batch_rows, method=method, delete_missing=delete_missing, progress=progress)
+    show(result)
 
 
 # ---------------------------------------------------------------- parity (issue 6)

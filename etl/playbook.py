@@ -80,6 +80,13 @@ def sample_export(settings: Settings, tickets: int):
     return write_sample(out, tickets=tickets)
 
 
+def load_stage(settings: Settings):
+    """Write the stage into MySQL (chunked, checked, resumable; loading it again writes nothing)."""
+    from .load import load
+
+    return load(settings.stage_dir, target(settings), chunk_size=settings.chunk_size)
+
+
 # ---------------------------------------------------------------- the run
 
 
@@ -141,6 +148,7 @@ def migrate(settings: Settings, *, source: Path | None = None, sample_tickets: i
     steps.append(("export", lambda: normalize_export(settings, source)))
     steps.append(("transform", lambda: transform_export(settings)))
     # load (issue 5)
+    steps.append(("load", lambda: load_stage(settings)))
     # parity (issue 6): stops the run on a mismatch
     # validate + data docs (issue 7)
 
