@@ -3,7 +3,7 @@
 For each table both sides go through the same normalizer, `etl.rowhash` (driven by the store
 description), and DuckDB computes per bucket the row count and the sum of the row hashes
 (order-independent). The stage is read from its Parquet file; MySQL through connectorx, in
-parallel primary-key ranges (see `read_mysql`). Buckets are the store's `default_buckets`
+parallel primary-key ranges (see `MySQLSide`). Buckets are the store's `default_buckets`
 (tickets: day, cabang, status, category) unless others are asked for; the names asked for
 are looked up in the description and only the description's column names reach SQL.
 
@@ -120,15 +120,58 @@ def range_queries(store: Store, points: list) -> list[str]:
     return queries
 
 
-def read_mysql(target, store: Store, points: list | None = None) -> pa.Table:
-    """The table's described columns through connectorx; several key ranges are read in parallel."""
-    import connectorx as cx
+class MySQLSide:
+    """One table as MySQL holds it, through connectorx: streamed in parallel key ranges, or a few keys."""
 
-    queries = range_queries(store, points or [])
-    try:
-        return cx.read_sql(target.uri, queries if len(queries) > 1 else queries[0], return_type="arrow")
-    except Exception as e:  # connectorx raises plain RuntimeErrors, with the URI in some of them
-        raise ParityError(f"reading MySQL failed: {mask_uri(str(e))[:300]}", store=store.name) from None
+    def __init__(self, target, store: Store, points: list | None = None):
+        self.target, self.store, self.points = target, store, points or []
+
+    @property
+    def parts(self) -> int:
+        return len(self.points) + 1
+
+    def _read(self, queries: list[str], return_type: str):
+        import connectorx as cx
+
+        try:
+            return cx.read_sql(self.target.uri, queries if len(queries) > 1 else queries[0], return_type=return_type)
+        except Exception as e:  # connectorx raises plain RuntimeErrors, with the URI in some of them
+            raise ParityError(f"reading MySQL failed: {mask_uri(str(e))[:300]}", store=self.store.name) from None
+
+    def read(self) -> pa.Table:
+        """Every row. (Streaming the batches into DuckDB instead measured slower: see BENCHMARKS.md.)"""
+        return self._read(range_queries(self.store, self.points), "arrow")
+
+    def read_in_background(self) -> Callable[[], pa.Table]:
+        """Start `read` in a thread (the server and connectorx work while DuckDB hashes the stage);
+        the function returned waits for the rows and re-raises the read's error."""
+        got: dict = {}
+
+        def run():
+            try:
+                got["rows"] = self.read()
+            except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
+                got["error"] = e
+
+        thread = threading.Thread(target=run, name=f"parity-read-{self.store.table}", daemon=True)
+        thread.start()
+
+        def wait() -> pa.Table:
+            thread.join()
+            if "error" in got:
+                raise got["error"]
+            return got.pop("rows")
+
+        return wait
+
+    def rows(self, keys: list) -> pa.Table:
+        """The rows with these primary-key values (for the drill-down: a few thousand at most)."""
+        (key,) = self.store.primary_key
+        queries = [select_sql(self.store, f"`{self.store.column(key).name}` IN ({', '.join(_sql_literal(k) for k in keys[i:i + 500])})")
+                   for i in range(0, len(keys), 500)]
+        if not queries:
+            return pa.table({c.name: pa.array([], pa.null()) for c in self.store.columns})
+        return self._read(queries, "arrow")
 
 
 # ---------------------------------------------------------------- comparing one table
@@ -197,69 +240,76 @@ def _hex(x) -> str | None:
     return None if x is None else f"{int(x) % 2**64:016x}"
 
 
-def compare_table(con: duckdb.DuckDBPyConnection, store: Store, stage_file: Path, mysql: pa.Table | Callable[[], pa.Table],
-                  buckets: tuple[str, ...], *, read_parts: int = 1, max_rows: int = MAX_ROWS) -> TableReport:
+def compare_table(con: duckdb.DuckDBPyConnection, store: Store, stage: Path | pl.DataFrame, mysql: MySQLSide,
+                  buckets: tuple[str, ...], *, max_rows: int = MAX_ROWS) -> TableReport:
     """Bucket checksums of both sides and the drill-down into the buckets that differ.
 
-    `mysql` is MySQL's rows, or a function that waits for them: the stage is hashed first, so
-    its pass overlaps with a read still running in another thread.
+    `stage` is the staged Parquet file, or the frame MySQL is expected to hold (upload sessions:
+    see `expected_sessions`).
     """
     t0 = time.perf_counter()
     keys = [f'"{store.column(k).name}"' for k in store.primary_key]
     labels = [f"b{i}" for i in range(len(buckets))]
     bucket_sql = "".join(f", {bucket_expression(store, b)} AS {lab}" for b, lab in zip(buckets, labels))
     hashed = f"SELECT {', '.join(keys)}{bucket_sql}, {hash_expression(store)} AS h FROM "
-    path = str(stage_file).replace("'", "''")
-    con.execute(f"CREATE OR REPLACE TEMP VIEW stage_src AS SELECT * FROM read_parquet('{path}')")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE sh AS {hashed} stage_src")
-    con.register("mysql_src", mysql() if callable(mysql) else mysql)
+    if isinstance(stage, pl.DataFrame):
+        con.register("stage_src", stage)
+    else:
+        path = str(stage).replace("'", "''")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW stage_src AS SELECT * FROM read_parquet('{path}')")
+    rows = mysql.read_in_background()
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE sh AS {hashed} stage_src")
+    finally:
+        mysql_rows = rows()  # always wait: no read left running behind an error
+    con.register("mysql_src", mysql_rows)
     con.execute(f"CREATE OR REPLACE TEMP TABLE mh AS {hashed} mysql_src")
+    con.unregister("mysql_src")
+    del mysql_rows  # the wide rows are not needed any more: the drill-down re-reads the few it shows
 
     # Per bucket, both sides at once: GROUP BY keeps NULL labels together, no join needed.
     group = ", ".join(labels) if labels else "()"
-    lab_sel = "".join(f"{lab}, " for lab in labels)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE bk AS
-        SELECT {lab_sel}
+        SELECT {''.join(f"{lab}, " for lab in labels)}
                count(*) FILTER (WHERE side = 's') AS stage_rows,
                count(*) FILTER (WHERE side = 'm') AS mysql_rows,
                sum(h::HUGEINT) FILTER (WHERE side = 's') AS stage_sum,
                sum(h::HUGEINT) FILTER (WHERE side = 'm') AS mysql_sum
         FROM (SELECT 's' AS side, * FROM sh UNION ALL SELECT 'm' AS side, * FROM mh)
         GROUP BY {group}""")
-    con.execute("ALTER TABLE bk ADD COLUMN ok BOOLEAN")
-    con.execute("UPDATE bk SET ok = stage_rows = mysql_rows AND stage_sum IS NOT DISTINCT FROM mysql_sum")
+    ok = "stage_rows = mysql_rows AND stage_sum IS NOT DISTINCT FROM mysql_sum"
     bucket_rows = [
         {"bucket": dict(zip(buckets, r[:len(labels)])), "stage_rows": r[-5], "mysql_rows": r[-4],
          "stage_checksum": _hex(r[-3]), "mysql_checksum": _hex(r[-2]), "ok": r[-1]}
-        for r in con.execute(f"SELECT * FROM bk ORDER BY {', '.join(labels) or 'ok'} NULLS FIRST").fetchall()
+        for r in con.execute(f"SELECT *, {ok} AS ok FROM bk ORDER BY ALL NULLS FIRST").fetchall()
     ]
-    stage_rows, mysql_rows = (con.execute("SELECT count(*) FROM sh").fetchall()[0][0],
-                              con.execute("SELECT count(*) FROM mh").fetchall()[0][0])
+    stage_rows = sum(b["stage_rows"] for b in bucket_rows)
+    mysql_rows = sum(b["mysql_rows"] for b in bucket_rows)
     bad = sum(1 for b in bucket_rows if not b["ok"])
 
-    diffs = {k: [] for k in KINDS}
-    counts = dict.fromkeys(KINDS, 0)
+    diffs, counts = {k: [] for k in KINDS}, dict.fromkeys(KINDS, 0)
     if bad:
-        diffs, counts = _drill_down(con, store, buckets, labels, keys, max_rows)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE bad AS SELECT * FROM bk WHERE NOT ({ok})")
+        diffs, counts = _drill_down(con, store, mysql, buckets, labels, keys, max_rows)
+    if isinstance(stage, pl.DataFrame):
+        con.unregister("stage_src")
     summary = TableParity(
         table=store.table, buckets=buckets, stage_rows=stage_rows, mysql_rows=mysql_rows,
         bucket_count=len(bucket_rows), mismatched_buckets=bad, missing_in_mysql=counts[MISSING],
-        only_in_mysql=counts[EXTRA], changed=counts[CHANGED], read_parts=read_parts,
+        only_in_mysql=counts[EXTRA], changed=counts[CHANGED], read_parts=mysql.parts,
         seconds=round(time.perf_counter() - t0, 3),
         examples=tuple(str(d) for k in KINDS for d in diffs[k])[:EXAMPLES],
     )
-    con.unregister("mysql_src")
     return TableReport(summary, bucket_rows, diffs)
 
 
-def _drill_down(con, store: Store, buckets, labels, keys, max_rows):
+def _drill_down(con, store: Store, mysql: MySQLSide, buckets, labels, keys, max_rows):
     """Pair the rows of the mismatched buckets by primary key; classify and describe each difference."""
     on = " AND ".join(f"x.{lab} IS NOT DISTINCT FROM bad.{lab}" for lab in labels) or "TRUE"
     key_list = ", ".join(keys)
-    con.execute("CREATE OR REPLACE TEMP TABLE bad AS SELECT * FROM bk WHERE NOT ok")
-    # Keys seen in a bad bucket on either side; then both sides' rows for those keys, wherever they
-    # are (a changed bucket column moves a row from one bucket to another).
+    # Keys seen in a bad bucket on either side, then both sides' rows for those keys wherever they
+    # are: a changed bucket column moves a row from one bucket to another.
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE cand AS
         SELECT {key_list} FROM sh x SEMI JOIN bad ON {on}
@@ -275,39 +325,47 @@ def _drill_down(con, store: Store, buckets, labels, keys, max_rows):
         FROM (SELECT * FROM sh SEMI JOIN cand USING ({key_list})) s
         FULL JOIN (SELECT * FROM mh SEMI JOIN cand USING ({key_list})) m ON {join}
         WHERE s.h IS DISTINCT FROM m.h""")
-    counts = dict(con.execute("SELECT kind, count(*) FROM pairs GROUP BY kind").fetchall())
-    counts = {k: counts.get(k, 0) for k in KINDS}
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE shown AS
-        SELECT * FROM pairs QUALIFY row_number() OVER (PARTITION BY kind ORDER BY {key_list}) <= {int(max_rows)}""")
+    found = dict(con.execute("SELECT kind, count(*) FROM pairs GROUP BY kind").fetchall())
+    counts = {k: found.get(k, 0) for k in KINDS}
+    shown = con.execute(f"""
+        SELECT * FROM pairs QUALIFY row_number() OVER (PARTITION BY kind ORDER BY {key_list}) <= {int(max_rows)}
+        ORDER BY kind, {key_list}""").fetchall()
 
-    norm = ", ".join(f'{normalized(c)} AS "{c.name}"' for c in store.columns)
-    names = [c.name for c in store.columns]
+    names = list(store.column_names)
     key_names = [store.column(k).name for k in store.primary_key]
+    norm = ", ".join(f'{normalized(c)} AS "{c.name}"' for c in store.columns)
+    n, nb = len(keys), len(labels)
 
-    def rows(src: str) -> dict[tuple, dict]:
-        cur = con.execute(f"SELECT {norm} FROM {src} SEMI JOIN shown USING ({key_list})")
-        out = {}
-        for r in cur.fetchall():
-            row = dict(zip(names, map(_plain, r)))
-            out[tuple(row[k] for k in key_names)] = row
-        return out
+    def normalized_rows(src: str, wanted: list[tuple]) -> dict[tuple, dict]:
+        if not wanted:
+            return {}
+        con.register("wanted", pl.DataFrame(wanted, schema=key_names, orient="row"))
+        try:
+            got = con.execute(f"SELECT {norm} FROM {src} SEMI JOIN wanted USING ({key_list})").fetchall()
+        finally:
+            con.unregister("wanted")
+        rows = (dict(zip(names, map(_plain, r))) for r in got)
+        return {tuple(r[k] for k in key_names): r for r in rows}
 
-    stage, mysql = rows("stage_src"), rows("mysql_src")
+    stage = normalized_rows("stage_src", [r[:n] for r in shown if r[n] != EXTRA])
+    con.register("mysql_rows", mysql.rows([r[0] for r in shown if r[n] != MISSING]) if any(r[n] != MISSING for r in shown)
+                 else pl.DataFrame(schema=key_names))
+    try:
+        mine = normalized_rows("mysql_rows", [r[:n] for r in shown if r[n] != MISSING])
+    finally:
+        con.unregister("mysql_rows")
+
     diffs = {k: [] for k in KINDS}
-    n = len(keys)
-    for r in con.execute(f"SELECT * FROM shown ORDER BY kind, {key_list}").fetchall():
-        key = tuple(_plain(v) for v in r[:n])
-        kind = r[n]
-        sb = dict(zip(buckets, r[n + 1:n + 1 + len(labels)]))
-        mb = dict(zip(buckets, r[n + 1 + len(labels):]))
-        s, m = stage.get(key), mysql.get(key)
-        keyd = dict(zip(key_names, key))
+    for r in shown:
+        key, kind = tuple(r[:n]), r[n]
+        sb, mb = dict(zip(buckets, r[n + 1:n + 1 + nb])), dict(zip(buckets, r[n + 1 + nb:]))
+        s, m = stage.get(tuple(map(_plain, key))), mine.get(tuple(map(_plain, key)))
+        keyd = dict(zip(key_names, map(_plain, key)))
         if kind == MISSING:
             diffs[kind].append(RowDiff(kind, keyd, sb, None, stage=s))
         elif kind == EXTRA:
             diffs[kind].append(RowDiff(kind, keyd, None, mb, mysql=m))
-        else:
+        elif s is not None and m is not None:
             cols = tuple(c for c in names if s[c] != m[c] or type(s[c]) is not type(m[c]))
             diffs[kind].append(RowDiff(kind, keyd, sb, mb, cols, {c: s[c] for c in cols}, {c: m[c] for c in cols}))
     return diffs, counts
@@ -329,6 +387,26 @@ def _stage_from(src: Path) -> tuple[Path, Path | None]:
         return tmp / "stage", tmp
     raise ParityError("not a stage folder (no transform-summary.json) nor an export folder (no export-summary.json)",
                       file=str(src))
+
+
+def expected_sessions(stage_dir: Path) -> pl.DataFrame:
+    """Upload sessions as the load leaves them: finalized from the rows that carry each session id.
+
+    The load sets status/record/success counts of every session loaded rows carry
+    (etl.load.finalize_sessions); parity expects the same, counted in the stage.
+    """
+    from .load import SESSION_TABLES, finalize_sessions
+    from .stores import store as lookup
+
+    counts = [
+        read_stage(stage_dir, lookup(t), lazy=True).filter(pl.col("upload_session_id").is_not_null())
+        .group_by("upload_session_id").agg(pl.len().cast(pl.Int64).alias("rows"))
+        for t in SESSION_TABLES if stage_path(stage_dir, lookup(t)).is_file()
+    ]
+    total = (pl.concat(counts).group_by("upload_session_id").agg(pl.col("rows").sum()).collect() if counts
+             else pl.DataFrame(schema={"upload_session_id": pl.String, "rows": pl.Int64}))
+    sessions = read_stage(stage_dir, lookup("upload_sessions"))
+    return finalize_sessions(sessions, total).cast(dict(sessions.schema))
 
 
 # ---------------------------------------------------------------- the run
@@ -368,8 +446,11 @@ class ParityResult:
 
     def raise_for_mismatch(self) -> None:
         if not self.ok:
-            raise ParityError(f"MySQL differs from the stage in {', '.join(self.mismatched)}; "
-                              f"see {self.report_dir}/report.html", file=self.report_dir)
+            what = "; ".join(
+                f"{t.table}: {t.mismatched_buckets} buckets, {t.missing_in_mysql} rows missing in MySQL, "
+                f"{t.only_in_mysql} only in MySQL, {t.changed} changed" + (f" (first: {t.examples[0]})" if t.examples else "")
+                for t in self.tables if not t.ok)
+            raise ParityError(f"MySQL differs from the stage: {what}", file=f"{self.report_dir}/report.html")
 
 
 def parity(src: Path, target, *, buckets: Sequence[str] | None = None, tables: Sequence[str] | None = None,
@@ -404,35 +485,14 @@ def parity(src: Path, target, *, buckets: Sequence[str] | None = None, tables: S
 
 def _compare(target, store: Store, stage_dir: Path, buckets, parts: int, max_rows: int) -> TableReport:
     stage = read_stage(stage_dir, store, lazy=True)  # checks the file against the description
-    path = stage_path(stage_dir, store)
     points = []
-    if parts > 1 and len(store.primary_key) == 1:
-        n = stage.select(pl.len()).collect().item()
-        if n >= PART_MIN_ROWS:
-            points = split_points(stage.select(store.primary_key[0]).collect().to_series(), parts)
+    if parts > 1 and len(store.primary_key) == 1 and stage.select(pl.len()).collect().item() >= PART_MIN_ROWS:
+        points = split_points(stage.select(store.primary_key[0]).collect().to_series(), parts)
+    source = expected_sessions(stage_dir) if store.table == "upload_sessions" else stage_path(stage_dir, store)
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
     try:
-        # The MySQL read (server and connectorx threads) overlaps with DuckDB's pass over the stage.
-        got: dict = {}
-
-        def read():
-            try:
-                got["table"] = read_mysql(target, store, points)
-            except BaseException as e:  # re-raised in the caller's thread
-                got["error"] = e
-
-        def wait() -> pa.Table:
-            reader.join()
-            if "error" in got:
-                raise got["error"]
-            return got["table"]
-
-        reader = threading.Thread(target=read, name=f"parity-read-{store.table}", daemon=True)
-        reader.start()
-        try:
-            return compare_table(con, store, path, wait, buckets, read_parts=len(points) + 1, max_rows=max_rows)
-        finally:
-            reader.join()
+        return compare_table(con, store, source, MySQLSide(target, store, points), buckets, max_rows=max_rows)
     except duckdb.Error as e:
         raise ParityError(f"comparing in DuckDB failed: {e}", store=store.name) from None
     finally:
