@@ -87,6 +87,15 @@ def load_stage(settings: Settings):
     return load(settings.stage_dir, target(settings), chunk_size=settings.chunk_size)
 
 
+def parity_check(settings: Settings):
+    """Parity of the stage with MySQL; a mismatch raises ParityError, which stops the run."""
+    from .parity import parity
+
+    result = parity(settings.stage_dir, target(settings), runtime_dir=settings.runtime_dir)
+    result.raise_for_mismatch()
+    return result
+
+
 # ---------------------------------------------------------------- the run
 
 
@@ -150,6 +159,7 @@ def migrate(settings: Settings, *, source: Path | None = None, sample_tickets: i
     # load (issue 5)
     steps.append(("load", lambda: load_stage(settings)))
     # parity (issue 6): stops the run on a mismatch
+    steps.append(("parity", lambda: parity_check(settings)))
     # validate + data docs (issue 7)
 
     for name, step in steps:
