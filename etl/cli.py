@@ -270,6 +270,37 @@ def parity(
 # ---------------------------------------------------------------- validate (issue 7)
 
 
+@app.command("validate")
+@cli_errors
+def validate_cmd(
+    mysql: Optional[str] = MysqlOpt,
+    strict: bool = typer.Option(False, "--strict", help="Also fail on rules MySQL breaks only where the source export already does."),
+    stage: Optional[Path] = typer.Option(None, "--stage", help="Stage folder the expected values come from (default: STAGE_DIR)."),
+):
+    """Run the Great Expectations suites against MySQL: business rules and the UI's aggregations.
+
+    Expected values (value sets, the views' rows) are computed from the stage at run time. A rule the source export already breaks is a warning (a finding about the source) unless --strict is given; a rule the source keeps but MySQL breaks is a failure. Exit status: 0 passed (warnings allowed), 1 failed. Rebuilds the data docs (see `etl docs`).
+    """
+    from .validate import validate_settings
+
+    result = validate_settings(load_settings(mysql_uri=mysql, stage_dir=stage), strict=strict)
+    show(result)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@app.command("docs")
+@cli_errors
+def docs_cmd():
+    """Build the Great Expectations data docs (HTML): every suite, and the results of past `etl validate` runs.
+
+    Written to expectations/gx/uncommitted/data_docs/local_site/index.html. Needs no database.
+    """
+    from .validate import build_docs, gx_root
+
+    show(build_docs(gx_root(load_settings().root)))
+
+
 # ---------------------------------------------------------------- migrate
 
 

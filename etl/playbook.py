@@ -96,6 +96,13 @@ def parity_check(settings: Settings):
     return result
 
 
+def validate_migration(settings: Settings, echo: Callable[[object], None] = print):
+    """The expectation suites against MySQL, then the data docs; a failed expectation raises ValidationError."""
+    from .validate import check, validate_settings
+
+    return check(validate_settings(settings), echo=echo)
+
+
 # ---------------------------------------------------------------- the run
 
 
@@ -160,7 +167,9 @@ def migrate(settings: Settings, *, source: Path | None = None, sample_tickets: i
     steps.append(("load", lambda: load_stage(settings)))
     # parity (issue 6): stops the run on a mismatch
     steps.append(("parity", lambda: parity_check(settings)))
-    # validate + data docs (issue 7)
+    # validate + data docs (issue 7): failed expectations stop the run; rules the source export
+    # already breaks only warn (etl validate --strict makes them fail)
+    steps.append(("validate + data docs", lambda: validate_migration(settings, echo)))
 
     for name, step in steps:
         rec = StepRecord(name)
