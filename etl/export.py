@@ -30,8 +30,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
+import numpy as np
+import pyarrow as pa
 
-from . import jsonscan
+from . import duck, jsonscan
 from .dexie import TYPES, RowTypeError, decode_row
 from .errors import ExportError
 from .stores import BY_NAME, STORES, Store
@@ -331,62 +333,74 @@ def _read_dexie(path: Path, work: Path) -> _Found:
     return found
 
 
-# Typeson rows DuckDB decodes itself: every $types entry a top-level property that is there,
-# typed date, undef or a special number. Other rows (nested paths, other types) go to Python.
-_TYPESON_SQL = """
-WITH r AS (
-    SELECT json, contains(json, '"$types"') AS typed
-    FROM read_json_objects(?, format='array', maximum_object_size=?)
-), m AS (
-    SELECT json, typed, CASE WHEN typed AND starts_with(json, '{') THEN from_json(json, '"MAP(VARCHAR, JSON)"') END AS m
-    FROM r
-), t AS (
-    SELECT json, typed, m, from_json(m['$types'], '"MAP(VARCHAR, VARCHAR)"') AS ty FROM m
-), o AS (
-    SELECT json, typed, CASE
-        WHEN NOT typed THEN json
-        WHEN m IS NOT NULL AND ty IS NOT NULL AND list_has_all(map_keys(m), map_keys(ty)) AND coalesce(list_bool_and(list_transform(
-                 map_entries(ty), lambda e: e.value IN ('date', 'undef', 'NaN', 'Infinity', '-Infinity')
-                 AND e.key NOT IN ('', '$') AND NOT contains(e.key, '.'))), true)
-        THEN to_json(map_from_entries(list_transform(
-                 list_filter(map_entries(m), lambda e: e.key <> '$types' AND coalesce(ty[e.key], '') <> 'undef'),
-                 lambda e: {'key': e.key, 'value': CASE
-                     WHEN ty[e.key] = 'date' AND e.value = '"NaN"' THEN '{"$date":null}'::JSON
-                     WHEN ty[e.key] = 'date' THEN json_object('$date', e.value)
-                     WHEN ty[e.key] IS NOT NULL THEN 'null'::JSON
-                     ELSE e.value END})))::VARCHAR
-        END AS out
-    FROM t
-)
-SELECT out, CASE WHEN out IS NULL THEN json END FROM o
-"""
-
-
 def _undo_typeson(con, raw: Path, out: Path, source: Path, store: str) -> None:
-    """Decode the rows that carry a `$types` map: in DuckDB where it can, else one small row at a
-    time in Python; rows without one pass through as text."""
+    """Decode the rows that carry a `$types` map; rows without one pass through as text.
+
+    DuckDB decodes a row when every entry of its $types is a top-level property that is there,
+    typed "date" or "undef" (a merge patch: {"k": {"$date": v}} or {"k": null}); any other row
+    (nested paths, other types, an invalid date) is decoded in Python, one small row at a time."""
+    read = "read_json_objects(?, format='array', maximum_object_size=?)"
+    params = [str(raw), MAX_OBJECT_BYTES]
     try:
-        typed = con.execute("SELECT count(*) FROM read_json_objects(?, format='array', maximum_object_size=?) "
-                            f"WHERE contains(json, '\"{TYPES}\"')", [str(raw), MAX_OBJECT_BYTES]).fetchone()[0]
+        typed, keys = con.execute(
+            f"SELECT count(*), list_distinct(flatten(list(json_keys(json, '$.\"{TYPES}\"')))) FROM {read} "
+            f"WHERE contains(json, '\"{TYPES}\"')", params).fetchall()[0]
         if not typed:
             raw.rename(out)
             return
-        cursor = con.execute(_TYPESON_SQL, [str(raw), MAX_OBJECT_BYTES])
-        with open(out, "w", encoding="utf-8", newline="\n") as f:
-            f.write("[")
+        simple = [k for k in keys or [] if k and not any(c in k for c in '.~"\\$')][:64]
+        reader = con.sql(_typeson_sql(simple, read), params=params).to_arrow_reader(20_000)
+        with open(out, "wb") as f:
+            f.write(b"[\n")
             index = 0
-            while batch := cursor.fetchmany(20_000):
-                lines = []
-                for done, text in batch:
-                    if done is None:
-                        done = _decode_in_python(text, source, store, index)
-                    lines.append(done)
-                    index += 1
-                f.write(("," if index > len(lines) else "") + ",\n".join(lines))
-            f.write("]\n")
+            for batch in reader:  # DuckDB's text goes to the file as bytes: no Python string per row
+                done = batch.column(0)
+                if done.null_count:  # rows DuckDB left to Python
+                    texts, values = batch.column(1).to_pylist(), done.to_pylist()
+                    for k, v in enumerate(values):
+                        if v is None:
+                            values[k] = _decode_in_python(texts[k], source, store, index + k) + ",\n"
+                    done = pa.array(values, pa.string())
+                f.write(_text_bytes(done))
+                index += batch.num_rows
+            f.seek(-2, os.SEEK_END)  # drop the last row's ",\n"
+            f.truncate()
+            f.write(b"\n]\n")
     except duckdb.Error as e:
         raise _duck_error(e, str(source), store) from None
     raw.unlink(missing_ok=True)
+
+
+def _text_bytes(arr: pa.Array) -> memoryview:
+    """The concatenated UTF-8 of a string array without nulls, straight from its buffers."""
+    if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+        width = np.int32 if pa.types.is_string(arr.type) else np.int64
+        _, offsets, data = arr.buffers()
+        ends = np.frombuffer(offsets, dtype=width)[arr.offset:arr.offset + len(arr) + 1]
+        return memoryview(data)[int(ends[0]):int(ends[-1])]
+    return memoryview("".join(arr.to_pylist()).encode("utf-8"))
+
+
+def _typeson_sql(keys: list[str], read: str) -> str:
+    """(decoded text or NULL for Python, original text when NULL) per row, in file order. One
+    json_extract with a list of constant paths reads $types and every candidate property at once."""
+    paths = ", ".join(_lit(f'$."{k}"') for k in [TYPES, *keys])
+    ok, patch = ["true"], ["'{\"$types\":null'"]
+    for j, key in enumerate(keys, 1):
+        t, v, name = f"t[{j}]", f"v[{j + 1}]", _lit(json.dumps(key))
+        ok.append(f"({t} IS NULL OR ({v} IS NOT NULL AND ({t} = 'undef' OR ({t} = 'date' AND {v} <> '\"NaN\"'))))")
+        patch.append(f"CASE {t} WHEN 'undef' THEN ',' || {name} || ':null' "
+                     f"WHEN 'date' THEN ',' || {name} || ':{{\"$date\":' || {v} || '}}' ELSE '' END")
+    types = ", ".join(_lit(f'$."{k}"') for k in keys)
+    t = f"json_extract_string(v[1], [{types}])" if keys else "[]::VARCHAR[]"
+    simple = f"len(json_keys(v[1])) = len(list_filter(t, lambda x: x IS NOT NULL)) AND {' AND '.join(ok)}"
+    return f"""
+        SELECT done || ',' || chr(10), CASE WHEN done IS NULL THEN json END
+        FROM (SELECT json, CASE WHEN NOT typed THEN json
+                    WHEN {simple} THEN json_merge_patch(json, ({' || '.join(patch)} || '}}')::JSON)::VARCHAR END AS done
+              FROM (SELECT json, typed, v, {t} AS t
+                    FROM (SELECT json, contains(json, '"{TYPES}"') AS typed, json_extract(json, [{paths}])::VARCHAR[] AS v
+                          FROM {read})))"""
 
 
 def _decode_in_python(text: str, source: Path, store: str, index: int) -> str:
@@ -578,9 +592,7 @@ def _out_name(store: str, part: int | None, fmt: str) -> str:
 
 
 def _duck():
-    con = duckdb.connect()
-    con.execute("SET enable_progress_bar = false")
-    return con
+    return duck.connect()
 
 
 def _key_field(store: Store) -> str:

@@ -37,6 +37,7 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
+from . import duck
 from .config import mask_uri
 from .errors import EtlError, ParityError
 from .rowhash import hash_expression, normalized, select_sql
@@ -489,8 +490,7 @@ def _compare(target, store: Store, stage_dir: Path, buckets, parts: int, max_row
     if parts > 1 and len(store.primary_key) == 1 and stage.select(pl.len()).collect().item() >= PART_MIN_ROWS:
         points = split_points(stage.select(store.primary_key[0]).collect().to_series(), parts)
     source = expected_sessions(stage_dir) if store.table == "upload_sessions" else stage_path(stage_dir, store)
-    con = duckdb.connect()
-    con.execute("SET enable_progress_bar = false")
+    con = duck.connect()
     try:
         return compare_table(con, store, source, MySQLSide(target, store, points), buckets, max_rows=max_rows)
     except duckdb.Error as e:

@@ -8,6 +8,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from . import duck
 from .errors import EtlError
 from .stage import rejects_path, stage_path
 from .stores import STORES
@@ -41,9 +42,7 @@ def connect(stage_dir: Path, export_dir: Path | None = None, database: str = ":m
     found = views(stage_dir, export_dir)
     if not found:
         raise EtlError("nothing to query: no staged tables and no export; run `etl transform` first", file=str(stage_dir))
-    con = duckdb.connect(database)
-    con.sql("SET enable_progress_bar = false")
-    con.sql("SET TimeZone = 'UTC'")
+    con = duck.connect(database)
     for name, select in found.items():
         con.sql(f'CREATE OR REPLACE VIEW "{name}" AS {select}')
     return con

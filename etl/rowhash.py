@@ -31,11 +31,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import duckdb
 import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from . import duck
 from .stores import Column, Store
 
 HASH = "row_hash"
@@ -69,7 +69,7 @@ def row_hashes(data: pl.DataFrame | pa.Table, store: Store) -> pl.DataFrame:
     rows read back from MySQL by `read_mysql`.
     """
     keys = ", ".join(f'"{k}"' for k in store.primary_key)
-    con = duckdb.connect()
+    con = duck.connect()
     try:
         con.register("data", data)
         out = con.sql(f"SELECT {keys}, {hash_expression(store)} AS {HASH} FROM data").pl()

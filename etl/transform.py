@@ -44,6 +44,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from . import duck
 from .errors import TransformError
 from .export import MAX_OBJECT_BYTES, export_files
 from .export import SUMMARY as EXPORT_SUMMARY
@@ -76,13 +77,6 @@ def _q(name: str) -> str:
 
 def _lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
-
-
-def _duck() -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    con.sql("SET enable_progress_bar = false")
-    con.sql("SET TimeZone = 'UTC'")  # zone-less times are UTC wall-clock
-    return con
 
 
 def _typed_sql(col: Column) -> tuple[str, str]:
@@ -445,7 +439,7 @@ def transform(export_dir: Path, stage_dir: Path) -> TransformResult:
     tmp = stage_dir.with_name(f".{stage_dir.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "rejects").mkdir(parents=True)
-    con = _duck()
+    con = duck.connect()
     passes: dict[str, _Pass] = {}
     metas: dict[str, pl.DataFrame] = {}
     counts: dict[str, StoreCounts] = {}
