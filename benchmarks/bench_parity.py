@@ -1,0 +1,201 @@
+"""Parity of the 1M-ticket migration end to end, and reladiff on the same staged and MySQL tables.
+
+    .venv/bin/python benchmarks/bench_parity.py [--tickets 1000000] [--runs 3] [--reuse] [--no-reladiff]
+
+1. The 1M-ticket sample export (benchmarks/common.py) is exported and transformed once
+   (kept in benchmarks/out/parity-stage-N), then loaded with `etl load` into a private
+   server started for the benchmark (2 GB buffer pool, as `etl db up` starts one) unless
+   --reuse finds it loaded already.
+2. `etl parity --table tickets` and `etl parity` (every table) run as their own processes,
+   `--runs` times each: wall time of the whole process, median reported.
+3. Probes behind the choice of how parity reads MySQL (in this process): connectorx whole
+   table in 1, 2 and 4 key ranges; Arrow stream instead of a table; the per-row MD5 and the
+   per-bucket sum pushed down into MySQL.
+4. reladiff (PyPI, run with `uv run --no-project --with`, so it never enters uv.lock)
+   compares the same staged table (copied into a DuckDB file, not timed) with the same
+   MySQL table on every described column.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common import ETL, OUT, ROOT, run, sample_export
+
+sys.path.insert(0, str(ROOT))
+
+from etl.db import MySQLTarget, apply_schema  # noqa: E402
+from etl.server import LocalServer  # noqa: E402
+from etl.stores import store  # noqa: E402
+
+TICKETS = store("tickets")
+UV = ROOT / ".tools" / "bin" / "uv"
+RELADIFF = "reladiff[mysql,duckdb]==0.6.0"
+
+
+def stage_for(tickets: int) -> Path:
+    stage = OUT / f"parity-stage-{tickets}"
+    summary = stage / "transform-summary.json"
+    if summary.is_file() and json.loads(summary.read_text())["counts"]["tickets"]["staged"] == tickets:
+        return stage
+    export = OUT / f"parity-export-{tickets}"
+    run("parity etl export", [*ETL, "export", "--from", str(sample_export(tickets)), "--out", str(export), "--force"])
+    run("parity etl transform", [*ETL, "transform", "--in", str(export), "--out", str(stage)])
+    return stage
+
+
+def loaded_target(stage: Path, tickets: int, reuse: bool) -> tuple[MySQLTarget, float | None]:
+    info = LocalServer(OUT / "parity-mysql", buffer_pool="2G").up()
+    base = MySQLTarget.parse(info.uri)
+    target = MySQLTarget(base.host, base.port, base.user, base.password, "parity_bench", base.unix_socket)
+    if reuse:
+        try:
+            with target.connect() as conn, conn.cursor() as cur:
+                cur.execute("SELECT COUNT(*) FROM tickets")
+                if cur.fetchone()[0] == tickets:
+                    return target, None
+        except Exception:  # noqa: BLE001 - not there yet: load it
+            pass
+    with target.connect(database=False) as conn, conn.cursor() as cur:
+        cur.execute("DROP DATABASE IF EXISTS parity_bench")
+    apply_schema(target)
+    done = run("parity etl load", [*ETL, "load", "--stage", str(stage), "--mysql", target.uri, "--quiet"])
+    return target, done.seconds
+
+
+def timed_runs(label: str, args: list[str], runs: int) -> tuple[float, list[float], str]:
+    times, output = [], ""
+    for i in range(runs):
+        done = run(f"{label} {i}", args, env={"RUNTIME_DIR": str(OUT / "parity-runtime")})
+        times.append(done.seconds)
+        output = done.output
+    return statistics.median(times), times, output
+
+
+def probes(target: MySQLTarget, stage: Path) -> list[tuple[str, float]]:
+    """How long each way of getting the MySQL side takes (the choice in etl/parity.py rests on these)."""
+    import connectorx as cx
+    import duckdb
+    import polars as pl
+
+    from etl.parity import MySQLSide, range_queries, split_points
+    from etl.rowhash import hash_expression
+
+    keys = pl.read_parquet(stage / "tickets.parquet", columns=["id"])["id"]
+    out = []
+
+    def clock(label, fn):
+        t0 = time.perf_counter()
+        fn()
+        out.append((label, time.perf_counter() - t0))
+        print(f"  probe: {label}: {out[-1][1]:.2f} s", flush=True)
+
+    for parts in (1, 2, 4):
+        clock(f"connectorx, whole table, {parts} key range(s), to Arrow",
+              lambda: MySQLSide(target, TICKETS, split_points(keys, parts)).read())
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+
+    def stream_hash():
+        queries = range_queries(TICKETS, split_points(keys, 2))
+        con.register("s", cx.read_sql(target.uri, queries, return_type="arrow_stream"))
+        con.execute(f"SELECT sum(h::HUGEINT) FROM (SELECT {hash_expression(TICKETS)} AS h FROM s)").fetchall()
+
+    def table_hash():
+        con.register("t", MySQLSide(target, TICKETS, split_points(keys, 2)).read())
+        con.execute(f"SELECT sum(h::HUGEINT) FROM (SELECT {hash_expression(TICKETS)} AS h FROM t)").fetchall()
+
+    clock("connectorx 2 ranges to Arrow, then DuckDB row hash", table_hash)
+    clock("connectorx 2 ranges as an Arrow stream hashed by DuckDB while it arrives", stream_hash)
+    cols = [f"`{c.name}`" for c in TICKETS.columns]
+    nulls = "CONCAT(" + ", ".join(f"ISNULL(`{c.name}`)" for c in TICKETS.columns if c.nullable) + ")"
+    md5 = f"MD5(CONCAT_WS(0x1f, {', '.join(cols)}, {nulls}))"
+    points = split_points(keys, 2)
+    lo = f"CONVERT(X'{points[0].encode().hex()}' USING utf8mb4) COLLATE utf8mb4_bin"
+    per_row = [f"SELECT id, open_time, cabang, status, category, {md5} AS h FROM tickets WHERE id {op} {lo}" for op in ("<", ">=")]
+    clock("pushed down: per-row MD5 in MySQL (2 key ranges), keys + buckets + hash to Arrow",
+          lambda: cx.read_sql(target.uri, per_row, return_type="arrow"))
+    grouped = (f"SELECT DATE(open_time) d, cabang, status, category, COUNT(*) n, "
+               f"SUM(CAST(CONV(LEFT({md5}, 16), 16, 10) AS UNSIGNED)) x FROM tickets GROUP BY 1, 2, 3, 4")
+    with target.connect() as conn, conn.cursor() as cur:
+        clock("pushed down: per-bucket count + MD5 sum in MySQL (1 query)", lambda: (cur.execute(grouped), cur.fetchall()))
+    return out
+
+
+def reladiff(target: MySQLTarget, stage: Path, timeout: int) -> tuple[float | None, str]:
+    import duckdb
+
+    db = OUT / "parity-stage.duckdb"
+    db.unlink(missing_ok=True)
+    con = duckdb.connect(str(db))
+    # reladiff 0.6.0 fails on DuckDB TIMESTAMP_MS columns: hand it microsecond timestamps.
+    times = ", ".join(f'"{c.name}"::TIMESTAMP AS "{c.name}"' for c in TICKETS.columns if c.kind == "datetime")
+    con.execute(f"CREATE TABLE tickets AS SELECT * REPLACE ({times}) FROM read_parquet('{stage / 'tickets.parquet'}')")
+    con.close()
+    cols = [a for c in TICKETS.column_names if c != "id" for a in ("-c", c)]
+    # --skip-sort-results: reladiff 0.6.0 crashes sorting rows whose timestamps are NULL.
+    args = [str(UV), "run", "--quiet", "--no-project", "--with", RELADIFF, "--", "reladiff",
+            f"duckdb://{db}", "tickets", target.uri, "tickets", "-k", "id", *cols, "-s", "--skip-sort-results"]
+    subprocess.run([str(UV), "run", "--quiet", "--no-project", "--with", RELADIFF, "--", "reladiff", "--version"],
+                   check=True, capture_output=True, cwd=ROOT)  # install into uv's cache first, untimed
+    print("  $ " + shlex.join(args[:9] + ["..."]), flush=True)
+    t0 = time.perf_counter()
+    try:
+        done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, cwd="/tmp")
+    except subprocess.TimeoutExpired:
+        return None, f"did not finish in {timeout} s"
+    seconds = time.perf_counter() - t0
+    stats = "\n".join(line for line in (done.stdout + done.stderr).splitlines() if "WARNING" not in line)
+    return seconds, stats
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tickets", type=int, default=1_000_000)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--reuse", action="store_true", help="keep the loaded benchmark database when it holds the tickets")
+    ap.add_argument("--no-reladiff", action="store_true")
+    ap.add_argument("--no-probes", action="store_true")
+    ap.add_argument("--reladiff-timeout", type=int, default=900)
+    args = ap.parse_args()
+    load_before = os.getloadavg()
+    stage = stage_for(args.tickets)
+    target, load_seconds = loaded_target(stage, args.tickets, args.reuse)
+    env_args = ["--src", str(stage), "--dst-mysql", target.uri]
+    print(f"stage {stage}, MySQL {target}" + (f", loaded in {load_seconds:.1f} s" if load_seconds else " (reused)"), flush=True)
+
+    tickets_median, tickets_runs, tickets_out = timed_runs("etl parity tickets", [*ETL, "parity", *env_args, "--table", "tickets", "--fail-on-mismatch"], args.runs)
+    all_median, all_runs, all_out = timed_runs("etl parity all", [*ETL, "parity", *env_args], args.runs)
+    probe_rows = [] if args.no_probes else probes(target, stage)
+    rd_seconds, rd_stats = (None, "not run") if args.no_reladiff else reladiff(target, stage, args.reladiff_timeout)
+    load_after = os.getloadavg()
+
+    print(f"\n{args.tickets:,} tickets; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after "
+          f"({os.cpu_count()} cores)\n")
+    print("| what | seconds (median) | runs |\n|---|---|---|")
+    print(f"| `etl parity --table tickets` (process, end to end) | {tickets_median:.1f} | {', '.join(f'{t:.1f}' for t in tickets_runs)} |")
+    print(f"| `etl parity` every table (process, end to end) | {all_median:.1f} | {', '.join(f'{t:.1f}' for t in all_runs)} |")
+    if rd_seconds is not None:
+        print(f"| reladiff 0.6.0, tickets, every described column | {rd_seconds:.1f} | 1 |")
+        print(f"\nratio reladiff / etl parity (tickets): {rd_seconds / tickets_median:.1f}x")
+    else:
+        print(f"| reladiff 0.6.0, tickets, every described column | {rd_stats} | 1 |")
+    if probe_rows:
+        print("\n| how the MySQL side is read (tickets) | seconds |\n|---|---|")
+        for label, seconds in probe_rows:
+            print(f"| {label} | {seconds:.1f} |")
+    print("\netl parity --table tickets said:\n" + tickets_out)
+    print("etl parity said:\n" + all_out)
+    print("reladiff said:\n" + rd_stats)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
