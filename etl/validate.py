@@ -196,15 +196,30 @@ def sync_runner(ctx) -> list[str]:
 # ---------------------------------------------------------------- the source side
 
 
+def _needed_columns(store) -> list[str]:
+    """The columns the parameters are computed from (a 1M-ticket stage is not read whole)."""
+    from .aggregates import MONTH
+
+    cols = set(store.categorical) | ({SESSION_COLUMN} & set(store.column_names))
+    for agg in AGGREGATES:
+        if agg.store is store:
+            cols |= {store.time_column if k == MONTH else k for k in agg.keys}
+            cols |= {m.column for m in agg.measures if m.column}
+    return [c for c in store.column_names if c in cols]
+
+
 def source_frames(stage_dir: Path) -> dict[str, pl.DataFrame]:
     """The tables as MySQL should hold them after the load: the stage, with upload sessions
-    finalized the way the loader finalizes them (counts = rows carrying the id)."""
+    finalized the way the loader finalizes them (counts = rows carrying the id). Only the
+    columns expectations read, except for upload sessions (small, and finalized whole)."""
     from .load import finalize_sessions  # the loader's own rule, not a copy of it
 
     frames = {}
     for store in RULE_STORES:
-        frames[store.name] = (read_stage(stage_dir, store) if stage_path(stage_dir, store).is_file()
-                              else pl.DataFrame(schema=stage_schema(store)))
+        cols = store.column_names if store is UPLOAD_SESSIONS else _needed_columns(store)
+        frames[store.name] = (read_stage(stage_dir, store, lazy=True).select(cols).collect()
+                              if stage_path(stage_dir, store).is_file()
+                              else pl.DataFrame(schema=stage_schema(store)).select(cols))
     carriers = [f.select(SESSION_COLUMN) for s, f in frames.items() if s != UPLOAD_SESSIONS.name and SESSION_COLUMN in f.columns]
     counts = pl.concat(carriers).drop_nulls().group_by(SESSION_COLUMN).agg(pl.len().alias("rows"))
     frames[UPLOAD_SESSIONS.name] = finalize_sessions(frames[UPLOAD_SESSIONS.name], counts)
