@@ -5,8 +5,8 @@
 The folder form is the sample export itself (the app's layout, JSON arrays). The
 single-file dump and the dexie-export-import file are built from it once (under
 benchmarks/out/): the dexie file marks a property that was `undefined` on EVERY
-ticket row and writes vendors' Dates as epoch ms, both in `$types` (the worst case
-for dexie: every ticket row is decoded by Python, one small row at a time).
+ticket row and writes vendors' Dates as epoch ms, both in `$types` (so every
+ticket row is decoded, not passed through).
 Each export runs as its own `etl export` process; peak memory is its maximum RSS.
 """
 

@@ -343,8 +343,10 @@ def _undo_typeson(con, raw: Path, out: Path, source: Path, store: str) -> None:
     params = [str(raw), MAX_OBJECT_BYTES]
     try:
         typed, keys = con.execute(
-            f"SELECT count(*), list_distinct(flatten(list(json_keys(json, '$.\"{TYPES}\"')))) FROM {read} "
-            f"WHERE contains(json, '\"{TYPES}\"')", params).fetchall()[0]
+            # the candidate keys, cheaply: $types is a flat object of strings, so a regex finds it without parsing the row
+            "SELECT count(*), list_distinct(flatten(list(CASE WHEN json_valid(ty) THEN json_keys(ty) END))) FROM ("
+            f"SELECT regexp_extract(json, '\"\\{TYPES}\"\\s*:\\s*(\\{{[^}}]*\\}})', 1) AS ty FROM {read} "
+            f"WHERE contains(json, '\"{TYPES}\"'))", params).fetchall()[0]
         if not typed:
             raw.rename(out)
             return
