@@ -317,6 +317,8 @@ def _read_dexie(path: Path, work: Path) -> _Found:
         if name not in BY_NAME:
             found.warnings.append(f"ignored table {name!r}: not a store")
             continue
+        if name in found.files:
+            raise ExportError("two tables of this name in data.data[]", file=str(path), store=name)
         i = jsonscan.span_index(table.get("rows"))
         if i is None:
             raise ExportError(f"wrong type: rows must be an array, found {_json_type(table.get('rows'))}", file=str(path), store=name)

@@ -125,10 +125,26 @@ def scan(path: Path, level: int, *, chunk: int = CHUNK) -> Scan:
         f.seek(prev)
         pieces.append(f.read(size - prev))
     try:
-        skeleton = json.loads(b"".join(pieces).decode("utf-8"))
+        skeleton = json.loads(b"".join(pieces).decode("utf-8"), object_pairs_hook=_unique_keys)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ExportError(f"malformed JSON outside the record arrays: {e}", file=str(path)) from None
+    except _DuplicateKey as e:
+        raise ExportError(f"the key {e.args[0]!r} appears twice in one object: which one holds the data?",
+                          file=str(path)) from None
     return Scan(path, tuple(spans), skeleton)
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _unique_keys(pairs: list) -> dict:
+    """json.loads keeps the last of two equal keys; for a store that would drop records silently."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen = set()
+        raise _DuplicateKey(next(k for k, _ in pairs if k in seen or seen.add(k)))
+    return out
 
 
 def span_index(value) -> int | None:

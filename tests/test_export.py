@@ -449,3 +449,17 @@ def test_typeson_rows_decode_the_same_in_duckdb_and_in_python(tmp_path):
     with pytest.raises(ExportError, match="no value there") as info:
         _undo_typeson(duckdb.connect(), raw, out, raw, "vendors")
     assert info.value.field == "notThere" and "index 0" in info.value.record
+
+
+def test_a_store_given_twice_in_a_single_file(tmp_path):
+    src = tmp_path / "dump.json"
+    src.write_text('{"tickets": [], "incidents": [], "customers": [], "vendors": [], "tickets": []}')
+    bad(tmp_path, src, match="'tickets' appears twice", file="dump.json")
+
+
+def test_a_table_given_twice_in_a_dexie_file(tmp_path):
+    doc = json.loads(FORM_INPUTS["dexie"].read_text(encoding="utf-8"))
+    doc["data"]["data"].append(doc["data"]["data"][0])
+    src = tmp_path / "x.dexie.json"
+    src.write_text(json.dumps(doc))
+    bad(tmp_path, src, match="two tables", file="x.dexie.json", store="tickets")
