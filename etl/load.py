@@ -41,6 +41,7 @@ MySQL holds that the stage no longer has).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
@@ -221,15 +222,19 @@ def load(stage_dir: Path, target: MySQLTarget, *, chunk_size: int = DEFAULT_CHUN
     with tempfile.TemporaryDirectory(prefix="etl-load-") as work, _connect(target) as conn:
         _check_schema(conn, stores)
         for store in stores:
-            frame = read_stage(stage_dir, store)
-            if store.table == "upload_sessions":
-                counts = session_counts(conn)
-                frame = finalize_sessions(frame, counts)
-                finalized = frame.join(counts.rename({"upload_session_id": "id"}), on="id", how="semi").height
-            loader = _TableLoader(conn, target, store, frame, chunk_size=chunk_size, batch_rows=rows_per_batch,
-                                  method=method, delete_missing=delete_missing, workdir=Path(work),
-                                  out_dir=out_dir, progress=progress)
-            results.append(loader.run())
+            try:
+                frame = read_stage(stage_dir, store)
+                if store.table == "upload_sessions":
+                    counts = session_counts(conn)
+                    frame = finalize_sessions(frame, counts)
+                    finalized = frame.join(counts.rename({"upload_session_id": "id"}), on="id", how="semi").height
+                loader = _TableLoader(conn, target, store, frame, chunk_size=chunk_size, batch_rows=rows_per_batch,
+                                      method=method, delete_missing=delete_missing, workdir=Path(work),
+                                      out_dir=out_dir, progress=progress)
+                results.append(loader.run())
+            except pymysql.err.MySQLError as e:  # a dropped connection, a killed query, a server gone
+                raise LoadError(f"loading {store.table} failed: {e.args[-1]}; run the load again to continue",
+                                store=store.name) from None
             methods.add(loader.writer.method)
     return LoadResult(str(target), str(stage_dir), "+".join(sorted(methods)), chunk_size, rows_per_batch,
                       tuple(results), finalized, time.perf_counter() - t0)
@@ -254,13 +259,21 @@ def _background() -> None:
         pass
 
 
+@contextlib.contextmanager
 def _connect(target: MySQLTarget):
+    """A loader session: strict, unaudited; closed quietly (after a lost connection there is nothing to close)."""
     conn = target.connect()
-    with conn.cursor() as cur:
-        # Strict mode: a value the column cannot hold is refused, never silently cut.
-        cur.execute("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'")
-        cur.execute("SET @etl_skip_audit = 1")  # the ledger records the loader's writes, not audit_log
-    return conn
+    try:
+        with conn.cursor() as cur:
+            # Strict mode: a value the column cannot hold is refused, never silently cut.
+            cur.execute("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'")
+            cur.execute("SET @etl_skip_audit = 1")  # the ledger records the loader's writes, not audit_log
+        yield conn
+    finally:
+        try:
+            conn.close()
+        except pymysql.err.Error:
+            pass
 
 
 def _check_schema(conn, stores) -> None:
@@ -321,25 +334,22 @@ class _TableLoader:
     def run(self) -> TableLoad:
         t0 = time.perf_counter()
         table = self.store.table
-        try:
-            for run_id, chunks in ledger.unfinished_plans(self.conn, table).items():
-                if chunks[0].stage_id == self.stage_id:
-                    todo = [c for c in chunks if c.status != ledger.DONE]
-                    self.counts.continued += len(todo)
-                    self._execute([(c, self._rederive_fn(c)) for c in todo])
-                else:
-                    ledger.abandon(self.conn, run_id)  # planned from a stage that is no longer current
-            self._execute(self._plan())
-            # The checks run once the writes are in: the server's single-threaded LOAD DATA is the
-            # critical path and gets the machine to itself, then the checks share it with the
-            # (equally single-threaded) index rebuild. A chunk is marked done only once checked.
-            with ThreadPoolExecutor(1, thread_name_prefix="etl-check") as checker:
-                checks = [checker.submit(self._check, sent) for sent in self.sent]
-                rebuilt = bulk.rebuild_indexes(self.conn, table)
-                for f in checks:
-                    f.result()
-        except pymysql.err.MySQLError as e:
-            raise LoadError(f"loading {table} failed: {e.args[-1]}", store=self.store.name) from None
+        for run_id, chunks in ledger.unfinished_plans(self.conn, table).items():
+            if chunks[0].stage_id == self.stage_id:
+                todo = [c for c in chunks if c.status != ledger.DONE]
+                self.counts.continued += len(todo)
+                self._execute([(c, self._rederive_fn(c)) for c in todo])
+            else:
+                ledger.abandon(self.conn, run_id)  # planned from a stage that is no longer current
+        self._execute(self._plan())
+        # The checks run once the writes are in: the server's single-threaded LOAD DATA is the
+        # critical path and gets the machine to itself, then the checks share it with the
+        # (equally single-threaded) index rebuild. A chunk is marked done only once checked.
+        with ThreadPoolExecutor(1, thread_name_prefix="etl-check") as checker, _connect(self.target) as check_conn:
+            checks = [checker.submit(self._check, sent, check_conn) for sent in self.sent]
+            rebuilt = bulk.rebuild_indexes(self.conn, table)
+            for f in checks:
+                f.result()
         return self._finish(rebuilt, time.perf_counter() - t0)
 
     def _has_rows(self) -> bool:
@@ -491,14 +501,13 @@ class _TableLoader:
             deleted += cur.rowcount
         return deleted
 
-    def _check(self, sent: _Sent) -> None:
+    def _check(self, sent: _Sent, conn) -> None:
         """Read back what the server holds for the chunk's keys; compare count and checksum with what was sent."""
         chunk = sent.chunk
         held = self._server_hashes(self._range(chunk)).join(sent.hashes.select(self.key), on=self.key, how="semi")
         got = checksum(held)
         want = Checksum(0, 0) if chunk.kind == DELETE else checksum(sent.hashes)
-        with _connect(self.target) as conn:
-            ledger.mark_checked(conn, chunk, str(got), got == want)
+        ledger.mark_checked(conn, chunk, str(got), got == want)  # `conn`: the checker thread's own
         if got != want:
             raise LoadError(f"{chunk}: the server holds {got} where {want} was sent (rows:checksum)",
                             store=self.store.name, record=chunk.key_from)

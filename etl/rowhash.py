@@ -29,6 +29,8 @@ stores chunk checksums as a record; a resumed run recomputes both sides.)
 
 from __future__ import annotations
 
+import threading
+import uuid
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,13 +71,23 @@ def row_hashes(data: pl.DataFrame | pa.Table, store: Store) -> pl.DataFrame:
     rows read back from MySQL by `read_mysql`.
     """
     keys = ", ".join(f'"{k}"' for k in store.primary_key)
-    con = duck.connect()
+    con = _duckdb()
+    name = f"rows_{uuid.uuid4().hex}"
+    con.register(name, data)
     try:
-        con.register("data", data)
-        out = con.sql(f"SELECT {keys}, {hash_expression(store)} AS {HASH} FROM data").pl()
+        return con.sql(f"SELECT {keys}, {hash_expression(store)} AS {HASH} FROM {name}").pl()
     finally:
-        con.close()
-    return out
+        con.unregister(name)
+
+
+_local = threading.local()
+
+
+def _duckdb():
+    """One DuckDB per thread, kept: opening one costs tens of milliseconds, and a load checks many chunks."""
+    if getattr(_local, "con", None) is None:
+        _local.con = duck.connect()
+    return _local.con
 
 
 @dataclass(frozen=True)
