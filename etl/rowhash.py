@@ -60,8 +60,26 @@ def normalized(col: Column) -> str:
     }[col.kind]
 
 
-def hash_expression(store: Store) -> str:
-    return "hash(" + ", ".join(normalized(c) for c in store.columns) + ")"
+# connectorx reads every MySQL DECIMAL as decimal128(38, 10).
+CONNECTORX_DECIMAL_SCALE = 10
+
+
+def hashed(col: Column) -> str:
+    """What a column is hashed as when `hash_expression(..., fast=True)`: `normalized`, except
+    decimals, hashed as DECIMAL(p - s + 10, 10) where that fits in 18 digits. The same exact
+    value on both sides (the stage's DECIMAL(p, s) widens exactly; connectorx's (38, 10) narrows
+    by a range check instead of a 128-bit division): 0.07 s instead of 1.4 s for the 7 decimals of 1M tickets."""
+    if col.kind == "decimal":
+        digits = col.precision - col.scale + CONNECTORX_DECIMAL_SCALE
+        if col.scale <= CONNECTORX_DECIMAL_SCALE and digits <= 18:
+            return f'CAST("{col.name}" AS DECIMAL({digits},{CONNECTORX_DECIMAL_SCALE}))'
+    return normalized(col)
+
+
+def hash_expression(store: Store, *, fast: bool = False) -> str:
+    """The row hash over every described column. `fast` hashes decimals as `hashed` does: equal
+    rows still hash equal on both sides, but the values differ from the default's (never mix them)."""
+    return "hash(" + ", ".join((hashed if fast else normalized)(c) for c in store.columns) + ")"
 
 
 def row_hashes(data: pl.DataFrame | pa.Table, store: Store) -> pl.DataFrame:

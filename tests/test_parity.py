@@ -121,7 +121,10 @@ def test_clean_migration_of_the_sample_passes_for_every_table(migrated, stage, t
     assert by["incidents"] == ("day", "site", "status", "priority")
     assert by["customers"] == ("month", "jenis_klien", "layanan", "kategori")
     report = json.loads((tmp_path / "r" / "report.json").read_text())
-    assert report["ok"] is True and all(b["ok"] for b in report["tables"]["tickets"]["buckets_checked"])
+    checked = report["tables"]["tickets"]["buckets_checked"]
+    assert checked["columns"][:4] == ["day", "cabang", "status", "category"] and checked["columns"][-1] == "ok"
+    assert report["ok"] is True and len(checked["rows"]) == result.tables[0].bucket_count
+    assert all(row[-1] and row[-3] == row[-2] and len(row[-3]) == 16 for row in checked["rows"])
     assert "MISMATCH" not in (tmp_path / "r" / "report.html").read_text().split("<h2", 1)[1]
 
 
@@ -141,6 +144,8 @@ def test_a_deleted_row_is_missing_in_mysql(migrated, stage, tmp_path):
     assert differences(result, tmp_path) == {MISSING: [(victim, ())], EXTRA: [], CHANGED: []}
     t = result.tables[0]
     assert (t.stage_rows, t.mysql_rows, t.mismatched_buckets) == (300, 299, 1)
+    (bad,) = json.loads((tmp_path / "r" / "report.json").read_text())["tables"]["tickets"]["buckets_mismatched"]
+    assert bad["stage_rows"] - bad["mysql_rows"] == 1 and bad["stage_checksum"] != bad["mysql_checksum"]
 
 
 def test_an_inserted_row_is_only_in_mysql(migrated, stage, tmp_path):
