@@ -500,7 +500,7 @@ def _count(con, path: Path, fmt: str, store: Store, shown: str) -> int:
 def _locate(path: Path, fmt: str, condition: str) -> tuple[int | None, str | None]:
     """(0-based position, text) of the first record meeting `condition` (error paths only)."""
     try:
-        with duckdb.connect(config={"threads": 1}) as con:  # one thread: row_number() follows file order
+        with duck.connect(threads=1) as con:  # one thread: row_number() follows file order
             row = con.execute(
                 f"SELECT i, json FROM (SELECT row_number() OVER () - 1 AS i, json FROM read_json_objects(?, format=?, "
                 f"maximum_object_size=?)) WHERE {condition} ORDER BY i LIMIT 1", [str(path), fmt, MAX_OBJECT_BYTES]).fetchone()
