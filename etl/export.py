@@ -30,11 +30,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
-import numpy as np
-import pyarrow as pa
 
 from . import duck, jsonscan
-from .dexie import TYPES, RowTypeError, decode_row
+from .dexie import RowTypeError, undo_typeson
 from .errors import ExportError
 from .stores import BY_NAME, STORES, Store
 
@@ -328,94 +326,16 @@ def _read_dexie(path: Path, work: Path) -> _Found:
         out = _out_name(name, None, ARRAY)
         raw = work / f".{name}.dexie.json"
         jsonscan.copy_span(path, scan.spans[i], raw)
-        _undo_typeson(con, raw, work / out, path, name)
+        try:
+            undo_typeson(con, raw, work / out, key_field=_key_field(BY_NAME[name]), max_object_bytes=MAX_OBJECT_BYTES)
+        except RowTypeError as e:
+            raise ExportError(str(e), file=str(path), store=name, record=_record(e.index, e.key), field=e.path) from None
+        except duckdb.Error as e:
+            raise _duck_error(e, str(path), name) from None
         found.files[name] = [(out, ARRAY)]
         found.origin[out] = str(path)
     con.close()
     return found
-
-
-def _undo_typeson(con, raw: Path, out: Path, source: Path, store: str) -> None:
-    """Decode the rows that carry a `$types` map; rows without one pass through as text.
-
-    DuckDB decodes a row when every entry of its $types is a top-level property that is there,
-    typed "date" or "undef" (a merge patch: {"k": {"$date": v}} or {"k": null}); any other row
-    (nested paths, other types, an invalid date) is decoded in Python, one small row at a time."""
-    read = "read_json_objects(?, format='array', maximum_object_size=?)"
-    params = [str(raw), MAX_OBJECT_BYTES]
-    try:
-        typed, keys = con.execute(
-            # the candidate keys, cheaply: $types is a flat object of strings, so a regex finds it without parsing the row
-            "SELECT count(*), list_distinct(flatten(list(CASE WHEN json_valid(ty) THEN json_keys(ty) END))) FROM ("
-            f"SELECT regexp_extract(json, '\"\\{TYPES}\"\\s*:\\s*(\\{{[^}}]*\\}})', 1) AS ty FROM {read} "
-            f"WHERE contains(json, '\"{TYPES}\"'))", params).fetchall()[0]
-        if not typed:
-            raw.rename(out)
-            return
-        simple = [k for k in keys or [] if k and not any(c in k for c in '.~"\\$')][:64]
-        reader = con.sql(_typeson_sql(simple, read), params=params).to_arrow_reader(20_000)
-        with open(out, "wb") as f:
-            f.write(b"[\n")
-            index = 0
-            for batch in reader:  # DuckDB's text goes to the file as bytes: no Python string per row
-                done = batch.column(0)
-                if done.null_count:  # rows DuckDB left to Python
-                    texts, values = batch.column(1).to_pylist(), done.to_pylist()
-                    for k, v in enumerate(values):
-                        if v is None:
-                            values[k] = _decode_in_python(texts[k], source, store, index + k) + ",\n"
-                    done = pa.array(values, pa.string())
-                f.write(_text_bytes(done))
-                index += batch.num_rows
-            f.seek(-2, os.SEEK_END)  # drop the last row's ",\n"
-            f.truncate()
-            f.write(b"\n]\n")
-    except duckdb.Error as e:
-        raise _duck_error(e, str(source), store) from None
-    raw.unlink(missing_ok=True)
-
-
-def _text_bytes(arr: pa.Array) -> memoryview:
-    """The concatenated UTF-8 of a string array without nulls, straight from its buffers."""
-    if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
-        width = np.int32 if pa.types.is_string(arr.type) else np.int64
-        _, offsets, data = arr.buffers()
-        ends = np.frombuffer(offsets, dtype=width)[arr.offset:arr.offset + len(arr) + 1]
-        return memoryview(data)[int(ends[0]):int(ends[-1])]
-    return memoryview("".join(arr.to_pylist()).encode("utf-8"))
-
-
-def _typeson_sql(keys: list[str], read: str) -> str:
-    """(decoded text or NULL for Python, original text when NULL) per row, in file order. One
-    json_extract with a list of constant paths reads $types and every candidate property at once."""
-    paths = ", ".join(_lit(f'$."{k}"') for k in [TYPES, *keys])
-    ok, patch = ["true"], ["'{\"$types\":null'"]
-    for j, key in enumerate(keys, 1):
-        t, v, name = f"t[{j}]", f"v[{j + 1}]", _lit(json.dumps(key))
-        ok.append(f"({t} IS NULL OR ({v} IS NOT NULL AND ({t} = 'undef' OR ({t} = 'date' AND {v} <> '\"NaN\"'))))")
-        patch.append(f"CASE {t} WHEN 'undef' THEN ',' || {name} || ':null' "
-                     f"WHEN 'date' THEN ',' || {name} || ':{{\"$date\":' || {v} || '}}' ELSE '' END")
-    types = ", ".join(_lit(f'$."{k}"') for k in keys)
-    t = f"json_extract_string(v[1], [{types}])" if keys else "[]::VARCHAR[]"
-    simple = f"len(json_keys(v[1])) = len(list_filter(t, lambda x: x IS NOT NULL)) AND {' AND '.join(ok)}"
-    return f"""
-        SELECT done || ',' || chr(10), CASE WHEN done IS NULL THEN json END
-        FROM (SELECT json, CASE WHEN NOT typed THEN json
-                    WHEN {simple} THEN json_merge_patch(json, ({' || '.join(patch)} || '}}')::JSON)::VARCHAR END AS done
-              FROM (SELECT json, typed, v, {t} AS t
-                    FROM (SELECT json, contains(json, '"{TYPES}"') AS typed, json_extract(json, [{paths}])::VARCHAR[] AS v
-                          FROM {read})))"""
-
-
-def _decode_in_python(text: str, source: Path, store: str, index: int) -> str:
-    row = json.loads(text)
-    if not isinstance(row, dict):
-        return text  # not a record: the count reports it
-    try:
-        return _dumps(decode_row(row))
-    except RowTypeError as e:
-        key = row.get(_key_field(BY_NAME[store]))
-        raise ExportError(str(e), file=str(source), store=store, record=_record(index, key), field=e.path) from None
 
 
 # ---------------------------------------------------------------- checking
@@ -609,13 +529,6 @@ def _ident(name: str) -> str:
 
 def _lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
-
-
-def _dumps(obj) -> str:
-    try:
-        return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-    except UnicodeEncodeError:  # a lone surrogate: keep it escaped
-        return json.dumps(obj, separators=(",", ":"))
 
 
 def _json_type(value) -> str:

@@ -421,7 +421,7 @@ def test_the_playbook_step_reuses_an_unchanged_source_and_replaces_otherwise(tmp
 def test_typeson_rows_decode_the_same_in_duckdb_and_in_python(tmp_path):
     import duckdb
 
-    from etl.export import _typeson_sql, _undo_typeson
+    from etl.dexie import typeson_sql, undo_typeson
 
     rows = [
         {"id": "plain", "a": 1.5, "s": "a\u0000b 😀", "n": None, "o": {"x": None}},
@@ -435,20 +435,20 @@ def test_typeson_rows_decode_the_same_in_duckdb_and_in_python(tmp_path):
     raw = tmp_path / "raw.json"
     raw.write_text(json.dumps(rows[:5], ensure_ascii=False), encoding="utf-8")
     out = tmp_path / "out.json"
-    _undo_typeson(duckdb.connect(), raw, out, raw, "vendors")
+    undo_typeson(duckdb.connect(), raw, out, key_field="id", max_object_bytes=1 << 20)
     got = json.loads(out.read_text(encoding="utf-8"))
     assert got == [decode_row(json.loads(json.dumps(r))) for r in rows[:5]]
     assert got[1] == {"id": "sql", "createdAt": {"$date": 1691695968689}, "o": {"x": None, "y": [1, None]}}
     assert got[2] == {"id": "nan", "d": {"$date": None}, "i": None}
     # The plain and "sql" rows are decoded by DuckDB; the others are left to Python.
     raw.write_text(json.dumps(rows[:5], ensure_ascii=False), encoding="utf-8")
-    sql = _typeson_sql(["createdAt", "gone", "d", "i"], "read_json_objects(?, format='array')")
+    sql = typeson_sql(["createdAt", "gone", "d", "i"], "read_json_objects(?, format='array')")
     done = [row[0] is not None for row in duckdb.connect().execute(sql, [str(raw)]).fetchall()]
     assert done == [True, True, False, False, False]
     raw.write_text(json.dumps(rows[5:]), encoding="utf-8")
-    with pytest.raises(ExportError, match="no value there") as info:
-        _undo_typeson(duckdb.connect(), raw, out, raw, "vendors")
-    assert info.value.field == "notThere" and "index 0" in info.value.record
+    with pytest.raises(RowTypeError, match="no value there") as info:
+        undo_typeson(duckdb.connect(), raw, out, key_field="id", max_object_bytes=1 << 20)
+    assert (info.value.path, info.value.index, info.value.key) == ("notThere", 0, "absent")
 
 
 def test_a_store_given_twice_in_a_single_file(tmp_path):
