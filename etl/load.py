@@ -161,12 +161,19 @@ class LoadResult:
 def mysql_order(frame: pl.DataFrame, store: Store) -> pl.DataFrame:
     """Sorted by primary key as MySQL orders it, with that order kept in ORDER."""
     key = _key(store)
-    if store.column(key).is_text:
-        width = int(frame[key].str.len_chars().max() or 0)
-        order = pl.col(key).str.pad_end(width, " ")  # utf8mb4_bin is PAD SPACE
-    else:
-        order = pl.col(key)
-    return frame.with_columns(order.alias(ORDER)).sort(ORDER)
+    width = _pad_width(frame[key]) if store.column(key).is_text else None
+    order = pl.col(key).str.pad_end(width, " ") if width else pl.col(key)
+    frame = frame.with_columns(order.alias(ORDER))
+    return frame if frame[ORDER].is_sorted() else frame.sort(ORDER)
+
+
+def _pad_width(keys: pl.Series) -> int | None:
+    """utf8mb4_bin compares keys as if the shorter were padded with spaces. That order differs
+    from the byte order only where one key goes on with a character below ' ' (a tab, say)
+    where another ends; only then is the (costly) padding needed: to the longest key."""
+    if keys.str.contains(r"[\x00-\x1f]").any():
+        return int(keys.str.len_chars().max())
+    return None
 
 
 def finalize_sessions(sessions: pl.DataFrame, counts: pl.DataFrame) -> pl.DataFrame:
@@ -302,7 +309,14 @@ class _Counts:
     attempted: list = field(default_factory=list)
 
 
+ROW = "__row"  # position of a key's row in the staged frame
+
+
 class _TableLoader:
+    """One table. The staged frame stays as read; `keys` (key, ORDER, row hash, row position), sorted
+    as MySQL orders keys, is what plans, chunks and checks work on. A chunk's rows are gathered
+    from the frame only when its file is written, in the preparing thread."""
+
     def __init__(self, conn, target, store: Store, frame: pl.DataFrame, *, chunk_size, batch_rows, method,
                  delete_missing, workdir, out_dir, progress):
         self.conn, self.target, self.store = conn, target, store
@@ -310,24 +324,28 @@ class _TableLoader:
         self.chunk_size, self.batch_rows, self.delete_missing = chunk_size, batch_rows, delete_missing
         self.out_dir, self.progress = out_dir, progress
         self.writer = bulk.Writer(conn, store, method, workdir)
-        self.frame = self._prepare(frame)
-        self.sums = checksum(self.frame)
-        self.stage_id = _fingerprint(store, self.sums)
+        self.frame = frame
+        self.keys, self.width = self._index(frame)
+        self.stage_id = _fingerprint(store, checksum(self.keys))
         self.counts = _Counts()
         self.path = "diff"
         self.sent: list[_Sent] = []
 
-    def _prepare(self, frame: pl.DataFrame) -> pl.DataFrame:
-        frame = mysql_order(frame, self.store)
-        dupes = frame.filter(pl.col(ORDER).is_duplicated())
-        if dupes.height:
-            keys = dupes[self.key].unique().head(5).to_list()
-            raise LoadError(f"{dupes.height} staged rows share a primary key (as MySQL compares keys): {keys!r}",
-                            store=self.store.name, field=self.key)
+    def _index(self, frame: pl.DataFrame) -> tuple[pl.DataFrame, int | None]:
         hashes = row_hashes(frame, self.store)
         if not hashes[self.key].equals(frame[self.key]):  # DuckDB keeps scan order; make sure of it
             raise LoadError("row hashes came back out of order", store=self.store.name)
-        return frame.with_columns(hashes[HASH])
+        keys = mysql_order(hashes.with_row_index(ROW), self.store)
+        same = keys.filter(pl.col(ORDER) == pl.col(ORDER).shift(1))
+        if same.height:
+            raise LoadError(f"{same.height} staged rows share a primary key with another (as MySQL compares keys): "
+                            f"{same[self.key].head(5).to_list()!r}", store=self.store.name, field=self.key)
+        width = _pad_width(keys[self.key]) if self.store.column(self.key).is_text else None
+        return keys, width
+
+    def _rows(self, part: pl.DataFrame) -> pl.DataFrame:
+        """The staged rows behind a slice of `keys`, in its order."""
+        return self.frame[part[ROW]]
 
     # ---- run
 
@@ -343,9 +361,10 @@ class _TableLoader:
                 ledger.abandon(self.conn, run_id)  # planned from a stage that is no longer current
         self._execute(self._plan())
         # The checks run once the writes are in: the server's single-threaded LOAD DATA is the
-        # critical path and gets the machine to itself, then the checks share it with the
-        # (equally single-threaded) index rebuild. A chunk is marked done only once checked.
-        with ThreadPoolExecutor(1, thread_name_prefix="etl-check") as checker, _connect(self.target) as check_conn:
+        # critical path and gets the machine to itself, then the checks (at low priority) share
+        # it with the equally single-threaded index rebuild. A chunk is done only once checked.
+        with ThreadPoolExecutor(1, thread_name_prefix="etl-check", initializer=_background) as checker, \
+                _connect(self.target) as check_conn:
             checks = [checker.submit(self._check, sent, check_conn) for sent in self.sent]
             rebuilt = bulk.rebuild_indexes(self.conn, table)
             for f in checks:
@@ -363,10 +382,11 @@ class _TableLoader:
         except Exception as e:  # connectorx raises plain RuntimeErrors
             raise LoadError(f"reading back {self.store.table} failed: {e}", store=self.store.name) from None
         hashes = row_hashes(rows, self.store)
-        return hashes.with_columns(pl.col(self.key).cast(self.frame.schema[self.key]))
+        return hashes.with_columns(pl.col(self.key).cast(self.keys.schema[self.key]))
 
     def _range(self, chunk: Chunk) -> str:
-        lo, hi = (int(chunk.key_from), int(chunk.key_to)) if not self.store.column(self.key).is_text else (chunk.key_from, chunk.key_to)
+        text = self.store.column(self.key).is_text
+        lo, hi = (chunk.key_from, chunk.key_to) if text else (int(chunk.key_from), int(chunk.key_to))
         return f"`{self.key}` BETWEEN {_literal(lo)} AND {_literal(hi)}"
 
     def _plan(self) -> list[tuple[Chunk, Callable[[], pl.DataFrame]]]:
@@ -374,20 +394,20 @@ class _TableLoader:
         if not self._has_rows():
             self.path = "bulk"
             bulk.drop_secondary_indexes(self.conn, self.store.table)
-            inserts, updates, gone = self.frame, self.frame.clear(), None
+            inserts, updates, gone = self.keys, self.keys.clear(), None
         else:
             server = self._server_hashes()
-            both = self.frame.join(server.rename({HASH: "__server"}), on=self.key, how="left", maintain_order="left")
+            both = self.keys.join(server.rename({HASH: "__server"}), on=self.key, how="left", maintain_order="left")
             inserts = both.filter(pl.col("__server").is_null()).drop("__server")
             updates = both.filter(pl.col("__server").is_not_null() & (pl.col("__server") != pl.col(HASH))).drop("__server")
-            gone = server.join(self.frame.select(self.key), on=self.key, how="anti")
+            gone = server.join(self.keys.select(self.key), on=self.key, how="anti")
             gone = mysql_order(gone, self.store) if gone.height else None
         plan: list[tuple[Chunk, pl.DataFrame]] = []
-        for kind, rows in ((INSERT, inserts), (UPDATE, updates), (DELETE, gone if self.delete_missing else None)):
-            if rows is None:
+        for kind, keys in ((INSERT, inserts), (UPDATE, updates), (DELETE, gone if self.delete_missing else None)):
+            if keys is None:
                 continue
-            for start in range(0, rows.height, self.batch_rows):
-                part = rows.slice(start, self.batch_rows)
+            for start in range(0, keys.height, self.batch_rows):
+                part = keys.slice(start, self.batch_rows)
                 plan.append((Chunk(run_id, self.store.table, len(plan) + 1, self.stage_id, kind,
                                    str(part[self.key][0]), str(part[self.key][-1]), part.height, str(checksum(part))), part))
         ledger.record_plan(self.conn, [c for c, _ in plan])
@@ -396,26 +416,24 @@ class _TableLoader:
     def _rederive_fn(self, chunk: Chunk) -> Callable[[], pl.DataFrame]:
         """What an unfinished chunk still has to write, from the stage and the server's rows in its key range."""
 
-        def rows() -> pl.DataFrame:
-            text = self.store.column(self.key).is_text
-            width = self.frame[ORDER].str.len_chars().max() if text and self.frame.height else 0
-            bound = (lambda k: k.ljust(width)) if text else int
-            order = self.frame[ORDER]
+        def keys() -> pl.DataFrame:
+            bound = (lambda k: k.ljust(self.width)) if self.width else (str if self.store.column(self.key).is_text else int)
+            order = self.keys[ORDER]
             lo = order.search_sorted(bound(chunk.key_from), side="left")
             hi = order.search_sorted(bound(chunk.key_to), side="right")
-            staged = self.frame.slice(lo, hi - lo)
+            staged = self.keys.slice(lo, hi - lo)
             server = self._server_hashes(self._range(chunk))
             if chunk.kind == INSERT:
-                return staged.join(server, on=self.key, how="anti")
+                return staged.join(server, on=self.key, how="anti", maintain_order="left")
             if chunk.kind == UPDATE:
                 both = staged.join(server.rename({HASH: "__server"}), on=self.key, how="inner", maintain_order="left")
                 return both.filter(pl.col("__server") != pl.col(HASH)).drop("__server")
             gone = server.join(staged.select(self.key), on=self.key, how="anti")
-            return mysql_order(gone, self.store) if gone.height else gone.with_columns(pl.lit("").alias(ORDER))
+            return mysql_order(gone, self.store) if gone.height else gone
 
-        return rows
+        return keys
 
-    # ---- executing chunks: write k while checking k-1 and preparing k+1
+    # ---- executing chunks: write chunk k while the file of chunk k+1 is written
 
     def _execute(self, work: list[tuple[Chunk, Callable[[], pl.DataFrame]]]) -> None:
         if not work:
@@ -426,22 +444,25 @@ class _TableLoader:
             self.progress(self.store.table, 0, total)
 
         def prepare(item):
-            chunk, rows_fn = item
-            rows = rows_fn()
-            return chunk, rows, (self.writer.prepare(rows) if chunk.kind != DELETE else None)
+            chunk, keys_fn = item
+            part = keys_fn()
+            if chunk.kind == DELETE:
+                return chunk, part, part, None
+            rows = self._rows(part)
+            return chunk, part, rows, self.writer.prepare(rows)
 
         with ThreadPoolExecutor(1, thread_name_prefix="etl-prepare", initializer=_background) as prep:
             upcoming = prep.submit(prepare, work[0])
             for i in range(len(work)):
-                chunk, rows, prepared = upcoming.result()
+                chunk, part, rows, prepared = upcoming.result()
                 if i + 1 < len(work):
                     upcoming = prep.submit(prepare, work[i + 1])
-                self.sent.append(self._write(chunk, rows, prepared))
+                self.sent.append(self._write(chunk, part, rows, prepared))
                 done += chunk.row_count
                 if self.progress:
                     self.progress(self.store.table, done, total)
 
-    def _write(self, chunk: Chunk, rows: pl.DataFrame, prepared: Path | None) -> _Sent:
+    def _write(self, chunk: Chunk, part: pl.DataFrame, rows: pl.DataFrame, prepared: Path | None) -> _Sent:
         table = self.store.table
         started = ledger.utcnow()
         refused: list[bulk.Refusal] = []
@@ -460,8 +481,8 @@ class _TableLoader:
                     cur.execute(f"UPDATE `{table}` t JOIN `etl_update_{table}` u ON t.`{self.key}` = u.`{self.key}` SET {sets}")
                     written = cur.rowcount
                 else:
-                    written = self._delete(cur, rows[self.key].to_list())
-                ledger.mark_written(cur, chunk, rows_sent=rows.height - len(refused), rows_written=written,
+                    written = self._delete(cur, part[self.key].to_list())
+                ledger.mark_written(cur, chunk, rows_sent=part.height - len(refused), rows_written=written,
                                     rejected=len(refused), method=self.writer.method if chunk.kind != DELETE else "delete",
                                     started_at=started)
             self.conn.commit()
@@ -475,8 +496,8 @@ class _TableLoader:
             if prepared is not None:
                 prepared.unlink(missing_ok=True)
         self.counts.chunks += 1
-        self.counts.attempted.append(rows.select(self.key))
-        kept = rows
+        self.counts.attempted.append(part.select(self.key))
+        sent = part.select(self.key, HASH)
         if refused:
             positions = [r.row for r in refused]
             self.counts.rejects.append(rows[positions].select(self.store.column_names).with_columns(
@@ -484,14 +505,14 @@ class _TableLoader:
                 pl.Series("error_code", [r.code for r in refused], dtype=pl.Int32),
                 pl.Series("error", [r.message for r in refused], dtype=pl.String),
             ))
-            kept = rows.with_row_index("__i").filter(~pl.col("__i").is_in(positions)).drop("__i")
+            sent = sent.with_row_index("__i").filter(~pl.col("__i").is_in(positions)).drop("__i")
         if chunk.kind == INSERT:
             self.counts.inserted += written
         elif chunk.kind == UPDATE:
             self.counts.updated += written
         else:
             self.counts.deleted += written
-        return _Sent(chunk, kept.select(self.key, HASH))
+        return _Sent(chunk, sent)
 
     def _delete(self, cur, keys: list) -> int:
         deleted = 0
@@ -516,7 +537,7 @@ class _TableLoader:
 
     def _finish(self, rebuilt: int, seconds: float) -> TableLoad:
         table, key = self.store.table, self.key
-        staged = self.frame.select(key)
+        staged = self.keys.select(key)
         rejects = None
         if self.counts.rejects:  # a row refused twice (continued chunk, then the diff) is listed once
             rejects = pl.concat(self.counts.rejects).unique(subset=key, keep="last", maintain_order=True)
@@ -535,7 +556,7 @@ class _TableLoader:
                 present = pl.from_arrow(read_keys(self.target, self.store))
             except Exception as e:  # connectorx raises plain RuntimeErrors
                 raise LoadError(f"reading back the keys of {table} failed: {e}", store=self.store.name) from None
-            present = present.with_columns(pl.col(key).cast(self.frame.schema[key]))
+            present = present.with_columns(pl.col(key).cast(self.keys.schema[key]))
             missing = staged.join(present, on=key, how="anti")
             gone = present.join(staged, on=key, how="anti")
             unexplained = missing.join(refused, on=key, how="anti")
@@ -553,10 +574,10 @@ class _TableLoader:
         # Unchanged: staged rows in MySQL that this run did not write.
         attempted = pl.concat(self.counts.attempted) if self.counts.attempted else staged.clear()
         written_here = staged.join(attempted, on=key, how="semi").join(missing, on=key, how="anti").height
-        unchanged = self.frame.height - missing.height - written_here
+        unchanged = staged.height - missing.height - written_here
         c = self.counts
         return TableLoad(
-            table=table, staged=self.frame.height, inserted=c.inserted, updated=c.updated, deleted=c.deleted,
+            table=table, staged=staged.height, inserted=c.inserted, updated=c.updated, deleted=c.deleted,
             unchanged=unchanged, gone=gone.height, rejected=missing.height, chunks=c.chunks, continued=c.continued,
             path=self.path, indexes_rebuilt=rebuilt, seconds=seconds,
             rejects_file=str(rejects_file) if rejects is not None else None,

@@ -271,3 +271,17 @@ def test_cli_load(schema_target, stage):
 def test_load_refuses_a_target_without_the_schema(mysql_target, stage):
     with pytest.raises(EtlError, match="schema apply"):
         load(stage, mysql_target)
+
+
+def test_keys_are_ordered_as_mysql_orders_them(schema_target):
+    """utf8mb4_bin pads with spaces: 'a\\t' sorts before 'a', which sorts before 'a!'; chunk key ranges rely on it."""
+    from etl.load import mysql_order
+
+    keys = ["b", "a!", "a", "a\t", "a\x01x", "a\nb", "ab", "é", "Z", "a\tz", "🙂", "a-"]
+    with schema_target.connect() as conn, conn.cursor() as cur:
+        cur.executemany("INSERT INTO customers (id) VALUES (%s)", [(k,) for k in keys])
+        cur.execute("SELECT id FROM customers ORDER BY id")
+        mysql = [r[0] for r in cur.fetchall()]
+    ours = mysql_order(pl.DataFrame({"id": keys}), store("customers"))["id"].to_list()
+    assert ours == mysql
+    assert mysql_order(pl.DataFrame({"id": ["b", "a!", "a"]}), store("customers"))["id"].to_list() == ["a", "a!", "b"]
