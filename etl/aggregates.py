@@ -61,6 +61,10 @@ class Aggregate:
         return f"{self.view}__rows"
 
     @property
+    def count_parameter(self) -> str:
+        return f"{self.view}__row_count"
+
+    @property
     def rule(self) -> str:
         return f"{self.view}.matches_source"
 
@@ -68,7 +72,11 @@ class Aggregate:
     def description(self) -> str:
         by = f" by {', '.join(self.keys)}" if self.keys else ""
         return (f"{self.view} ({', '.join(m.name for m in self.measures)}{by}) returns exactly the rows the staged "
-                "source gives")
+                "source gives: each of its rows is one of them")
+
+    @property
+    def count_description(self) -> str:
+        return f"{self.view} returns as many rows as the staged source gives (with the rows check: the same rows)"
 
 
 def _counts(name: str) -> tuple[Measure, ...]:

@@ -105,11 +105,11 @@ def _select(store: Store, *cols: str, alias: str = "") -> str:
 
 
 def key_unique(store: Store, col: str) -> Rule:
+    # GROUP BY rides the key's index; Great Expectations' own unique check counts with a window
+    # function over the whole table (17 s instead of under 1 s on 1M tickets, MariaDB 10.11).
     return Rule(
         f"{store.table}.{col}.unique", store, f"{col} identifies one record: no value occurs twice",
-        lambda d: f"SELECT {_select(store, col)} FROM {{batch}} WHERE {col} IN "
-                  f"(SELECT {col} FROM {{batch}} GROUP BY {col} HAVING COUNT(*) > 1)",
-        ("ExpectColumnValuesToBeUnique", {"column": col}),
+        lambda d: f"SELECT {col}, COUNT(*) AS records FROM {{batch}} GROUP BY {col} HAVING COUNT(*) > 1",
     )
 
 
@@ -121,20 +121,32 @@ def key_not_null(store: Store, col: str) -> Rule:
     )
 
 
-def end_not_before_start(store: Store, span: Span) -> Rule:
+def _per_span(store: Store, spans, breaks: Callable[[Span, Dialect], str], label=lambda s: s.value):
+    """A query over several spans: the records where any span breaks the rule, naming the first that does."""
+
+    def query(d: Dialect) -> str:
+        conds = [(s, breaks(s, d)) for s in spans]
+        which = "CASE " + " ".join(f"WHEN {c} THEN '{label(s)}'" for s, c in conds) + " END"
+        return f"SELECT {_key(store)}, {which} AS span FROM {{batch}} WHERE " + " OR ".join(f"({c})" for _, c in conds)
+
+    return query
+
+
+# One expectation per rule, over all of a store's spans: each expectation costs Great Expectations
+# at least one pass over the table (seven per-span expectations took 7x the time on 1M tickets).
+def ends_not_before_starts(store: Store) -> Rule:
     return Rule(
-        f"{store.table}.{span.end}.not_before.{span.start}", store, f"{span.end} is not before {span.start}",
-        lambda d: f"SELECT {_select(store, span.start, span.end)} FROM {{batch}} WHERE {span.end} < {span.start}",
-        ("ExpectColumnPairValuesAToBeGreaterThanB",
-         {"column_A": span.end, "column_B": span.start, "or_equal": True, "ignore_row_if": "either_value_is_missing"}),
+        f"{store.table}.durations.end_not_before_start", store,
+        "no end time is before its start time (" + ", ".join(f"{s.end} >= {s.start}" for s in store.spans) + ")",
+        _per_span(store, store.spans, lambda s, d: f"{s.end} < {s.start}", label=lambda s: s.end),
     )
 
 
-def not_negative(store: Store, span: Span) -> Rule:
+def durations_not_negative(store: Store) -> Rule:
     return Rule(
-        f"{store.table}.{span.value}.not_negative", store, f"{span.value} is not negative",
-        lambda d: f"SELECT {_select(store, span.value)} FROM {{batch}} WHERE {span.value} < 0",
-        ("ExpectColumnValuesToBeBetween", {"column": span.value, "min_value": 0}),
+        f"{store.table}.durations.not_negative", store,
+        f"no stored duration is negative ({', '.join(s.value for s in store.spans)})",
+        _per_span(store, store.spans, lambda s, d: f"{s.value} < 0"),
     )
 
 
@@ -150,42 +162,28 @@ def _span_breaks_times(span: Span, d: Dialect) -> str:
 
 
 def spans_match_times(store: Store) -> Rule:
-    spans = store.spans
-    offsets = {s.offset_hours for s in spans}
+    offsets = {s.offset_hours for s in store.spans}
     offset = (" plus the uploading browser's UTC offset ({:+g} h to {:+g} h)".format(*next(iter(offsets)))
               if offsets != {(0.0, 0.0)} else "")
-
-    def query(d: Dialect) -> str:
-        conds = [(s, _span_breaks_times(s, d)) for s in spans]
-        which = "CASE " + " ".join(f"WHEN {c} THEN '{s.value}'" for s, c in conds) + " END"
-        return (f"SELECT {_key(store)}, {which} AS span FROM {{batch}} WHERE "
-                + " OR ".join(f"({c})" for _, c in conds))
-
     return Rule(
         f"{store.table}.durations.match_times", store,
-        f"each stored duration ({', '.join(s.value for s in spans)}) equals its end minus its start{offset}, "
+        f"each stored duration ({', '.join(s.value for s in store.spans)}) equals its end minus its start{offset}, "
         "and is 0 when the end is missing or before the start",
-        query,
+        _per_span(store, store.spans, _span_breaks_times),
     )
 
 
 def formatted_matches_value(store: Store) -> Rule:
-    spans = [s for s in store.spans if s.formatted]
-
     def breaks(s: Span, d: Dialect) -> str:
         per = 3600 if s.unit == "hours" else 60
         return (f"({s.value} IS NULL) <> ({s.formatted} IS NULL) OR ({s.value} IS NOT NULL AND {s.formatted} IS NOT NULL "
                 f"AND (NOT ({d.is_hms(s.formatted)}) OR ABS({s.value} * {per} - {d.hms_seconds(s.formatted)}) "
                 f"> {TOLERANCE_SECONDS!r}))")
 
-    def query(d: Dialect) -> str:
-        conds = [(s, breaks(s, d)) for s in spans]
-        which = "CASE " + " ".join(f"WHEN {c} THEN '{s.formatted}'" for s, c in conds) + " END"
-        return f"SELECT {_key(store)}, {which} AS span FROM {{batch}} WHERE " + " OR ".join(f"({c})" for _, c in conds)
-
     return Rule(
         f"{store.table}.durations.formatted_matches", store,
-        "each H:MM:SS duration text agrees with its stored hours (to the second)", query,
+        "each H:MM:SS duration text agrees with its stored hours (to the second)",
+        _per_span(store, [s for s in store.spans if s.formatted], breaks, label=lambda s: s.formatted),
     )
 
 
@@ -260,10 +258,8 @@ def store_rules(store: Store) -> tuple[Rule, ...]:
     rules: list[Rule] = []
     for k in store.primary_key:
         rules += [key_unique(store, k), key_not_null(store, k)]
-    rules += [end_not_before_start(store, s) for s in store.spans]
-    rules += [not_negative(store, s) for s in store.spans]
     if store.spans:
-        rules.append(spans_match_times(store))
+        rules += [ends_not_before_starts(store), durations_not_negative(store), spans_match_times(store)]
     if any(s.formatted for s in store.spans):
         rules.append(formatted_matches_value(store))
     if all(f"sla_{h}h" in store.column_names for h in SLA_HOURS):

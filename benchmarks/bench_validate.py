@@ -1,0 +1,135 @@
+"""`etl validate` on the 1M-ticket migration: every Great Expectations suite against MySQL.
+
+    .venv/bin/python benchmarks/bench_validate.py [--tickets 1000000] [--runs 3] [--reuse]
+
+1. The 1M-ticket sample export (benchmarks/common.py) is exported and transformed once
+   (kept in benchmarks/out/validate-stage-N), then loaded with `etl load` into a private
+   server started for the benchmark (2 GB buffer pool, as `etl db up` starts one), unless
+   --reuse finds it loaded already.
+2. `etl validate` runs as its own process, `--runs` times: wall time of the whole process
+   (Python start, Great Expectations import, the source side, every suite, the data docs),
+   median reported, with the split the command prints (source side / Great Expectations).
+3. Each suite alone (in this process, Great Expectations imported, no data docs): which
+   suites the time goes to.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common import ETL, OUT, ROOT, run, sample_export
+
+sys.path.insert(0, str(ROOT))
+
+from etl.db import MySQLTarget, apply_schema  # noqa: E402
+from etl.server import LocalServer  # noqa: E402
+
+
+def stage_for(tickets: int) -> Path:
+    stage = OUT / f"validate-stage-{tickets}"
+    summary = stage / "transform-summary.json"
+    if summary.is_file() and json.loads(summary.read_text())["counts"]["tickets"]["staged"] == tickets:
+        return stage
+    export = OUT / f"validate-export-{tickets}"
+    run("validate etl export", [*ETL, "export", "--from", str(sample_export(tickets)), "--out", str(export), "--force"])
+    run("validate etl transform", [*ETL, "transform", "--in", str(export), "--out", str(stage)])
+    return stage
+
+
+def loaded_target(stage: Path, tickets: int, reuse: bool) -> tuple[MySQLTarget, float | None]:
+    info = LocalServer(OUT / "validate-mysql", buffer_pool="2G").up()
+    base = MySQLTarget.parse(info.uri)
+    target = MySQLTarget(base.host, base.port, base.user, base.password, "validate_bench", base.unix_socket)
+    if reuse:
+        try:
+            with target.connect() as conn, conn.cursor() as cur:
+                cur.execute("SELECT COUNT(*) FROM tickets")
+                if cur.fetchone()[0] == tickets:
+                    return target, None
+        except Exception:  # noqa: BLE001 - not there yet: load it
+            pass
+    with target.connect(database=False) as conn, conn.cursor() as cur:
+        cur.execute("DROP DATABASE IF EXISTS validate_bench")
+    apply_schema(target)
+    done = run("validate etl load", [*ETL, "load", "--stage", str(stage), "--mysql", target.uri, "--quiet"])
+    return target, done.seconds
+
+
+def validate_process(target: MySQLTarget, stage: Path) -> tuple[float, int, str]:
+    """One `etl validate` process: (seconds, exit status, output). Exit 1 (failed expectations) is an outcome, not an error."""
+    t0 = time.perf_counter()
+    done = subprocess.run([*ETL, "validate", "--mysql", target.uri, "--stage", str(stage)], cwd=ROOT,
+                          capture_output=True, text=True, env={**os.environ})
+    seconds = time.perf_counter() - t0
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"etl validate failed to run (exit {done.returncode}):\n{done.stdout}{done.stderr}")
+    return seconds, done.returncode, done.stdout
+
+
+def per_suite(target: MySQLTarget, stage: Path) -> list[tuple[str, float]]:
+    from etl.validate import (_connection_env, gx_root, open_context, source_frames, source_parameters,
+                              suite_names)
+
+    params = source_parameters(source_frames(stage))
+    ctx = open_context(gx_root(ROOT))
+    out = []
+    with _connection_env(target):
+        for name in suite_names():
+            vd = ctx.validation_definitions.get(name)
+            t0 = time.perf_counter()
+            vd.run(expectation_parameters=params, result_format={"result_format": "SUMMARY"})
+            out.append((name, time.perf_counter() - t0))
+            print(f"  suite {name}: {out[-1][1]:.2f} s", flush=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tickets", type=int, default=1_000_000)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--reuse", action="store_true", help="keep a loaded benchmark database")
+    args = ap.parse_args()
+
+    stage = stage_for(args.tickets)
+    target, load_s = loaded_target(stage, args.tickets, args.reuse)
+    with target.connect() as conn, conn.cursor() as cur:
+        counts = {}
+        for table in ("tickets", "incidents", "customers", "upload_sessions"):
+            cur.execute(f"SELECT COUNT(*) FROM {table}")
+            counts[table] = cur.fetchone()[0]
+    print(f"loaded: {counts}" + (f" (etl load {load_s:.1f} s)" if load_s else " (reused)"), flush=True)
+
+    runs = [validate_process(target, stage) for _ in range(args.runs)]
+    for seconds, code, _ in runs:
+        print(f"  etl validate: {seconds:.1f} s, exit {code}", flush=True)
+    median = statistics.median(s for s, _, _ in runs)
+    last = runs[-1][2]
+    split = re.search(r"in ([\d.]+) s \(source ([\d.]+) s, Great Expectations ([\d.]+) s\)", last)
+    suites = per_suite(target, stage)
+
+    print(f"\n{args.tickets:,} tickets; MySQL rows: " + ", ".join(f"{t} {n:,}" for t, n in counts.items()))
+    print("| step | seconds |\n|---|---|")
+    print(f"| `etl validate` (whole process, median of {args.runs}: {', '.join(f'{s:.1f}' for s, _, _ in runs)}) "
+          f"| {median:.1f} |")
+    if split:
+        total, source, gx = map(float, split.groups())
+        print(f"| of the last run: inside `validate()` | {total:.1f} |")
+        print(f"| - source side (stage: value sets, expected view rows, rules in DuckDB) | {source:.1f} |")
+        print(f"| - Great Expectations (context, {len(suites)} suites, data docs) | {gx:.1f} |")
+    print("\n| suite alone (no data docs) | seconds |\n|---|---|")
+    for name, s in sorted(suites, key=lambda x: -x[1]):
+        print(f"| {name} | {s:.2f} |")
+    print(f"| all suites | {sum(s for _, s in suites):.1f} |")
+    print("\n" + last)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
