@@ -359,7 +359,8 @@ def _check(found: _Found, work: Path, source: Path) -> tuple[dict[str, int], lis
     for store in STORES:
         if store.name in missing:
             continue
-        counts[store.name] = sum(per_file[name] for name, _ in found.files[store.name])
+        counts[store.name] = sum(per_file[name][0] for name, _ in found.files[store.name])
+        found.warnings.extend(per_file[name][1] for name, _ in found.files[store.name] if per_file[name][1])
         if store.name in found.claimed and found.claimed[store.name] != counts[store.name]:
             raise ExportError(f"counts disagree: the source claims {found.claimed[store.name]:,} records, "
                               f"the files hold {counts[store.name]:,}", file=found.claimed_in, store=store.name)
@@ -371,7 +372,7 @@ def _check(found: _Found, work: Path, source: Path) -> tuple[dict[str, int], lis
     return counts, missing
 
 
-def _count_all(found: _Found, work: Path) -> dict[str, int]:
+def _count_all(found: _Found, work: Path) -> dict[str, tuple[int, str | None]]:
     """Count every placed file. DuckDB reads one JSON array file on one thread, so files are
     counted side by side (largest first) to use every core; the first error in store order wins."""
     jobs = [(name, fmt, BY_NAME[store]) for store, files in found.files.items() for name, fmt in files]
@@ -396,8 +397,10 @@ def _count_all(found: _Found, work: Path) -> dict[str, int]:
     return {name: futures[name].result() for name in order}
 
 
-def _count(con, path: Path, fmt: str, store: Store, shown: str) -> int:
-    """Records in one file, every record parsed: a record that is not an object or has no key fails.
+def _count(con, path: Path, fmt: str, store: Store, shown: str) -> tuple[int, str | None]:
+    """Records in one file, every record parsed: a record that is not an object fails; records
+    without their key are counted and named in a warning (the transform rejects each with its
+    reason, so one bad record neither blocks the migration nor goes missing).
     `shown` is the source file that errors name (the placed file may carry another name)."""
     key = _key_field(store)
     sql = (f"SELECT count(*), count(*) FILTER (WHERE {_ident(key)} IS NULL) FROM read_json(?, format=?, records=true, "
@@ -412,9 +415,9 @@ def _count(con, path: Path, fmt: str, store: Store, shown: str) -> int:
         raise _duck_error(e, shown, store.name) from None
     if no_key:
         index, _ = _locate(path, fmt, f"json_extract_string(json, {_lit('$.' + json.dumps(key))}) IS NULL")
-        raise ExportError(f"a record has no {key} (its key; {no_key:,} in this file lack it)", file=shown,
-                          store=store.name, record=_record(index), field=key)
-    return n
+        return n, (f"{shown}: {no_key:,} {store.name} record(s) without their key {key} (first: record {_record(index)}); "
+                   "the transform rejects them")
+    return n, None
 
 
 def _locate(path: Path, fmt: str, condition: str) -> tuple[int | None, str | None]:

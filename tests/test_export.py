@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from etl import jsonscan
@@ -281,10 +282,20 @@ def test_a_line_that_is_not_an_object(tmp_path):
     bad(tmp_path, src, match="not an object", file="incidents.ndjson", store="incidents", record="index 1")
 
 
-def test_a_record_without_its_key(tmp_path):
+def test_a_record_without_its_key_is_a_warning_and_the_transform_rejects_it(tmp_path):
+    from etl.stage import rejects_path
+    from etl.stores import VENDORS
+    from etl.transform import transform
+
     no_id = {k: v for k, v in make_forms.VENDORS[1].items() if k != "id"}
     src = write_folder(tmp_path / "src", **{"vendors.json": json.dumps([make_forms.VENDORS[0], no_id])})
-    bad(tmp_path, src, match="has no id", file="vendors.json", store="vendors", record="index 1", field="id")
+    result = export(src, tmp_path / "out")
+    assert result.counts["vendors"] == 2
+    assert any("1 vendors record(s) without their key id (first: record index 1)" in w for w in result.warnings), result.warnings
+    staged = transform(tmp_path / "out", tmp_path / "stage")
+    assert (staged.counts["vendors"].staged, staged.counts["vendors"].rejected) == (1, 1)
+    reject = pl.read_parquet(rejects_path(tmp_path / "stage", VENDORS)).row(0, named=True)
+    assert (reject["record"], reject["field"], reject["reason"]) == (1, "id", "no primary key")
 
 
 def test_counts_that_disagree_with_the_summary(tmp_path):
