@@ -35,6 +35,9 @@ system-deps: ## Install the Debian packages tests need when missing (mariadb-ser
 migrate: venv ## Run the migration playbook (sample data and a local server unless MYSQL_URI / --from say otherwise)
 	$(ETL) migrate $(ARGS)
 
+load: venv ## Write the stage into MySQL: chunked, checked, resumable; loading it again writes nothing
+	$(ETL) load $(ARGS)
+
 parity: venv ## Compare the stage with MySQL (exit 1 on a mismatch); report in runtime/parity/
 	$(ETL) parity --fail-on-mismatch $(ARGS)
 
@@ -56,4 +59,4 @@ duckdb: venv ## Open a DuckDB prompt on the staged data (views per table, reject
 clean: ## Remove generated data (keeps the virtual environment and the local server's data)
 	rm -rf data/stage runtime/sample-export runtime/runs
 
-.PHONY: help venv system-deps migrate parity docs test db-up db-down duckdb clean
+.PHONY: help venv system-deps migrate load parity docs test db-up db-down duckdb clean

@@ -21,8 +21,12 @@ Every chunk is written in one transaction together with its ledger row, in prima
 order (MySQL's order: `utf8mb4_bin` compares with PAD SPACE, so keys are sorted as if
 padded with spaces), and is checked after commit: the rows the server then holds for
 the chunk are read back and their count and checksum compared with what was sent,
-before the ledger marks the chunk done. Reading back chunk k runs in a second thread
-while chunk k+1 is written, and a third thread writes the next chunk's file.
+before the ledger marks the chunk done.
+
+Where the time goes, and so the threads: the server's LOAD DATA and its index rebuild
+are each single-threaded and are the critical path. While the server loads chunk k, a
+second thread writes the file of chunk k+1; the read-back checks wait until the writes
+are in and then run beside the index rebuild; both helper threads run at low priority.
 
 Batches: CHUNK_SIZE (the seed's 200) is the unit of work; the direct path writes
 ``batch_rows`` rows per chunk, by default the multiple of CHUNK_SIZE nearest 50,000
