@@ -1,6 +1,6 @@
 """`etl validate` on the 1M-ticket migration: every Great Expectations suite against MySQL.
 
-    .venv/bin/python benchmarks/bench_validate.py [--tickets 1000000] [--runs 3] [--reuse]
+    .venv/bin/python benchmarks/bench_validate.py [--tickets 1000000] [--runs 3] [--reuse] [--stage DIR]
 
 1. The 1M-ticket sample export (benchmarks/common.py) is exported and transformed once
    (kept in benchmarks/out/validate-stage-N), then loaded with `etl load` into a private
@@ -96,9 +96,10 @@ def main() -> None:
     ap.add_argument("--tickets", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--reuse", action="store_true", help="keep a loaded benchmark database")
+    ap.add_argument("--stage", type=Path, help="an existing stage to validate against (default: made from the sample)")
     args = ap.parse_args()
 
-    stage = stage_for(args.tickets)
+    stage = args.stage.resolve() if args.stage else stage_for(args.tickets)
     target, load_s = loaded_target(stage, args.tickets, args.reuse)
     with target.connect() as conn, conn.cursor() as cur:
         counts = {}
