@@ -439,7 +439,8 @@ def _observed(er) -> str:
             text += f", values {sorted(set(map(str, r.get('partial_unexpected_list', []))))[:EXAMPLES]}"
         return text
     if er.expectation_config.type == "unexpected_rows_expectation":
-        return f"{r.get('observed_value')} record(s) unexpected"
+        n = r.get("observed_value")
+        return f"{n:,} record(s) unexpected" if isinstance(n, int) else f"observed {n}"
     if er.expectation_config.type == "expect_table_row_count_to_equal":
         return f"{r.get('observed_value')} row(s), the source gives {er.expectation_config.kwargs.get('value')}"
     if "observed_value" in r:
