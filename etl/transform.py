@@ -499,7 +499,7 @@ def transform(export_dir: Path, stage_dir: Path) -> TransformResult:
 
 def _append_rebuilt(store: Store, path: Path, metas: dict[str, pl.DataFrame]) -> int:
     """Add the rebuilt sessions to the staged upload_sessions (small: rewritten in memory)."""
-    staged = pl.read_parquet(path)
+    staged = pl.read_parquet(path).with_columns(pl.lit(False).alias("reconstructed"))  # the export's own
     known = set(staged["id"].to_list())
     rebuilt = rebuilt_sessions({k: v for k, v in metas.items() if k in ("tickets", "customers", "incidents")}, known)
     pl.concat([staged, rebuilt]).write_parquet(path, compression="lz4")

@@ -117,6 +117,8 @@ def test_sessions_are_rebuilt_for_legacy_records_and_incidents(staged, sample):
     for frame in (tickets, incidents, read_stage(stage, store("customers"))):
         assert frame["upload_session_id"].null_count() == 0
         assert set(frame["upload_session_id"]) <= set(sessions["id"])
+    assert sessions["reconstructed"].null_count() == 0  # NOT NULL in MySQL
+    assert sessions.filter(~pl.col("reconstructed")).height == len(_records(sample, "uploadSessions"))
     rebuilt = sessions.filter(pl.col("reconstructed"))
     counts = pl.concat([tickets.select("upload_session_id"), incidents.select("upload_session_id"),
                         read_stage(stage, store("customers")).select("upload_session_id")]).group_by(
