@@ -8,7 +8,6 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pymysql
-import sqlalchemy as sa
 
 from .config import Settings, mask_uri
 from .errors import ConfigError, SchemaError, ServerError
@@ -71,7 +70,10 @@ class MySQLTarget:
             cur.execute("SET time_zone = '+00:00'")
         return conn
 
-    def engine(self) -> sa.Engine:
+    def engine(self):
+        """A SQLAlchemy engine (imported here: most commands never need SQLAlchemy)."""
+        import sqlalchemy as sa
+
         url = sa.URL.create(
             "mysql+pymysql", username=self.user, password=self.password or None, host=self.host,
             port=self.port, database=self.database, query={"charset": "utf8mb4"},
