@@ -39,7 +39,7 @@ import pyarrow as pa
 
 from . import duck
 from .config import mask_uri
-from .errors import EtlError, ParityError
+from .errors import ParityError
 from .rowhash import hash_expression, normalized, select_sql
 from .stage import SUMMARY, read_stage, stage_path, staged_stores
 from .stores import STORES, Store
