@@ -19,7 +19,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import statistics
@@ -28,47 +27,16 @@ import sys
 import time
 from pathlib import Path
 
-from common import ETL, OUT, ROOT, run, sample_export
+from common import ETL, OUT, ROOT, loaded_target, run, sample_export, stage_for
 
 sys.path.insert(0, str(ROOT))
 
-from etl.db import MySQLTarget, apply_schema  # noqa: E402
-from etl.server import LocalServer  # noqa: E402
+from etl.db import MySQLTarget  # noqa: E402
 from etl.stores import store  # noqa: E402
 
 TICKETS = store("tickets")
 UV = ROOT / ".tools" / "bin" / "uv"
 RELADIFF = "reladiff[mysql,duckdb]==0.6.0"
-
-
-def stage_for(tickets: int) -> Path:
-    stage = OUT / f"parity-stage-{tickets}"
-    summary = stage / "transform-summary.json"
-    if summary.is_file() and json.loads(summary.read_text())["counts"]["tickets"]["staged"] == tickets:
-        return stage
-    export = OUT / f"parity-export-{tickets}"
-    run("parity etl export", [*ETL, "export", "--from", str(sample_export(tickets)), "--out", str(export), "--force"])
-    run("parity etl transform", [*ETL, "transform", "--in", str(export), "--out", str(stage)])
-    return stage
-
-
-def loaded_target(stage: Path, tickets: int, reuse: bool) -> tuple[MySQLTarget, float | None]:
-    info = LocalServer(OUT / "parity-mysql", buffer_pool="2G").up()
-    base = MySQLTarget.parse(info.uri)
-    target = MySQLTarget(base.host, base.port, base.user, base.password, "parity_bench", base.unix_socket)
-    if reuse:
-        try:
-            with target.connect() as conn, conn.cursor() as cur:
-                cur.execute("SELECT COUNT(*) FROM tickets")
-                if cur.fetchone()[0] == tickets:
-                    return target, None
-        except Exception:  # noqa: BLE001 - not there yet: load it
-            pass
-    with target.connect(database=False) as conn, conn.cursor() as cur:
-        cur.execute("DROP DATABASE IF EXISTS parity_bench")
-    apply_schema(target)
-    done = run("parity etl load", [*ETL, "load", "--stage", str(stage), "--mysql", target.uri, "--quiet"])
-    return target, done.seconds
 
 
 def timed_runs(label: str, args: list[str], runs: int) -> tuple[float, list[float], str]:
@@ -167,8 +135,8 @@ def main() -> None:
     ap.add_argument("--reladiff-timeout", type=int, default=900)
     args = ap.parse_args()
     load_before = os.getloadavg()
-    stage = stage_for(args.tickets)
-    target, load_seconds = loaded_target(stage, args.tickets, args.reuse)
+    stage = stage_for("parity", args.tickets)
+    target, load_seconds = loaded_target("parity", stage, args.tickets, args.reuse)
     env_args = ["--src", str(stage), "--dst-mysql", target.uri]
     print(f"stage {stage}, MySQL {target}" + (f", loaded in {load_seconds:.1f} s" if load_seconds else " (reused)"), flush=True)
 

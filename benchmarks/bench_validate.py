@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import statistics
@@ -25,42 +24,11 @@ import sys
 import time
 from pathlib import Path
 
-from common import ETL, OUT, ROOT, run, sample_export
+from common import ETL, OUT, ROOT, loaded_target, run, sample_export, stage_for
 
 sys.path.insert(0, str(ROOT))
 
-from etl.db import MySQLTarget, apply_schema  # noqa: E402
-from etl.server import LocalServer  # noqa: E402
-
-
-def stage_for(tickets: int) -> Path:
-    stage = OUT / f"validate-stage-{tickets}"
-    summary = stage / "transform-summary.json"
-    if summary.is_file() and json.loads(summary.read_text())["counts"]["tickets"]["staged"] == tickets:
-        return stage
-    export = OUT / f"validate-export-{tickets}"
-    run("validate etl export", [*ETL, "export", "--from", str(sample_export(tickets)), "--out", str(export), "--force"])
-    run("validate etl transform", [*ETL, "transform", "--in", str(export), "--out", str(stage)])
-    return stage
-
-
-def loaded_target(stage: Path, tickets: int, reuse: bool) -> tuple[MySQLTarget, float | None]:
-    info = LocalServer(OUT / "validate-mysql", buffer_pool="2G").up()
-    base = MySQLTarget.parse(info.uri)
-    target = MySQLTarget(base.host, base.port, base.user, base.password, "validate_bench", base.unix_socket)
-    if reuse:
-        try:
-            with target.connect() as conn, conn.cursor() as cur:
-                cur.execute("SELECT COUNT(*) FROM tickets")
-                if cur.fetchone()[0] == tickets:
-                    return target, None
-        except Exception:  # noqa: BLE001 - not there yet: load it
-            pass
-    with target.connect(database=False) as conn, conn.cursor() as cur:
-        cur.execute("DROP DATABASE IF EXISTS validate_bench")
-    apply_schema(target)
-    done = run("validate etl load", [*ETL, "load", "--stage", str(stage), "--mysql", target.uri, "--quiet"])
-    return target, done.seconds
+from etl.db import MySQLTarget  # noqa: E402
 
 
 def validate_process(target: MySQLTarget, stage: Path) -> tuple[float, int, str]:
@@ -99,8 +67,8 @@ def main() -> None:
     ap.add_argument("--stage", type=Path, help="an existing stage to validate against (default: made from the sample)")
     args = ap.parse_args()
 
-    stage = args.stage.resolve() if args.stage else stage_for(args.tickets)
-    target, load_s = loaded_target(stage, args.tickets, args.reuse)
+    stage = args.stage.resolve() if args.stage else stage_for("validate", args.tickets)
+    target, load_s = loaded_target("validate", stage, args.tickets, args.reuse)
     with target.connect() as conn, conn.cursor() as cur:
         counts = {}
         for table in ("tickets", "incidents", "customers", "upload_sessions"):

@@ -16,6 +16,43 @@ OUT.mkdir(parents=True, exist_ok=True)
 ETL = [sys.executable, "-m", "etl"]
 
 
+def stage_for(name: str, tickets: int) -> Path:
+    """OUT/<name>-stage-<tickets>: the sample exported and transformed (kept for the next run)."""
+    stage = OUT / f"{name}-stage-{tickets}"
+    summary = stage / "transform-summary.json"
+    if summary.is_file() and json.loads(summary.read_text())["counts"]["tickets"]["staged"] == tickets:
+        return stage
+    export = OUT / f"{name}-export-{tickets}"
+    run(f"{name} etl export", [*ETL, "export", "--from", str(sample_export(tickets)), "--out", str(export), "--force"])
+    run(f"{name} etl transform", [*ETL, "transform", "--in", str(export), "--out", str(stage)])
+    return stage
+
+
+def loaded_target(name: str, stage: Path, tickets: int, reuse: bool):
+    """(target, load seconds or None when reused): the stage loaded by `etl load` into database
+    <name>_bench of a private server under OUT/<name>-mysql with a 2 GB buffer pool."""
+    sys.path.insert(0, str(ROOT))
+    from etl.db import MySQLTarget, apply_schema
+    from etl.server import LocalServer
+
+    info = LocalServer(OUT / f"{name}-mysql", buffer_pool="2G").up()
+    base = MySQLTarget.parse(info.uri)
+    target = MySQLTarget(base.host, base.port, base.user, base.password, f"{name}_bench", base.unix_socket)
+    if reuse:
+        try:
+            with target.connect() as conn, conn.cursor() as cur:
+                cur.execute("SELECT COUNT(*) FROM tickets")
+                if cur.fetchone()[0] == tickets:
+                    return target, None
+        except Exception:  # noqa: BLE001 - not there yet: load it
+            pass
+    with target.connect(database=False) as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {name}_bench")
+    apply_schema(target)
+    done = run(f"{name} etl load", [*ETL, "load", "--stage", str(stage), "--mysql", target.uri, "--quiet"])
+    return target, done.seconds
+
+
 def sample_export(tickets: int, seed: int = 7) -> Path:
     """The app-layout sample export of `tickets` tickets (other stores in proportion), made once."""
     folder = OUT / f"sample-{tickets}-{seed}"
