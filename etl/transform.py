@@ -36,6 +36,7 @@ import json
 import os
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -363,34 +364,45 @@ def _batches(con, store: Store, path: Path, fmt: str, careful: bool):
 
 
 def first_pass(con, export_dir: Path, store: Store, out: Path, careful: frozenset[Path] = frozenset()) -> _Pass:
-    """Stream a store through the steps batch by batch into `out`; memory stays bounded by BATCH_ROWS."""
-    result, writer = _Pass(), None
+    """Stream a store through the steps batch by batch into `out`; memory stays bounded by BATCH_ROWS.
+
+    DuckDB parses one JSON array on one thread, so each batch is written to Parquet on a second
+    thread while DuckDB reads the next (at most one batch waits to be written)."""
+    result, writer, pending = _Pass(), None, None
     schema = stage_schema(store)
     keep = [*store.primary_key, *(c for c in META_COLUMNS if c in schema)]
-    try:
-        for path, fmt in export_files(export_dir, store):
-            record = 0
-            for batch in _batches(con, store, path, fmt, path in careful):
-                frame = pl.from_arrow(batch).with_columns(
-                    [pl.col(c.name).cast(polars_dtype(c)) for c in store.columns if c.source]
-                    + [pl.lit(path.name).alias("__file"), pl.int_range(record, record + batch.num_rows, dtype=pl.Int64).alias("__record")])
-                record += batch.num_rows
-                result.records_in += batch.num_rows
-                for make in STEPS:
-                    frame = make(store)(frame)
-                good, rejects = split_rejects(store, frame)
-                result.rejects.append(rejects)
-                result.metas.append(good.select(*keep, "__file", "__record").with_columns(
-                    pl.int_range(result.written, result.written + good.height, dtype=pl.Int64).alias("__pos")))
-                table = good.select(schema.names()).to_arrow(compat_level=pl.CompatLevel.oldest())
-                if writer is None:
-                    writer = pq.ParquetWriter(out, table.schema, compression="lz4")
-                writer.write_table(table.cast(writer.schema))
-                result.written += good.height
-    except _Retry as retry:
-        if writer:
-            writer.close()
-        return first_pass(con, export_dir, store, out, careful | {retry.path})
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        try:
+            for path, fmt in export_files(export_dir, store):
+                record = 0
+                for batch in _batches(con, store, path, fmt, path in careful):
+                    frame = pl.from_arrow(batch).with_columns(
+                        [pl.col(c.name).cast(polars_dtype(c)) for c in store.columns if c.source]
+                        + [pl.lit(path.name).alias("__file"),
+                           pl.int_range(record, record + batch.num_rows, dtype=pl.Int64).alias("__record")])
+                    record += batch.num_rows
+                    result.records_in += batch.num_rows
+                    for make in STEPS:
+                        frame = make(store)(frame)
+                    good, rejects = split_rejects(store, frame)
+                    result.rejects.append(rejects)
+                    result.metas.append(good.select(*keep, "__file", "__record").with_columns(
+                        pl.int_range(result.written, result.written + good.height, dtype=pl.Int64).alias("__pos")))
+                    table = good.select(schema.names()).to_arrow(compat_level=pl.CompatLevel.oldest())
+                    if writer is None:
+                        writer = pq.ParquetWriter(out, table.schema, compression="lz4")
+                    if pending is not None:
+                        pending.result()
+                    pending = pool.submit(writer.write_table, table.cast(writer.schema))
+                    result.written += good.height
+            if pending is not None:
+                pending.result()
+        except _Retry as retry:
+            if pending is not None:
+                pending.result()
+            if writer:
+                writer.close()
+            return first_pass(con, export_dir, store, out, careful | {retry.path})
     if writer is None:
         pl.DataFrame(schema=schema).write_parquet(out, compression="lz4")
     else:
