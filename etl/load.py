@@ -374,7 +374,7 @@ class _TableLoader:
             raise
 
     def _index(self, frame: pl.DataFrame) -> tuple[pl.DataFrame, int | None]:
-        hashes = row_hashes(frame, self.store)
+        hashes = row_hashes(frame, self.store, fast=True)  # only ever compared with the load's own hashes
         if not hashes[self.key].equals(frame[self.key]):  # DuckDB keeps scan order; make sure of it
             raise LoadError("row hashes came back out of order", store=self.store.name)
         keys = mysql_order(hashes.with_row_index(ROW), self.store)
@@ -434,7 +434,7 @@ class _TableLoader:
             rows = read_mysql(self.target, self.store, where)
         except Exception as e:  # connectorx raises plain RuntimeErrors
             raise LoadError(f"reading back {self.store.table} failed: {e}", store=self.store.name) from None
-        hashes = row_hashes(rows, self.store)
+        hashes = row_hashes(rows, self.store, fast=True)
         return hashes.with_columns(pl.col(self.key).cast(self.keys.schema[self.key]))
 
     def _range(self, chunk: Chunk) -> str:

@@ -82,18 +82,18 @@ def hash_expression(store: Store, *, fast: bool = False) -> str:
     return "hash(" + ", ".join((hashed if fast else normalized)(c) for c in store.columns) + ")"
 
 
-def row_hashes(data: pl.DataFrame | pa.Table, store: Store) -> pl.DataFrame:
+def row_hashes(data: pl.DataFrame | pa.Table, store: Store, *, fast: bool = False) -> pl.DataFrame:
     """Key column(s) + `row_hash` (UInt64) for every row of `data`, in the order given.
 
     `data` holds (at least) the store's described columns: a staged frame, or the
-    rows read back from MySQL by `read_mysql`.
+    rows read back from MySQL by `read_mysql`. `fast`: see `hash_expression`.
     """
     keys = ", ".join(f'"{k}"' for k in store.primary_key)
     con = _duckdb()
     name = f"rows_{uuid.uuid4().hex}"
     con.register(name, data)
     try:
-        return con.sql(f"SELECT {keys}, {hash_expression(store)} AS {HASH} FROM {name}").pl()
+        return con.sql(f"SELECT {keys}, {hash_expression(store, fast=fast)} AS {HASH} FROM {name}").pl()
     finally:
         con.unregister(name)
 
@@ -155,5 +155,5 @@ def read_keys(target, store: Store) -> pa.Table:
     return cx.read_sql(connectorx_uri(target), f"SELECT {keys} FROM `{store.table}`", return_type="arrow")
 
 
-def mysql_row_hashes(target, store: Store, where: str | None = None) -> pl.DataFrame:
-    return row_hashes(read_mysql(target, store, where), store)
+def mysql_row_hashes(target, store: Store, where: str | None = None, *, fast: bool = False) -> pl.DataFrame:
+    return row_hashes(read_mysql(target, store, where), store, fast=fast)
