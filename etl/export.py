@@ -146,6 +146,16 @@ def export_files(export_dir: Path, store_name: str | Store) -> list[tuple[Path, 
     return [(Path(export_dir) / e["path"], e["format"]) for e in entries]
 
 
+def read_records(export_dir: Path, store_name: str | Store) -> list[dict]:
+    """Every record of a store as Python objects, in file order. For small exports only (tests,
+    notebooks): big ones are read by DuckDB, never through Python objects."""
+    out: list[dict] = []
+    for path, fmt in export_files(export_dir, store_name):
+        text = path.read_text(encoding="utf-8")
+        out += json.loads(text) if fmt == ARRAY else [json.loads(line) for line in text.splitlines() if line.strip()]
+    return out
+
+
 # ---------------------------------------------------------------- reading the three forms
 
 

@@ -16,7 +16,7 @@ import pytest
 from etl import jsonscan
 from etl.dexie import RowTypeError, decode_row
 from etl.errors import ExportError
-from etl.export import SUMMARY, export, export_files, export_or_reuse, read_summary
+from etl.export import SUMMARY, export, export_files, export_or_reuse, read_summary, read_records as records
 from etl.stores import STORES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,13 +29,6 @@ make_forms = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(make_forms)
 
 
-def records(export_dir: Path, store: str) -> list[dict]:
-    """Every record of a store, in file order (small test exports only)."""
-    out = []
-    for path, fmt in export_files(export_dir, store):
-        text = path.read_text(encoding="utf-8")
-        out += json.loads(text) if fmt == "array" else [json.loads(line) for line in text.splitlines() if line.strip()]
-    return out
 
 
 def leftovers(folder: Path) -> list[str]:

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from etl.errors import ExportError
-from etl.export import SUMMARY, export, export_files
+from etl.export import SUMMARY, export, export_files, read_records as records
 from etl.snippet import bookmarklet, snippet_source
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,12 +65,6 @@ def _expected(written: dict[str, list[dict]]) -> dict[str, list[dict]]:
     return out
 
 
-def records(export_dir: Path, store: str) -> list[dict]:
-    out = []
-    for path, fmt in export_files(export_dir, store):
-        text = path.read_text(encoding="utf-8")
-        out += json.loads(text) if fmt == "array" else [json.loads(line) for line in text.splitlines() if line.strip()]
-    return out
 
 
 # ---------------------------------------------------------------- the browser

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from etl.errors import TransformError
-from etl.export import export
+from etl.export import export, read_records
 from etl.sample import write_sample
 from etl.stage import read_stage, rejects_path, stage_path, stage_summary
 from etl.stores import STORES, store
@@ -28,13 +28,6 @@ def sample(tmp_path_factory):
 def staged(sample, tmp_path_factory):
     stage = tmp_path_factory.mktemp("stage") / "stage"
     return transform(sample, stage), stage
-
-
-def _records(folder: Path, name: str) -> list[dict]:
-    from etl.export import export_files
-
-    return [r for path, fmt in export_files(folder, name) for r in (
-        json.loads(path.read_text()) if fmt == "array" else map(json.loads, path.read_text().splitlines()))]
 
 
 def write_export(folder: Path, **stores: list) -> Path:
@@ -60,7 +53,7 @@ def test_every_record_is_staged_or_rejected(staged, sample):
     for name, counts in result.counts.items():
         assert counts.balanced, name
         if name != "uploadSessions":
-            assert counts.records_in == len(_records(sample, name)), name
+            assert counts.records_in == len(read_records(sample, name)), name
     summary = stage_summary(stage)
     assert summary["counts"]["tickets"]["staged"] == result.counts["tickets"].staged
     for s in STORES:
@@ -76,7 +69,7 @@ def test_staged_tables_match_their_descriptions(staged):
 
 def test_values_are_carried_as_stored(staged, sample):
     _, stage = staged
-    source = {r["id"]: r for r in _records(sample, "tickets")}
+    source = {r["id"]: r for r in read_records(sample, "tickets")}
     frame = read_stage(stage, store("tickets"))
     rows = {r["id"]: r for r in frame.to_dicts()}
     tabbed = [i for i, r in source.items() if "\t" in (r.get("description") or "")]
@@ -98,7 +91,7 @@ def test_values_are_carried_as_stored(staged, sample):
 
 def test_vendor_dates_stay_instants(staged, sample):
     _, stage = staged
-    source = {r["id"]: r for r in _records(sample, "vendors")}
+    source = {r["id"]: r for r in read_records(sample, "vendors")}
     for row in read_stage(stage, store("vendors")).to_dicts():
         expected = source[row["id"]]["createdAt"]["$date"]
         assert int(row["created_at"].replace(tzinfo=__import__("datetime").timezone.utc).timestamp() * 1000) == expected
@@ -118,18 +111,18 @@ def test_sessions_are_rebuilt_for_legacy_records_and_incidents(staged, sample):
         assert frame["upload_session_id"].null_count() == 0
         assert set(frame["upload_session_id"]) <= set(sessions["id"])
     assert sessions["reconstructed"].null_count() == 0  # NOT NULL in MySQL
-    assert sessions.filter(~pl.col("reconstructed")).height == len(_records(sample, "uploadSessions"))
+    assert sessions.filter(~pl.col("reconstructed")).height == len(read_records(sample, "uploadSessions"))
     rebuilt = sessions.filter(pl.col("reconstructed"))
     counts = pl.concat([tickets.select("upload_session_id"), incidents.select("upload_session_id"),
                         read_stage(stage, store("customers")).select("upload_session_id")]).group_by(
         "upload_session_id").len()
     joined = rebuilt.join(counts, left_on="id", right_on="upload_session_id")
     assert joined.height == rebuilt.height and (joined["record_count"] == joined["len"]).all()
-    legacy = [r for r in _records(sample, "tickets") if not r.get("batchId")]
+    legacy = [r for r in read_records(sample, "tickets") if not r.get("batchId")]
     assert legacy and tickets.filter(pl.col("id").is_in([r["id"] for r in legacy]))["upload_session_id"].str.starts_with(
         "legacy-tickets-").all()
     # incidents: one session per tight importedAt cluster
-    raw = pl.DataFrame(_records(sample, "incidents")).select(
+    raw = pl.DataFrame(read_records(sample, "incidents")).select(
         pl.col("importedAt").str.to_datetime("%Y-%m-%dT%H:%M:%S%.fZ", time_unit="ms").dt.epoch("ms").sort())
     clusters = 1 + int((raw["importedAt"].diff().drop_nulls() > INCIDENT_UPLOAD_GAP_MS).sum())
     assert incidents["upload_session_id"].n_unique() == clusters > 1
