@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -126,6 +127,8 @@ def main() -> None:
     p.add_argument("--tickets", type=int, default=100_000)
     p.add_argument("--buffer-pool", default="4G", help="InnoDB buffer pool of the private server (default 4G)")
     p.add_argument("--skip-seed-style", action="store_true", help="leave out the (slow) seed-style run")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="run the raw limit and etl load this many times each, alternating; medians are reported")
     args = p.parse_args()
 
     stage = staged(args.tickets)
@@ -143,28 +146,32 @@ def main() -> None:
         info = server.up()
         print(f"server: {info.version}, buffer pool {args.buffer_pool}, bulk settings of etl/server.py")
         base = MySQLTarget.parse(info.uri)
-        results = {}
-
-        target = fresh(base, "bench_raw")
-        server_s, writing_s = run_raw(target, frames, home)
-        assert count_rows(target, stores) == rows
-        results["raw limit"] = server_s
-        drop(target)
-        print(f"raw limit: {server_s:.1f} s (+ {writing_s:.1f} s writing its files)", flush=True)
-
-        target = fresh(base, "bench_ours")
-        ours_s, report = run_ours(target, stage)
-        loaded = count_rows(target, stores)
-        results["etl load"] = ours_s
-        drop(target)
-        print(f"etl load: {ours_s:.1f} s", flush=True)
+        results: dict[str, list[float]] = {"raw limit": [], "etl load": []}
+        writing: list[float] = []
+        for i in range(args.repeat):
+            order = ("raw", "ours") if i % 2 == 0 else ("ours", "raw")  # neither always goes first
+            for method in order:
+                if method == "raw":
+                    target = fresh(base, "bench_raw")
+                    server_s, writing_s = run_raw(target, frames, home)
+                    assert count_rows(target, stores) == rows
+                    results["raw limit"].append(server_s)
+                    writing.append(writing_s)
+                    print(f"raw limit: {server_s:.1f} s (+ {writing_s:.1f} s writing its files)", flush=True)
+                else:
+                    target = fresh(base, "bench_ours")
+                    ours_s, report = run_ours(target, stage)
+                    loaded = count_rows(target, stores)
+                    results["etl load"].append(ours_s)
+                    print(f"etl load: {ours_s:.1f} s", flush=True)
+                drop(target)
 
         if not args.skip_seed_style:
             target = fresh(base, "bench_seed")
-            results["seed-style"] = run_seed_style(target, frames)
+            results["seed-style"] = [run_seed_style(target, frames)]
             assert count_rows(target, stores) == rows
             drop(target)
-            print(f"seed-style: {results['seed-style']:.1f} s", flush=True)
+            print(f"seed-style: {results['seed-style'][0]:.1f} s", flush=True)
     finally:
         server.down()
         shutil.rmtree(home, ignore_errors=True)
@@ -172,16 +179,18 @@ def main() -> None:
     print()
     print(report)
     print()
-    print(f"{'method':<12}{'rows':>12}{'seconds':>10}{'rows/s':>12}")
-    for name, seconds in results.items():
+    median = {name: statistics.median(runs) for name, runs in results.items()}
+    print(f"{'method':<12}{'rows':>12}{'seconds':>10}{'rows/s':>12}   runs (s)")
+    for name, seconds in median.items():
         n = loaded if name == "etl load" else rows
-        print(f"{name:<12}{n:>12,}{seconds:>10.1f}{n / seconds:>12,.0f}")
-    print(f"(raw limit: writing its files took another {writing_s:.1f} s, not counted above)")
+        print(f"{name:<12}{n:>12,}{seconds:>10.1f}{n / seconds:>12,.0f}   {', '.join(f'{r:.1f}' for r in results[name])}")
+    print(f"(raw limit: writing its files took another {statistics.median(writing):.1f} s, not counted above)")
     print()
-    print(f"etl load / raw limit      = {results['raw limit'] / results['etl load']:.2f} of the raw limit's speed"
-          f" ({(results['raw limit'] + writing_s) / results['etl load']:.2f} counting the raw limit's file writing)")
-    if "seed-style" in results:
-        print(f"etl load / seed-style     = {results['seed-style'] / results['etl load']:.1f}x faster")
+    raw, ours = median["raw limit"], median["etl load"]
+    print(f"etl load / raw limit      = {raw / ours:.2f} of the raw limit's speed"
+          f" ({(raw + statistics.median(writing)) / ours:.2f} counting the raw limit's file writing)")
+    if "seed-style" in median:
+        print(f"etl load / seed-style     = {median['seed-style'] / ours:.1f}x faster")
 
 
 if __name__ == "__main__":
