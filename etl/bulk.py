@@ -12,7 +12,8 @@ Two methods, as ../shared/limits.md measured them:
   client time: five passes over every text column that holds a tab or a newline.)
 * ``insert``: multi-row ``INSERT`` through PyMySQL's executemany, with statements sized
   to the server's ``max_allowed_packet``. Used where the server (or client) refuses
-  LOCAL INFILE, and when asked for.
+  LOCAL INFILE, and when asked for. (MySQL 8 ships with ``local_infile`` OFF, MariaDB
+  with it ON: ``auto`` asks the server, and falls back if a LOAD DATA is refused anyway.)
 
 Bad rows are isolated, never allowed to sink a batch: each attempt runs under a
 SAVEPOINT; when the server refuses it, it is rolled back and split in halves until the

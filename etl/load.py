@@ -325,6 +325,12 @@ def _check_schema(conn, stores) -> None:
     missing = [s.table for s in stores if s.table not in have] + [t for t in ("etl_load_ledger", "etl_load_indexes") if t not in have]
     if missing:
         raise LoadError(f"tables missing in the target: {', '.join(missing)}; run `etl schema apply` first")
+    with conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE() "
+                    "AND table_name = 'etl_load_ledger' AND column_name IN ('run_id', 'kind', 'rows_sent')")
+        if cur.fetchone()[0] != 3:  # CREATE TABLE IF NOT EXISTS keeps a ledger made by an older schema
+            raise LoadError("etl_load_ledger has an older layout: drop it (it only records past loads) "
+                            "and run `etl schema apply`", field="etl_load_ledger")
 
 
 @dataclass

@@ -285,3 +285,11 @@ def test_keys_are_ordered_as_mysql_orders_them(schema_target):
     ours = mysql_order(pl.DataFrame({"id": keys}), store("customers"))["id"].to_list()
     assert ours == mysql
     assert mysql_order(pl.DataFrame({"id": ["b", "a!", "a"]}), store("customers"))["id"].to_list() == ["a", "a!", "b"]
+
+
+def test_load_refuses_a_ledger_of_an_older_layout(schema_target, stage):
+    with schema_target.connect() as conn, conn.cursor() as cur:
+        cur.execute("DROP TABLE etl_load_ledger")
+        cur.execute("CREATE TABLE etl_load_ledger (table_name VARCHAR(64), stage_id VARCHAR(64), chunk_no INT)")
+    with pytest.raises(EtlError, match="older layout"):
+        load(stage, schema_target)
