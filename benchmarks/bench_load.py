@@ -30,7 +30,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import polars as pl
 
 from common import OUT, sample_export
 
