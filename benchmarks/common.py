@@ -65,6 +65,34 @@ def sample_export(tickets: int, seed: int = 7) -> Path:
     return folder
 
 
+def snippet_layout(tickets: int, seed: int = 7) -> Path:
+    """The same sample as the export snippet downloads it: a store over 256 MB in numbered
+    parts of about 256 MB (its default), the others whole; made once from `sample_export`."""
+    folder = OUT / f"sample-{tickets}-{seed}-parts"
+    source = sample_export(tickets, seed)
+    if (folder / "export-summary.json").is_file():
+        return folder
+    sys.path.insert(0, str(ROOT))
+    import shutil
+
+    from etl.export import export
+
+    work = OUT / f".{folder.name}.tmp"
+    shutil.rmtree(work, ignore_errors=True)
+    export(source, work, part_bytes=256 << 20)  # cuts the arrays over 512 MB into parts of ~256 MB
+    files = {}
+    for store, entries in json.loads((work / "export-summary.json").read_text())["files"].items():
+        files[store] = []
+        for i, e in enumerate(entries):
+            name = f"{store}.part-{i + 1:04d}.json" if "cutFrom" in e else e["path"]
+            (work / e["path"]).rename(work / name)
+            files[store].append(name)
+    summary = json.loads((source / "export-summary.json").read_text())
+    (work / "export-summary.json").write_text(json.dumps({**summary, "files": files}))
+    work.rename(folder)
+    return folder
+
+
 @dataclass(frozen=True)
 class Timed:
     label: str

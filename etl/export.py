@@ -19,6 +19,7 @@ of a single file are cut out byte for byte (etl.jsonscan).
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import re
 import shutil
@@ -41,6 +42,10 @@ DATABASE_NAME = "InsightTicketDatabase"
 NOT_MIGRATED = ("users", "menuPermissions")  # in the app's database, but the backend owns them
 ARRAY, NDJSON = "array", "newline_delimited"
 FORMS = ("folder", "single", "dexie")
+# DuckDB reads one JSON array file on one thread but many files side by side: an array file
+# over twice this size is cut at record boundaries into parts of about this size, so counting
+# here and parsing in the transform use every core. (The snippet's parts, 256 MB at most, stay.)
+PART_BYTES = 128 << 20
 MAX_OBJECT_BYTES = 64 << 20  # DuckDB: one record may hold a 10 MB+ text; much larger slows reading (bigger buffers)
 _EXT = {".json": ARRAY, ".ndjson": NDJSON, ".jsonl": NDJSON}
 # tickets.json, tickets.ndjson, tickets.part-0001.json, tickets.part2.ndjson, tickets-003.jsonl, ...
@@ -82,13 +87,16 @@ class _Found:
     warnings: list[str] = field(default_factory=list)
     inputs: list[Path] = field(default_factory=list)  # files read: the source's fingerprint
     origin: dict[str, str] = field(default_factory=dict)  # placed file -> the source file errors name
+    cuts: dict[str, list[str]] = field(default_factory=dict)  # placed array file -> the parts cut from it
+    records: dict[str, int] = field(default_factory=dict)  # placed file -> records counted in it
 
 
 # ---------------------------------------------------------------- public API
 
 
-def export(source: Path, out_dir: Path, *, force: bool = False) -> ExportResult:
-    """Normalize `source` (a folder, a single-file dump or a dexie file) into `out_dir`."""
+def export(source: Path, out_dir: Path, *, force: bool = False, part_bytes: int = PART_BYTES) -> ExportResult:
+    """Normalize `source` (a folder, a single-file dump or a dexie file) into `out_dir`.
+    Array files larger than `part_bytes` are stored as parts cut at record boundaries."""
     t0 = time.perf_counter()
     source, out_dir = Path(source), Path(out_dir)
     if not source.exists():
@@ -104,7 +112,7 @@ def export(source: Path, out_dir: Path, *, force: bool = False) -> ExportResult:
     work.mkdir()
     try:
         found = _read_source(src, work)
-        counts, missing = _check(found, work, src)
+        counts, missing = _check(found, work, src, part_bytes)
         summary = _summary(found, src, counts, missing)
         _write_json(work / SUMMARY, summary)  # last: its presence means the folder is complete
         _install(work, out, force=force)
@@ -144,6 +152,14 @@ def export_files(export_dir: Path, store_name: str | Store) -> list[tuple[Path, 
         raise ExportError(f"unknown store; known: {', '.join(BY_NAME)}", store=name)
     entries = read_summary(export_dir).get("files", {}).get(name, [])
     return [(Path(export_dir) / e["path"], e["format"]) for e in entries]
+
+
+def record_origins(export_dir: Path, store_name: str | Store) -> dict[str, tuple[str, int]]:
+    """Each file of a store -> (the file its records are numbered in, the number of its first
+    record): a part the export cut out of a large array numbers its records in that array."""
+    name = store_name.name if isinstance(store_name, Store) else store_name
+    entries = read_summary(export_dir).get("files", {}).get(name, [])
+    return {e["path"]: (e.get("cutFrom", e["path"]), e.get("firstRecord", 0)) for e in entries}
 
 
 def read_records(export_dir: Path, store_name: str | Store) -> list[dict]:
@@ -351,7 +367,7 @@ def _read_dexie(path: Path, work: Path) -> _Found:
 # ---------------------------------------------------------------- checking
 
 
-def _check(found: _Found, work: Path, source: Path) -> tuple[dict[str, int], list[str]]:
+def _check(found: _Found, work: Path, source: Path, part_bytes: int) -> tuple[dict[str, int], list[str]]:
     counts, missing = {}, []
     for store in STORES:
         if found.files.get(store.name):
@@ -365,7 +381,8 @@ def _check(found: _Found, work: Path, source: Path) -> tuple[dict[str, int], lis
         missing.append(store.name)
         found.warnings.append(f"{store.name} is missing (an export from before it existed): going on without it")
 
-    per_file = _count_all(found, work)
+    per_file = _count_cut(found, work, part_bytes)
+    found.records = {name: n for name, (n, _) in per_file.items()}
     for store in STORES:
         if store.name in missing:
             continue
@@ -380,6 +397,75 @@ def _check(found: _Found, work: Path, source: Path) -> tuple[dict[str, int], lis
     if name is not None and name != DATABASE_NAME:
         found.warnings.append(f"database {name!r}, not {DATABASE_NAME!r}")
     return counts, missing
+
+
+def _count_cut(found: _Found, work: Path, part_bytes: int) -> dict[str, tuple[int, str | None]]:
+    """Cut the large array files into parts and count every file. Any failure puts the whole
+    files back and counts those instead: the error then names the file as the source has it,
+    and a cut that was not between two records (which always fails to parse) costs only time."""
+    for store, files in found.files.items():
+        placed = []
+        for name, fmt in files:
+            parts = _cut(work, name, part_bytes) if fmt == ARRAY else []
+            if parts:
+                found.cuts[name] = parts
+                found.origin.update(dict.fromkeys(parts, found.origin[name]))
+            placed += [(p, ARRAY) for p in parts] or [(name, fmt)]
+        found.files[store] = placed
+    if not found.cuts:
+        return _count_all(found, work)
+    try:
+        per_file = _count_all(found, work)
+    except ExportError:
+        whole = {part: name for name, parts in found.cuts.items() for part in parts}
+        for store, files in found.files.items():
+            found.files[store] = list(dict.fromkeys((whole.get(n, n), ARRAY if n in whole else f) for n, f in files))
+        for part in whole:
+            (work / part).unlink()
+        found.cuts.clear()
+        return _count_all(found, work)
+    for name in found.cuts:
+        (work / name).unlink()  # the parts hold all of it
+    return per_file
+
+
+_BETWEEN_RECORDS = re.compile(rb"\}\s*,\s*\{")  # "}, {" : the end of one object and the start of the next
+
+
+def _cut(work: Path, name: str, part_bytes: int) -> list[str]:
+    """Cut an array file of `work` over twice `part_bytes` into parts of about `part_bytes`, each
+    itself a JSON array, at "}, {" points (byte copies in the kernel, no parsing); [] when it is
+    small or no cut is found.
+    A cut inside a string or a nested array leaves a part that does not parse, never a wrong
+    count: the caller then counts the whole file instead."""
+    path = work / name
+    size = path.stat().st_size
+    if size <= part_bytes * 2:
+        return []
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        head, tail = m[:4096], m[-4096:]
+        first = len(head) - len(head.lstrip(b"\xef\xbb\xbf \t\r\n"))
+        last = len(m) - len(tail) + len(tail.rstrip(b" \t\r\n")) - 1
+        if m[first:first + 1] != b"[" or m[last:last + 1] != b"]":
+            return []  # not a clean array: counting the whole file says what is wrong
+        starts, ends = [first + 1], []
+        target = first + part_bytes
+        while target < last - part_bytes // 2:
+            hit = _BETWEEN_RECORDS.search(m, target, min(target + part_bytes // 2, last))
+            if hit is None:
+                target += part_bytes // 2
+                continue
+            ends.append(hit.start() + 1)
+            starts.append(hit.end() - 1)
+            target = hit.end() + part_bytes
+        ends.append(last)
+    if len(starts) < 2:
+        return []
+    stem = name[: -len(".json")]
+    parts = [f"{stem}.cut-{i + 1:04d}.json" for i in range(len(starts))]
+    for part, start, end in zip(parts, starts, ends):
+        jsonscan.copy_span(path, jsonscan.Span(start, end), work / part, wrap=True)
+    return parts
 
 
 def _count_all(found: _Found, work: Path) -> dict[str, tuple[int, str | None]]:
@@ -488,12 +574,22 @@ def _summary(found: _Found, source: Path, counts: dict, missing: list[str]) -> d
         "sourceForm": found.form,
         "source": str(source),
         "counts": counts,
-        "files": {s: [{"path": n, "format": f} for n, f in found.files[s]] for s in counts},
+        "files": {s: [_entry(found, n, f) for n, f in found.files[s]] for s in counts},
         "missingStores": missing,
         "warnings": found.warnings,
         "sourceFiles": [fingerprint(p) for p in found.inputs],
         "normalizedAt": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
     }
+
+
+def _entry(found: _Found, name: str, fmt: str) -> dict:
+    """A file of the summary; a part the export cut says where its records were (for messages
+    that name a record: `cutFrom` record `firstRecord + i` is this part's record i)."""
+    for whole, parts in found.cuts.items():
+        if name in parts:
+            first = sum(found.records[p] for p in parts[: parts.index(name)])
+            return {"path": name, "format": fmt, "cutFrom": whole, "firstRecord": first}
+    return {"path": name, "format": fmt}
 
 
 def _install(work: Path, out: Path, *, force: bool) -> None:

@@ -154,9 +154,12 @@ def span_index(value) -> int | None:
     return None
 
 
-def copy_span(src: Path, span: Span, dst: Path) -> None:
-    """Copy one span into its own file, in the kernel (copy_file_range) where it can."""
-    with open(src, "rb") as fi, open(dst, "wb") as fo:
+def copy_span(src: Path, span: Span, dst: Path, *, wrap: bool = False) -> None:
+    """Copy one span into its own file, in the kernel (copy_file_range) where it can;
+    `wrap` puts it between "[" and "]" (a run of records cut out of an array)."""
+    with open(src, "rb", buffering=0) as fi, open(dst, "wb", buffering=0) as fo:
+        if wrap:
+            fo.write(b"[")
         offset, left = span.start, span.size
         while left:
             try:
@@ -168,3 +171,5 @@ def copy_span(src: Path, span: Span, dst: Path) -> None:
                 raise ExportError(f"the file changed while being read (short read at byte {offset})", file=str(src))
             offset += n
             left -= n
+        if wrap:
+            fo.write(b"]")

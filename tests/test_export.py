@@ -114,6 +114,59 @@ def test_a_folder_is_linked_not_rewritten(tmp_path):
     assert result.counts["tickets"] == len(make_forms.TICKETS)
 
 
+# ---------------------------------------------------------------- large arrays are cut into parts
+
+
+def many_tickets(n: int, **extra) -> list[dict]:
+    return [{"id": f"t{i:05d}", "openTime": "2024-07-15T17:35:00", "description": f"record {i}", **extra} for i in range(n)]
+
+
+def test_a_large_array_is_cut_at_record_boundaries_into_parts(tmp_path):
+    tickets = many_tickets(2000)
+    src = write_folder(tmp_path / "src", **{"tickets.json": json.dumps(tickets, indent=1)})  # pretty: "},\n {"
+    whole = export(src, tmp_path / "whole")
+    cut = export(src, tmp_path / "cut", part_bytes=20_000)
+    entries = read_summary(tmp_path / "cut")["files"]["tickets"]
+    assert len(entries) > 5 and {e["cutFrom"] for e in entries} == {"tickets.json"}
+    assert cut.counts == whole.counts and records(tmp_path / "cut", "tickets") == tickets
+    # each part is an array of its own, and firstRecord numbers its records in the whole array
+    for e in entries:
+        part = json.loads((tmp_path / "cut" / e["path"]).read_text())
+        assert part[0] == tickets[e["firstRecord"]]
+    assert not (tmp_path / "cut" / "tickets.json").exists()
+
+
+def test_cli_part_size(tmp_path):
+    src = write_folder(tmp_path / "src", **{"tickets.json": json.dumps(many_tickets(3000, cause="x" * 1000))})
+    done = subprocess.run([sys.executable, "-m", "etl", "export", "--from", str(src), "--out", str(tmp_path / "out"),
+                           "--part-mb", "1"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert len(read_summary(tmp_path / "out")["files"]["tickets"]) == 3  # 3.2 MB in parts of about 1 MB
+
+
+@pytest.mark.parametrize("trap", ["in-strings", "nested"])
+def test_a_cut_that_is_not_between_records_falls_back_to_the_whole_file(tmp_path, trap):
+    # Every "}, {" in the file but the record boundaries lies inside a string or a nested array:
+    # such a cut leaves parts that do not parse, so the export keeps the whole file.
+    extra = ({"description": '"},{"' * 400} if trap == "in-strings"
+             else {"history": [{"at": j} for j in range(400)]})
+    tickets = many_tickets(60, **extra)
+    src = write_folder(tmp_path / "src", **{"tickets.json": json.dumps(tickets)})
+    result = export(src, tmp_path / "out", part_bytes=5_000)
+    assert read_summary(tmp_path / "out")["files"]["tickets"] == [{"path": "tickets.json", "format": "array"}]
+    assert result.counts["tickets"] == 60 and records(tmp_path / "out", "tickets") == tickets
+
+
+def test_a_bad_record_in_a_cut_file_is_named_in_the_whole_file(tmp_path):
+    text = json.dumps(many_tickets(2000))
+    broken = text.replace('"record 1500"', '"record 1500", "x": tru', 1)
+    src = write_folder(tmp_path / "src", **{"tickets.json": broken})
+    with pytest.raises(ExportError, match="malformed JSON") as info:
+        export(src, tmp_path / "out", part_bytes=20_000)
+    assert info.value.file.endswith("tickets.json") and info.value.store == "tickets"
+    assert not (tmp_path / "out").exists() and leftovers(tmp_path) == []
+
+
 # ---------------------------------------------------------------- the output folder
 
 
