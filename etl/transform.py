@@ -32,6 +32,7 @@ Rules, in one place:
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -41,13 +42,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import duck
 from .errors import TransformError
-from .export import MAX_OBJECT_BYTES, export_files
+from .export import MAX_OBJECT_BYTES, export_files, record_origins
 from .export import SUMMARY as EXPORT_SUMMARY
 from .stage import SUMMARY, polars_dtype, rejects_path, stage_path, stage_schema
 from .stores import SLA_HOURS, STORES, Column, Store
@@ -80,43 +82,46 @@ def _lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _typed_sql(col: Column) -> tuple[str, str]:
-    """(value, problem) SQL over the column's raw text `r`: the typed value and, when the
+def _typed_sql(col: Column) -> tuple[str | None, str, str]:
+    """(number, value, problem) SQL for one column, each evaluated once per row, in this order:
+    `number` over its raw text `r` (numeric columns: the text as a double, else None), the
+    typed `value` over `r` and the number `n`, and over `r`, `n` and the value `v`, when the
     value cannot be represented in the column, why (NULL when it can)."""
-    r = _q(RAW + col.name)
+    r, n, v = (_q(prefix + col.name) for prefix in (RAW, "__n_", "__v_"))
     if col.kind == "varchar":
-        return r, f"CASE WHEN length({r}) > {col.length} THEN 'text longer than the column (' || length({r}) || ' > {col.length} characters)' END"
+        return None, r, f"CASE WHEN length({r}) > {col.length} THEN 'text longer than the column (' || length({r}) || ' > {col.length} characters)' END"
     if col.is_text:  # TEXT / MEDIUMTEXT / JSON text: limited in bytes
-        return r, f"CASE WHEN strlen({r}) > {col.max_bytes} THEN 'text longer than the column (' || strlen({r}) || ' > {col.max_bytes} bytes)' END"
+        return None, r, f"CASE WHEN strlen({r}) > {col.max_bytes} THEN 'text longer than the column (' || strlen({r}) || ' > {col.max_bytes} bytes)' END"
     if col.is_time:
         # ISO with or without zone (zone-less = UTC), a Date instant {"$date": ms}, or bare epoch ms.
         epoch = rf"""try_cast(regexp_extract({r}, '^(?:\{{"\$date":\s*)?(-?[0-9]+(?:\.[0-9]+)?)\}}?$', 1) AS DOUBLE)"""
-        # A trailing +hh:mm offset needs the zone-aware cast; every other form parses as plain
-        # TIMESTAMP (which would ignore an offset), several times faster.
-        iso = (f"CASE WHEN substr({r}, -6, 1) IN ('+', '-') THEN try_cast({r} AS TIMESTAMPTZ)::TIMESTAMP "
-               f"ELSE try_cast(rtrim({r}, 'Z') AS TIMESTAMP) END")
-        value = (f"CASE WHEN trim({r}) = '' THEN NULL ELSE date_trunc('millisecond', coalesce("
-                 f"{iso}, epoch_ms(try_cast(round({epoch}) AS BIGINT)))) END")
+        # An offset (+hh:mm, +hhmm, +hh, or - after the time's colons) needs the zone-aware cast;
+        # every other form (zone-less, Z) parses as plain TIMESTAMP, which would ignore an offset
+        # but is several times faster.
+        iso = (f"CASE WHEN contains({r}, '+') OR {r} LIKE '%:%-%' THEN try_cast({r} AS TIMESTAMPTZ)::TIMESTAMP "
+               f"ELSE try_cast({r} AS TIMESTAMP) END")
+        # Blank text parses as neither, so it is NULL too (then a problem only when required).
+        value = f"date_trunc('millisecond', coalesce({iso}, epoch_ms(try_cast(round({epoch}) AS BIGINT))))"
         missing = "required time is missing" if not col.nullable else None
-        why = (f"CASE WHEN {r} IS NULL OR trim({r}) = '' THEN {_lit(missing) if missing else 'NULL'} "
-               f"WHEN ({value}) IS NULL THEN 'time does not parse' "
-               f"WHEN ({value}) NOT BETWEEN TIMESTAMP '1000-01-01' AND TIMESTAMP '9999-12-31 23:59:59.999' "
-               f"THEN 'time outside the DATETIME range' END")
-        return value, why
+        # The usual case (a time in range) is decided first: the rest is checked for the few others.
+        why = (f"CASE WHEN {v} BETWEEN TIMESTAMP '1000-01-01' AND TIMESTAMP '9999-12-31 23:59:59.999' THEN NULL "
+               f"WHEN {r} IS NULL OR trim({r}) = '' THEN {_lit(missing) if missing else 'NULL'} "
+               f"WHEN {v} IS NULL THEN 'time does not parse' ELSE 'time outside the DATETIME range' END")
+        return None, value, why
     if col.kind == "bool":
         value = f"CASE WHEN lower({r}) IN ('true', '1') THEN true WHEN lower({r}) IN ('false', '0') THEN false END"
-        return value, f"CASE WHEN {r} IS NOT NULL AND ({value}) IS NULL THEN 'not a boolean' END"
-    num = f"try_cast(trim({r}) AS DOUBLE)"
-    not_number = f"WHEN {r} IS NOT NULL AND ({num} IS NULL OR NOT isfinite({num})) THEN 'not a number'"
+        return None, value, f"CASE WHEN {r} IS NOT NULL AND {v} IS NULL THEN 'not a boolean' END"
+    number = f"try_cast({r} AS DOUBLE)"  # the cast skips surrounding whitespace itself
+    not_number = f"WHEN {r} IS NOT NULL AND ({n} IS NULL OR NOT isfinite({n})) THEN 'not a number'"
     if col.kind == "decimal":
         limit = 10 ** (col.precision - col.scale) - 0.5 * 10 ** -col.scale
-        value = f"CASE WHEN abs({num}) < {limit!r} THEN CAST(round({num}, {col.scale}) AS {col.mysql_type}) END"
-        return value, (f"CASE {not_number} WHEN {r} IS NOT NULL AND NOT abs({num}) < {limit!r} "
-                       f"THEN 'number does not fit {col.mysql_type}' END")
+        value = f"CASE WHEN abs({n}) < {limit!r} THEN CAST(round({n}, {col.scale}) AS {col.mysql_type}) END"
+        return number, value, (f"CASE {not_number} WHEN {r} IS NOT NULL AND NOT abs({n}) < {limit!r} "
+                               f"THEN 'number does not fit {col.mysql_type}' END")
     bits = 31 if col.kind == "int" else 63
     duck = "INTEGER" if col.kind == "int" else "BIGINT"
-    ok = f"{num} = round({num}) AND abs({num}) < {float(2 ** bits)!r}"
-    return (f"CASE WHEN {ok} THEN CAST({num} AS {duck}) END",
+    ok = f"{n} = round({n}) AND abs({n}) < {float(2 ** bits)!r}"
+    return (number, f"CASE WHEN {ok} THEN CAST({n} AS {duck}) END",
             f"CASE {not_number} WHEN {r} IS NOT NULL AND NOT ({ok}) THEN 'not an integer that fits {col.mysql_type}' END")
 
 
@@ -152,17 +157,25 @@ def _read_sql(store: Store, fmt: str, typed: bool) -> str:
     columns = "{" + ", ".join(f"{_lit(f)}: {_lit(t)}" for f, t in types.items()) + "}"
     inner = (f"SELECT {', '.join(f'{e} AS {_q(RAW + c.name)}' for e, c in zip(raw, sourced))}"
              f"{''.join(', ' + s + f' AS __shape{i}' for i, s in enumerate(shapes))} "
-             f"FROM read_json(?, format={_lit(fmt)}, columns={columns}, maximum_object_size={MAX_OBJECT_BYTES})")
-    values, problems = [], [f"__shape{i}" for i in range(len(shapes))]
+             f", file_index AS __fi FROM read_json(?, format={_lit(fmt)}, columns={columns}, maximum_object_size={MAX_OBJECT_BYTES})")
+    # Each level computes what the next one reads, so every cast and parse runs once per value.
+    numbers, typed, values, problems = [], [], [], [f"__shape{i}" for i in range(len(shapes))]
     for c in sourced:
-        value, why = _typed_sql(c)
+        number, value, why = _typed_sql(c)
+        if number is not None:
+            numbers.append(f"{number} AS {_q('__n_' + c.name)}")
+        if value != _q(RAW + c.name):
+            typed.append(f"{value} AS {_q('__v_' + c.name)}")
+            value = _q("__v_" + c.name)
         values.append(f"{value} AS {_q(c.name)}")
         problems.append(f"CASE WHEN ({why}) IS NOT NULL THEN {_lit(c.source)} || '{US}' || ({why}) || '{US}' "
                         f"|| coalesce(left({_q(RAW + c.name)}, {EXCERPT}), '') END")
     for k in store.primary_key:
         problems.append(f"CASE WHEN {_q(RAW + k)} IS NULL OR trim({_q(RAW + k)}) = '' THEN "
                         f"{_lit(store.column(k).source)} || '{US}no primary key{US}' END")
-    return f"SELECT {', '.join(values)}, concat_ws('{RS}', {', '.join(problems)}) AS __why FROM ({inner})"
+    with_numbers = f"SELECT *{''.join(', ' + e for e in numbers)} FROM ({inner})"
+    with_values = f"SELECT *{''.join(', ' + e for e in typed)} FROM ({with_numbers})"
+    return f"SELECT {', '.join(values)}, concat_ws('{RS}', {', '.join(problems)}) AS __why, __fi FROM ({with_values})"
 
 
 # ---------------------------------------------------------------- the per-store steps
@@ -349,38 +362,63 @@ META_COLUMNS = ("upload_timestamp", "upload_session_id", "file_name", "file_hash
 
 
 class _Retry(Exception):
-    def __init__(self, path: Path):
-        self.path = path
+    def __init__(self, paths: list[Path]):
+        self.paths = paths
 
 
-def _batches(con, store: Store, path: Path, fmt: str, careful: bool):
+def _batches(con, store: Store, paths: list[Path], fmt: str, careful: bool):
+    """The typed rows of some files of one format, read in one scan: DuckDB parses one JSON
+    array on one thread but several files side by side (in file order: insertion order is kept)."""
     try:
-        reader = con.sql(_read_sql(store, fmt, typed=not careful), params=[str(path)]).to_arrow_reader(BATCH_ROWS)
-        yield from reader
+        sql = _read_sql(store, fmt, typed=not careful)
+        yield from con.sql(sql, params=[[str(p) for p in paths]]).to_arrow_reader(BATCH_ROWS)
     except (duckdb.Error, OSError, pa.ArrowException) as e:  # errors met while streaming arrive through Arrow
-        if not careful:  # e.g. a nested field that is not an object: read this file carefully
-            raise _Retry(path) from None
-        raise TransformError(f"cannot read: {str(e).splitlines()[0]}", file=str(path), store=store.name) from None
+        if not careful:  # e.g. a nested field that is not an object: read these files carefully
+            raise _Retry(paths) from None
+        shown = paths[0] if len(paths) == 1 else f"{paths[0].parent}/{{{', '.join(p.name for p in paths)}}}"
+        raise TransformError(f"cannot read: {str(e).splitlines()[0]}", file=str(shown), store=store.name) from None
+
+
+def _runs(files: list[tuple[Path, str]]) -> list[tuple[str, list[Path]]]:
+    """Consecutive files of one format: each run is read in one scan."""
+    return [(fmt, [p for p, _ in group]) for fmt, group in itertools.groupby(files, key=lambda f: f[1])]
+
+
+class _Origins:
+    """Names each row's record as messages show it: file and 0-based position in that file
+    (parts the export cut from one array are numbered in that array)."""
+
+    def __init__(self, paths: list[Path], origins: dict[str, tuple[str, int]]):
+        self.labels = [origins.get(p.name, (p.name, 0))[0] for p in paths]
+        self.next = np.array([origins.get(p.name, (p.name, 0))[1] for p in paths], dtype=np.int64)
+
+    def columns(self, fi: np.ndarray) -> list[pl.Series]:
+        if fi.size and (np.diff(fi) < 0).any():
+            raise TransformError("DuckDB returned rows out of file order: record positions would be wrong")
+        first_in_batch = np.searchsorted(fi, fi, side="left")
+        record = self.next[fi] + np.arange(fi.size) - first_in_batch
+        self.next += np.bincount(fi, minlength=self.next.size)
+        return [pl.Series("__file", self.labels, pl.String)[pl.Series(fi)], pl.Series("__record", record, pl.Int64)]
 
 
 def first_pass(con, export_dir: Path, store: Store, out: Path, careful: frozenset[Path] = frozenset()) -> _Pass:
     """Stream a store through the steps batch by batch into `out`; memory stays bounded by BATCH_ROWS.
 
-    DuckDB parses one JSON array on one thread, so each batch is written to Parquet on a second
-    thread while DuckDB reads the next (at most one batch waits to be written)."""
+    Each batch is written to Parquet on a second thread while DuckDB reads the next (at most
+    one batch waits to be written)."""
     result, writer, pending = _Pass(), None, None
     schema = stage_schema(store)
     keep = [*store.primary_key, *(c for c in META_COLUMNS if c in schema)]
+    origins = record_origins(export_dir, store)
     with ThreadPoolExecutor(max_workers=1) as pool:
         try:
-            for path, fmt in export_files(export_dir, store):
-                record = 0
-                for batch in _batches(con, store, path, fmt, path in careful):
-                    frame = pl.from_arrow(batch).with_columns(
+            for fmt, paths in _runs(export_files(export_dir, store)):
+                where = _Origins(paths, origins)
+                for batch in _batches(con, store, paths, fmt, any(p in careful for p in paths)):
+                    frame = pl.from_arrow(batch)
+                    frame = frame.drop("__fi").with_columns(
                         [pl.col(c.name).cast(polars_dtype(c)) for c in store.columns if c.source]
-                        + [pl.lit(path.name).alias("__file"),
-                           pl.int_range(record, record + batch.num_rows, dtype=pl.Int64).alias("__record")])
-                    record += batch.num_rows
+                        + where.columns(frame["__fi"].to_numpy().astype(np.int64)))
                     result.records_in += batch.num_rows
                     for make in STEPS:
                         frame = make(store)(frame)
@@ -402,7 +440,7 @@ def first_pass(con, export_dir: Path, store: Store, out: Path, careful: frozense
                 pending.result()
             if writer:
                 writer.close()
-            return first_pass(con, export_dir, store, out, careful | {retry.path})
+            return first_pass(con, export_dir, store, out, careful | set(retry.paths))
     if writer is None:
         pl.DataFrame(schema=schema).write_parquet(out, compression="lz4")
     else:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 import polars as pl
 import pytest
 
 from etl.errors import TransformError
-from etl.export import export, read_records
+from etl.export import export, read_records, read_summary
 from etl.sample import write_sample
 from etl.stage import read_stage, rejects_path, stage_path, stage_summary
 from etl.stores import STORES, store
@@ -157,6 +158,56 @@ def test_bad_values_become_rejects_naming_file_store_record_field(tmp_path):
     assert set(rejects["file"]) == {"tickets.json"} and set(rejects["store"]) == {"tickets"}
     assert rejects.filter(pl.col("record") == 2)["key"].item() == "bad-number"
     assert rejects.filter(pl.col("record") == 2)["value"].item() == "abc"
+
+
+def test_parts_cut_from_one_array_stage_like_the_whole_file(tmp_path, sample):
+    # Large arrays reach the transform as parts read in one parallel scan: same rows, same order,
+    # and a reject still names the record by its place in the array the source had.
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for s in STORES:
+        records = read_records(sample, s.name)
+        if s.name == "tickets":
+            records[450]["openTime"] = "not a time"
+        (raw / f"{s.name}.json").write_text(json.dumps(records, ensure_ascii=False))
+    export(raw, tmp_path / "whole")
+    export(raw, tmp_path / "cut", part_bytes=40_000)
+    assert len(read_summary(tmp_path / "cut")["files"]["tickets"]) > 3
+    transform(tmp_path / "whole", tmp_path / "stage-whole")
+    transform(tmp_path / "cut", tmp_path / "stage-cut")
+    for s in STORES:
+        assert read_stage(tmp_path / "stage-cut", s).equals(read_stage(tmp_path / "stage-whole", s)), s.name
+        cut, whole = (pl.read_parquet(rejects_path(tmp_path / d, s)) for d in ("stage-cut", "stage-whole"))
+        assert cut.equals(whole), s.name
+    reject = pl.read_parquet(rejects_path(tmp_path / "stage-cut", store("tickets"))).row(0, named=True)
+    assert (reject["file"], reject["record"], reject["field"]) == ("tickets.json", 450, "openTime")
+
+
+def test_times_in_every_stored_form_become_utc(tmp_path):
+    forms = {
+        "zone-less": "2024-07-15T17:35:00", "Z": "2024-07-15T17:35:00.250Z", "+hh:mm": "2024-07-16T00:35:00+07:00",
+        "+hhmm": "2024-07-16T00:35:00+0700", "+hh": "2024-07-16T00:35:00+07", "-hh:mm": "2024-07-15T14:05:00-03:30",
+        "date": {"$date": 1721064900000}, "epoch": 1721064900000,
+    }
+    export = write_export(tmp_path / "e", tickets=[ticket(k, closeTime=v) for k, v in forms.items()])
+    transform(export, tmp_path / "stage")
+    got = dict(read_stage(tmp_path / "stage", store("tickets")).select("id", "close_time").iter_rows())
+    want = datetime(2024, 7, 15, 17, 35)
+    assert got == {k: want.replace(microsecond=250_000) if k == "Z" else want for k in forms}
+
+
+def test_blank_and_out_of_range_times(tmp_path):
+    export = write_export(tmp_path / "e", tickets=[
+        ticket("blank", closeTime=""), ticket("spaces", closeTime="   "), ticket("no-open", openTime=" "),
+        ticket("year-999", closeTime="0999-12-31T23:59:59"), ticket("epoch-too-far", closeTime=253402300800000),
+    ])
+    transform(export, tmp_path / "stage")
+    staged = dict(read_stage(tmp_path / "stage", store("tickets")).select("id", "close_time").iter_rows())
+    assert staged == {"blank": None, "spaces": None}  # an optional time left blank is NULL
+    rejects = pl.read_parquet(rejects_path(tmp_path / "stage", store("tickets")))
+    assert dict(rejects.select("key", "reason").iter_rows()) == {
+        "no-open": "required time is missing", "year-999": "time outside the DATETIME range",
+        "epoch-too-far": "time outside the DATETIME range"}
 
 
 def test_duplicate_keys_resolved_by_the_documented_rule(tmp_path):
