@@ -1,6 +1,6 @@
 """The export snippet on a store too big for one JavaScript string, in headless Chromium.
 
-    .venv/bin/python benchmarks/bench_snippet.py [--tickets 1000000] [--part-mb 256] [--naive]
+    .venv/bin/python benchmarks/bench_snippet.py [--tickets 1000000] [--part-mb 128] [--naive]
 
 A page on 127.0.0.1 creates the app's database (tests/fixtures/browser/app.html) and
 fills `tickets` with generated records of about the sample's size (~1.3 KB each, so
@@ -77,7 +77,7 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tickets", type=int, default=1_000_000)
-    ap.add_argument("--part-mb", type=int, default=256)
+    ap.add_argument("--part-mb", type=int, default=128)
     ap.add_argument("--naive", action="store_true")
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright

@@ -6,7 +6,7 @@ Each step runs as its own process (`etl export`, `etl transform`), as `make migr
 peak memory is that process's maximum resident set size. Two layouts of the same records:
 `whole`, one JSON array per store (tickets.json is 1.35 GB at 1M tickets: `etl export` cuts it
 into parts), and `parts`, as the browser snippet downloads a big store (numbered parts of about
-256 MB, which `etl export` keeps as they are).
+128 MB, which `etl export` keeps as they are).
 """
 
 from __future__ import annotations

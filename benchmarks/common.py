@@ -66,9 +66,9 @@ def sample_export(tickets: int, seed: int = 7) -> Path:
 
 
 def snippet_layout(tickets: int, seed: int = 7) -> Path:
-    """The same sample as the export snippet downloads it: a store over 256 MB in numbered
-    parts of about 256 MB (its default), the others whole; made once from `sample_export`."""
-    folder = OUT / f"sample-{tickets}-{seed}-parts"
+    """The same sample as the export snippet downloads it: a store over 192 MB in numbered
+    parts of about 128 MB (its default), the others whole; made once from `sample_export`."""
+    folder = OUT / f"sample-{tickets}-{seed}-parts128"
     source = sample_export(tickets, seed)
     if (folder / "export-summary.json").is_file():
         return folder
@@ -79,7 +79,7 @@ def snippet_layout(tickets: int, seed: int = 7) -> Path:
 
     work = OUT / f".{folder.name}.tmp"
     shutil.rmtree(work, ignore_errors=True)
-    export(source, work, part_bytes=256 << 20)  # cuts the arrays over 512 MB into parts of ~256 MB
+    export(source, work)  # cuts the arrays over 192 MB into parts of about 128 MB, as the snippet does
     files = {}
     for store, entries in json.loads((work / "export-summary.json").read_text())["files"].items():
         files[store] = []

@@ -126,7 +126,7 @@ def export_cmd(
                                 "dump {store: records-array}, or a dexie-export-import file."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="The normalized export folder (default: EXPORT_DIR)."),
     force: bool = typer.Option(False, "--force", help="Replace an output folder that already holds an export."),
-    part_mb: Optional[int] = typer.Option(None, "--part-mb", min=1, help="Store a JSON array over twice this size (MB) "
+    part_mb: Optional[int] = typer.Option(None, "--part-mb", min=1, help="Store a JSON array over 1.5 times this size (MB) "
                                           "as parts of this size cut at record boundaries, so that counting and the transform parse it "
                                           "on every core [default: 128]."),
 ):

@@ -43,8 +43,9 @@ NOT_MIGRATED = ("users", "menuPermissions")  # in the app's database, but the ba
 ARRAY, NDJSON = "array", "newline_delimited"
 FORMS = ("folder", "single", "dexie")
 # DuckDB reads one JSON array file on one thread but many files side by side: an array file
-# over twice this size is cut at record boundaries into parts of about this size, so counting
-# here and parsing in the transform use every core. (The snippet's parts, 256 MB at most, stay.)
+# over 1.5 times this size is cut at record boundaries into parts of about this size, so
+# counting here and parsing in the transform use every core. The snippet writes parts of this
+# size (etl/snippet.js PART_BYTES), which stay as they are.
 PART_BYTES = 128 << 20
 MAX_OBJECT_BYTES = 64 << 20  # DuckDB: one record may hold a 10 MB+ text; much larger slows reading (bigger buffers)
 _EXT = {".json": ARRAY, ".ndjson": NDJSON, ".jsonl": NDJSON}
@@ -433,14 +434,14 @@ _BETWEEN_RECORDS = re.compile(rb"\}\s*,\s*\{")  # "}, {" : the end of one object
 
 
 def _cut(work: Path, name: str, part_bytes: int) -> list[str]:
-    """Cut an array file of `work` over twice `part_bytes` into parts of about `part_bytes`, each
+    """Cut an array file of `work` over 1.5 times `part_bytes` into parts of about `part_bytes`, each
     itself a JSON array, at "}, {" points (byte copies in the kernel, no parsing); [] when it is
     small or no cut is found.
     A cut inside a string or a nested array leaves a part that does not parse, never a wrong
     count: the caller then counts the whole file instead."""
     path = work / name
     size = path.stat().st_size
-    if size <= part_bytes * 2:
+    if size <= part_bytes * 3 // 2:
         return []
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
         head, tail = m[:4096], m[-4096:]

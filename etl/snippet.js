@@ -21,13 +21,14 @@
  * is not found), then:   etl export --from THAT_FOLDER
  *
  * Options, set on window before running the snippet:
- *   window.__ETL_EXPORT_PART_BYTES = 256 * 1024 * 1024   size of one part (about; default 256 MB)
+ *   window.__ETL_EXPORT_PART_BYTES = 128 * 1024 * 1024   size of one part (about; default 128 MB)
  *   window.__ETL_EXPORT_DB = "InsightTicketDatabase"     the database to export
  */
 (async () => {
   "use strict";
   const DB_NAME = window.__ETL_EXPORT_DB || "InsightTicketDatabase";
-  const PART_BYTES = Number(window.__ETL_EXPORT_PART_BYTES) || 256 * 1024 * 1024;
+  // 128 MB: the size `etl export` keeps as it is (etl/export.py PART_BYTES); larger files it cuts.
+  const PART_BYTES = Number(window.__ETL_EXPORT_PART_BYTES) || 128 * 1024 * 1024;
   const BATCH = 2000; // records per getAll() request
   // Text is gathered into Blobs of this size: no JavaScript string ever holds a whole store,
   // and the browser may keep the Blobs on disk instead of in memory.

@@ -6,6 +6,7 @@ import importlib.util
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -142,6 +143,14 @@ def test_cli_part_size(tmp_path):
                            "--part-mb", "1"], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr
     assert len(read_summary(tmp_path / "out")["files"]["tickets"]) == 3  # 3.2 MB in parts of about 1 MB
+
+
+def test_the_snippets_parts_are_the_size_the_export_keeps():
+    from etl.export import PART_BYTES
+    from etl.snippet import snippet_source
+
+    mb = re.search(r"PART_BYTES\) \|\| (\d+) \* 1024 \* 1024", snippet_source())
+    assert mb and int(mb[1]) << 20 == PART_BYTES
 
 
 @pytest.mark.parametrize("trap", ["in-strings", "nested"])
