@@ -489,7 +489,9 @@ def transform(export_dir: Path, stage_dir: Path) -> TransformResult:
     tmp = stage_dir.with_name(f".{stage_dir.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "rejects").mkdir(parents=True)
-    con = duck.connect()
+    # The reads stream (no sort, no grouping): a cap on DuckDB's buffers keeps the process's peak
+    # lower (1.75 instead of 1.88 GB for 1M tickets) at no cost in time.
+    con = duck.connect(memory_limit="1GB")
     passes: dict[str, _Pass] = {}
     metas: dict[str, pl.DataFrame] = {}
     counts: dict[str, StoreCounts] = {}
