@@ -101,11 +101,12 @@ class Timed:
     output: str
 
 
-def run(label: str, args: list[str], env: dict | None = None) -> Timed:
-    """Run a command in a child process: its wall time and its own peak RSS (os.wait4)."""
+def run(label: str, args: list[str], env: dict | None = None, cwd: Path = ROOT) -> Timed:
+    """Run a command in a child process (in `cwd`: another checkout runs its own code):
+    its wall time and its own peak RSS (os.wait4)."""
     t0 = time.perf_counter()
     with open(OUT / f"{label.replace(' ', '_')}.log", "w+") as log:
-        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, **(env or {})})
+        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=cwd, env={**os.environ, **(env or {})})
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
