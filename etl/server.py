@@ -125,7 +125,7 @@ class LocalServer:
     """The server whose files live under `home` (RUNTIME_DIR/mysql for the project)."""
 
     def __init__(self, home: Path, *, buffer_pool: str | None = None):
-        self.home = Path(home)
+        self.home = Path(home).absolute()  # mariadbd resolves a relative datadir against its own cwd
         self.buffer_pool = buffer_pool or os.environ.get("ETL_MYSQL_BUFFER_POOL", "1G")
         self.state_file = self.home / "server.json"
         self.log_file = self.home / "server.log"
