@@ -59,16 +59,33 @@ def probes(target: MySQLTarget, stage: Path) -> list[tuple[str, float]]:
 
     keys = pl.read_parquet(stage / "tickets.parquet", columns=["id"])["id"]
     out = []
+    pid = int((OUT / "parity-mysql" / "mysqld.pid").read_text())
+
+    def server_cpu() -> float:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def clock(label, fn):
-        t0 = time.perf_counter()
+        t0, c0, s0 = time.perf_counter(), time.process_time(), server_cpu()
         fn()
-        out.append((label, time.perf_counter() - t0))
+        out.append((label, time.perf_counter() - t0, time.process_time() - c0, server_cpu() - s0))
         print(f"  probe: {label}: {out[-1][1]:.2f} s", flush=True)
 
     for parts in (1, 2, 4):
         clock(f"connectorx, whole table, {parts} key range(s), to Arrow",
               lambda: MySQLSide(target, TICKETS, split_points(keys, parts)).read())
+    two = range_queries(TICKETS, split_points(keys, 2))
+    clock("connectorx, 2 key ranges, text protocol", lambda: cx.read_sql(target.uri, two, return_type="arrow", protocol="text"))
+    # What each kind of column costs to read (2 key ranges, only those columns).
+    kinds: dict[str, list[str]] = {}
+    for c in TICKETS.columns:
+        kinds.setdefault(c.kind, []).append(f"`{c.name}`")
+    kinds["decimal, sent as scaled BIGINT"] = [f"CAST(`{c.name}` * {10 ** c.scale} AS SIGNED)"
+                                               for c in TICKETS.columns if c.kind == "decimal"]
+    for kind, exprs in kinds.items():
+        queries = [q.replace(", ".join(f"`{c.name}`" for c in TICKETS.columns), ", ".join(exprs), 1) for q in two]
+        clock(f"connectorx, 2 key ranges, only the {len(exprs)} {kind} column(s)",
+              lambda: cx.read_sql(target.uri, queries, return_type="arrow"))
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
 
@@ -157,9 +174,9 @@ def main() -> None:
     else:
         print(f"| reladiff 0.6.0, tickets, every described column | {rd_stats} | 1 |")
     if probe_rows:
-        print("\n| how the MySQL side is read (tickets) | seconds |\n|---|---|")
-        for label, seconds in probe_rows:
-            print(f"| {label} | {seconds:.1f} |")
+        print("\n| how the MySQL side is read (tickets) | seconds | client CPU s | server CPU s |\n|---|---|---|---|")
+        for label, seconds, client, server in probe_rows:
+            print(f"| {label} | {seconds:.1f} | {client:.1f} | {server:.1f} |")
     print("\netl parity --table tickets said:\n" + tickets_out)
     print("etl parity said:\n" + all_out)
     print("reladiff said:\n" + rd_stats)
