@@ -97,7 +97,7 @@ class _Found:
 
 def export(source: Path, out_dir: Path, *, force: bool = False, part_bytes: int = PART_BYTES) -> ExportResult:
     """Normalize `source` (a folder, a single-file dump or a dexie file) into `out_dir`.
-    Array files larger than `part_bytes` are stored as parts cut at record boundaries."""
+    Array files over 1.5 times `part_bytes` are stored as parts cut at record boundaries."""
     t0 = time.perf_counter()
     source, out_dir = Path(source), Path(out_dir)
     if not source.exists():
