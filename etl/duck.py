@@ -5,12 +5,10 @@ from __future__ import annotations
 import duckdb
 
 
-def connect(database: str = ":memory:", *, threads: int | None = None,
-            memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+def connect(database: str = ":memory:", *, threads: int | None = None) -> duckdb.DuckDBPyConnection:
     """UTC session time zone (zone-less times are UTC here), and no progress bar: a stage's
     output is its own result, not DuckDB's."""
-    config = {k: v for k, v in (("threads", threads), ("memory_limit", memory_limit)) if v}
-    con = duckdb.connect(database, config=config)
+    con = duckdb.connect(database, config={"threads": threads} if threads else {})
     try:
         con.execute("SET enable_progress_bar = false")
     except duckdb.InvalidInputException:
