@@ -1,9 +1,14 @@
 """Parity: prove MySQL holds exactly what the stage holds, bucket by bucket, and name every row that differs.
 
-For each table both sides go through the same normalizer, `etl.rowhash` (driven by the store
-description), and DuckDB computes per bucket the row count and the sum of the row hashes
-(order-independent). The stage is read from its Parquet file; MySQL through connectorx, in
-parallel primary-key ranges (see `MySQLSide`). Buckets are the store's `default_buckets`
+For each table DuckDB computes per bucket the row count and the sum of the row digests of both
+sides (order-independent). MySQL keeps each row's digest in the generated column `row_digest`
+(`etl.digest`), computed from what it stores on every write; DuckDB computes the same digest from
+the stage, so only keys, bucket columns and digests are read from MySQL, through connectorx in
+parallel primary-key ranges (see `MySQLSide`). The stage's digests are kept beside it
+(`etl.digest.stage_digests`, named for the staged file's stat data): `etl load` computes them while
+the server works, and parity computes them itself when none are kept for the file as it is. A table without the column (a database made by an
+older schema) is read in full instead and both sides are hashed by `etl.rowhash`, the load's
+normalizer. BENCHMARKS.md measures both. Buckets are the store's `default_buckets`
 (tickets: day, cabang, status, category) unless others are asked for; the names asked for
 are looked up in the description and only the description's column names reach SQL.
 
@@ -39,6 +44,7 @@ import pyarrow as pa
 
 from . import duck
 from .config import mask_uri
+from .digest import DIGEST, duckdb_expression, stage_digests
 from .errors import ParityError
 from .rowhash import hash_expression, normalized, select_sql
 from .stage import SUMMARY, read_stage, stage_path, staged_stores
@@ -107,29 +113,63 @@ def _sql_literal(value) -> str:
     return str(int(value))
 
 
-def range_queries(store: Store, points: list) -> list[str]:
-    """One SELECT per key range; the ranges cover every row exactly once, whatever the points."""
+def range_queries(store: Store, points: list, columns: Sequence[str] | None = None) -> list[str]:
+    """One SELECT (of `columns`, default the described ones) per key range; the ranges cover every
+    row exactly once, whatever the points."""
+    def select(where: str | None = None) -> str:
+        if columns is None:
+            return select_sql(store, where)
+        return f"SELECT {', '.join(f'`{c}`' for c in columns)} FROM `{store.table}`" + (f" WHERE {where}" if where else "")
+
     if not points:
-        return [select_sql(store)]
+        return [select()]
     (key,) = store.primary_key
     k = f"`{store.column(key).name}`"
     bounds = [None, *points, None]
     queries = []
     for lo, hi in zip(bounds, bounds[1:]):
         cond = [f"{k} >= {_sql_literal(lo)}" if lo is not None else None, f"{k} < {_sql_literal(hi)}" if hi is not None else None]
-        queries.append(select_sql(store, " AND ".join(c for c in cond if c)))
+        queries.append(select(" AND ".join(c for c in cond if c)))
     return queries
 
 
 class MySQLSide:
-    """One table as MySQL holds it, through connectorx: streamed in parallel key ranges, or a few keys."""
+    """One table as MySQL holds it, through connectorx: its digests or its rows in parallel key ranges,
+    or a few rows by key."""
 
-    def __init__(self, target, store: Store, points: list | None = None):
+    def __init__(self, target, store: Store, points: list | None = None, buckets: Sequence[str] = ()):
         self.target, self.store, self.points = target, store, points or []
+        self.bucket_columns = tuple(dict.fromkeys(store.bucket_column(b)[0] for b in buckets))
+        self.digest = self._has_digest()
+
+    def _has_digest(self) -> bool:
+        """Whether the table has the generated `row_digest` (a table made by an older schema has not)."""
+        import pymysql
+
+        try:
+            with self.target.connect() as conn, conn.cursor() as cur:
+                cur.execute("SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE() "
+                            "AND table_name = %s AND column_name = %s AND generation_expression <> ''",
+                            (self.store.table, DIGEST))
+                return cur.fetchone()[0] == 1
+        except pymysql.err.Error as e:
+            raise ParityError(f"reading MySQL failed: {mask_uri(str(e))[:300]}", store=self.store.name) from None
 
     @property
     def parts(self) -> int:
         return len(self.points) + 1
+
+    @property
+    def method(self) -> str:
+        return "digest" if self.digest else "rows"
+
+    def hash_sql(self) -> str:
+        """DuckDB expression of the row hash on MySQL's side, over what `read` returns."""
+        return f'"{DIGEST}"' if self.digest else hash_expression(self.store, fast=True)
+
+    def stage_hash_sql(self) -> str:
+        """The same hash of the stage's rows."""
+        return duckdb_expression(self.store) if self.digest else hash_expression(self.store, fast=True)
 
     def _read(self, queries: list[str], return_type: str):
         import connectorx as cx
@@ -140,8 +180,10 @@ class MySQLSide:
             raise ParityError(f"reading MySQL failed: {mask_uri(str(e))[:300]}", store=self.store.name) from None
 
     def read(self) -> pa.Table:
-        """Every row. (Streaming the batches into DuckDB instead measured slower: see BENCHMARKS.md.)"""
-        return self._read(range_queries(self.store, self.points), "arrow")
+        """Keys, bucket columns and digests of every row; every column where there is no digest.
+        (Streaming the batches into DuckDB instead measured slower: see BENCHMARKS.md.)"""
+        cols = tuple(dict.fromkeys((*self.store.primary_key, *self.bucket_columns, DIGEST))) if self.digest else None
+        return self._read(range_queries(self.store, self.points, cols), "arrow")
 
     def read_in_background(self) -> Callable[[], pa.Table]:
         """Start `read` in a thread (the server and connectorx work while DuckDB hashes the stage);
@@ -210,6 +252,7 @@ class TableParity:
     only_in_mysql: int
     changed: int
     read_parts: int  # key ranges connectorx read in parallel
+    method: str  # digest: MySQL's row_digest column was read; rows: every column (no row_digest)
     seconds: float
     examples: tuple[str, ...] = ()
 
@@ -249,19 +292,26 @@ def compare_table(con: duckdb.DuckDBPyConnection, store: Store, stage: Path | pl
     keys = [f'"{store.column(k).name}"' for k in store.primary_key]
     labels = [f"b{i}" for i in range(len(buckets))]
     bucket_sql = "".join(f", {bucket_expression(store, b)} AS {lab}" for b, lab in zip(buckets, labels))
-    hashed = f"SELECT {', '.join(keys)}{bucket_sql}, {hash_expression(store, fast=True)} AS h FROM "
-    if isinstance(stage, pl.DataFrame):
-        con.register("stage_src", stage)
-    else:
-        path = str(stage).replace("'", "''")
-        con.execute(f"CREATE OR REPLACE TEMP VIEW stage_src AS SELECT * FROM read_parquet('{path}')")
+    hashed = f"SELECT {', '.join(keys)}{bucket_sql}, {{}} AS h FROM "
     rows = mysql.read_in_background()
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE sh AS {hashed} stage_src")
+        stage_hash = mysql.stage_hash_sql()
+        if isinstance(stage, pl.DataFrame):
+            con.register("stage_src", stage)
+        else:
+            path = str(stage).replace("'", "''")
+            kept = stage_digests(con, stage, store) if mysql.digest else None
+            # The kept digests are in the staged file's row order: joined by position.
+            digests = "" if kept is None else (f" POSITIONAL JOIN (SELECT {DIGEST} AS __stage_digest "
+                                               f"FROM read_parquet('{str(kept).replace(chr(39), chr(39) * 2)}'))")
+            if kept is not None:
+                stage_hash = "__stage_digest"
+            con.execute(f"CREATE OR REPLACE TEMP VIEW stage_src AS SELECT * FROM read_parquet('{path}'){digests}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE sh AS {hashed.format(stage_hash)} stage_src")
     finally:
         mysql_rows = rows()  # always wait: no read left running behind an error
     con.register("mysql_src", mysql_rows)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE mh AS {hashed} mysql_src")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE mh AS {hashed.format(mysql.hash_sql())} mysql_src")
     con.unregister("mysql_src")
     del mysql_rows  # the wide rows are not needed any more: the drill-down re-reads the few it shows
 
@@ -299,7 +349,7 @@ def compare_table(con: duckdb.DuckDBPyConnection, store: Store, stage: Path | pl
     summary = TableParity(
         table=store.table, buckets=buckets, stage_rows=stage_rows, mysql_rows=mysql_rows,
         bucket_count=frame.height, mismatched_buckets=bad, missing_in_mysql=counts[MISSING],
-        only_in_mysql=counts[EXTRA], changed=counts[CHANGED], read_parts=mysql.parts,
+        only_in_mysql=counts[EXTRA], changed=counts[CHANGED], read_parts=mysql.parts, method=mysql.method,
         seconds=round(time.perf_counter() - t0, 3),
         examples=tuple(str(d) for k in KINDS for d in diffs[k])[:EXAMPLES],
     )
@@ -443,6 +493,9 @@ class ParityResult:
             lines += [f"  {t.table}: {e}" for e in t.examples]
         if self.skipped:
             lines.append(f"  not in the stage: {', '.join(self.skipped)}")
+        full = [t.table for t in self.tables if t.method == "rows"]
+        if full:
+            lines.append(f"  read in full (no {DIGEST} column: made by an older schema): {', '.join(full)}")
         lines.append(f"  report: {self.report_dir}/report.html (and report.json)")
         return "\n".join(lines)
 
@@ -493,7 +546,7 @@ def _compare(target, store: Store, stage_dir: Path, buckets, parts: int, max_row
     source = expected_sessions(stage_dir) if store.table == "upload_sessions" else stage_path(stage_dir, store)
     con = duck.connect()
     try:
-        return compare_table(con, store, source, MySQLSide(target, store, points), buckets, max_rows=max_rows)
+        return compare_table(con, store, source, MySQLSide(target, store, points, buckets), buckets, max_rows=max_rows)
     except duckdb.Error as e:
         raise ParityError(f"comparing in DuckDB failed: {e}", store=store.name) from None
     finally:

@@ -187,9 +187,12 @@ def provenance(*, with_session: bool = True) -> tuple[Column, ...]:
     return cols + ((varchar("uploadSessionId", 64),) if with_session else ())
 
 
-TIMESTAMPS = (
+# MySQL's own digest of the described columns (a STORED generated column: see etl/digest.py).
+ROW_DIGEST = Column("row_digest", "bigint", None)
+MANAGED = (
     Column("created_at", "datetime", None, nullable=False),
     Column("updated_at", "datetime", None, nullable=False),
+    ROW_DIGEST,
 )
 
 N = range(1, 6)
@@ -230,7 +233,7 @@ TICKETS = Store(
     natural_key=("customer_id", "open_time", "open_by"),
     time_column="open_time",
     default_buckets=("day", "cabang", "status", "category"),
-    managed=TIMESTAMPS,
+    managed=MANAGED,
     categorical=("status", "category", "cabang"),
     # Every duration object measures from openTime to its own close time (domain.md).
     spans=tuple(
@@ -279,7 +282,7 @@ INCIDENTS = Store(
     natural_key=("no_case", "start_time"),
     time_column="start_time",
     default_buckets=("day", "site", "status", "priority"),
-    managed=TIMESTAMPS,
+    managed=MANAGED,
     categorical=("status", "priority", "site", "level", "klasifikasi_gangguan"),
     spans=(
         Span("duration_min", "start_time", "end_time", "minutes"),
@@ -302,7 +305,7 @@ CUSTOMERS = Store(
     natural_key=("id",),
     time_column="upload_timestamp",  # customers are monthly snapshots: bucket by the upload's month
     default_buckets=("month", "jenis_klien", "layanan", "kategori"),
-    managed=TIMESTAMPS,
+    managed=MANAGED,
     categorical=("jenis_klien", "layanan", "kategori"),
 )
 
@@ -324,6 +327,7 @@ VENDORS = Store(
     natural_key=("id",),
     time_column="created_at",
     default_buckets=("day",),
+    managed=(ROW_DIGEST,),
 )
 
 UPLOAD_SESSIONS = Store(
@@ -348,7 +352,7 @@ UPLOAD_SESSIONS = Store(
     time_column="upload_timestamp",
     default_buckets=("day", "data_type", "status"),
     required=False,
-    managed=TIMESTAMPS,
+    managed=MANAGED,
     categorical=("data_type", "status"),
 )
 

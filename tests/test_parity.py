@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import uuid
@@ -116,6 +117,7 @@ def test_clean_migration_of_the_sample_passes_for_every_table(migrated, stage, t
     assert {t.table for t in result.tables} == {s.table for s in STORES}
     for t in result.tables:
         assert t.stage_rows == t.mysql_rows > 0 and t.mismatched_buckets == 0 and t.bucket_count > 1
+        assert t.method == "digest"  # MySQL's row_digest column was read, not the rows
     by = {t.table: t.buckets for t in result.tables}
     assert by["tickets"] == ("day", "cabang", "status", "category")
     assert by["incidents"] == ("day", "site", "status", "priority")
@@ -258,6 +260,41 @@ def test_hard_text_round_trips_and_a_changed_emoji_is_seen(mysql_target, tmp_pat
     sql(mysql_target, ("UPDATE tickets SET description = 'emoji \U0001F601 and \U0001D11E' WHERE id = 'k1'",))
     result = parity(tmp_path / "stage", mysql_target, report_dir=tmp_path / "r2")
     assert differences(result, tmp_path) == {MISSING: [], EXTRA: [], CHANGED: [("k1", ("description",))]}
+
+
+def test_digests_kept_by_the_load_answer_only_for_their_stage(migrated, stage, tmp_path):
+    """The load keeps the stage's row digests (etl.digest); parity reads them, and a stage
+    transformed again after that is hashed afresh, never through the digests of the old one."""
+    kept = sorted(p.name for p in (stage / "digests").glob("*.parquet"))
+    assert [n.split(".")[0] for n in kept] == ["customers", "incidents", "tickets", "vendors"]
+    times = {p.name: p.stat().st_mtime_ns for p in (stage / "digests").glob("*.parquet")}
+    assert parity(stage, migrated, report_dir=tmp_path / "r0").ok
+    assert {p.name: p.stat().st_mtime_ns for p in (stage / "digests").glob("*.parquet")} == times  # read, not made again
+    copy = tmp_path / "stage"
+    shutil.copytree(stage, copy)
+    assert parity(copy, migrated, report_dir=tmp_path / "r1").ok
+    frame = tickets(copy)
+    victim = frame["id"][4]
+    frame.with_columns(pl.when(pl.col("id") == victim).then(pl.lit("changed after the load")).otherwise(pl.col("name"))
+                       .alias("name")).write_parquet(copy / "tickets.parquet")
+    result = parity(copy, migrated, report_dir=tmp_path / "r2")
+    assert differences(result, tmp_path) == {MISSING: [], EXTRA: [], CHANGED: [(victim, ("name",))]}
+    assert len(list((copy / "digests").glob("tickets.*.parquet"))) == 1
+
+
+def test_a_table_without_row_digest_is_read_in_full(migrated, stage, tmp_path):
+    """A database made by an older schema has no row_digest: parity reads every column instead,
+    and still finds every difference."""
+    with migrated.connect() as conn, conn.cursor() as cur:
+        cur.execute("ALTER TABLE tickets DROP COLUMN row_digest")
+    result = parity(stage, migrated, tables=["tickets"], report_dir=tmp_path / "r1")
+    assert result.ok and result.tables[0].method == "rows", str(result)
+    assert "read in full (no row_digest column" in str(result)
+    victim = tickets(stage)["id"][7]
+    sql(migrated, ("UPDATE tickets SET handling = CONCAT(IFNULL(handling, ''), '!') WHERE id = %s", victim))
+    result = parity(stage, migrated, tables=["tickets"], report_dir=tmp_path / "r2")
+    assert result.tables[0].method == "rows"
+    assert differences(result, tmp_path) == {MISSING: [], EXTRA: [], CHANGED: [(victim, ("handling",))]}
 
 
 def test_key_ranges_read_every_row_once(migrated, stage):

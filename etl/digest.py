@@ -1,0 +1,123 @@
+"""The row digest: a 60-bit MD5 of a row's described columns that MySQL keeps and DuckDB recomputes.
+
+Every data table has a STORED generated column `row_digest` (INVISIBLE, so `SELECT *` and
+INSERTs without a column list never see it). MySQL computes it from what it stores, on every
+write, and DuckDB computes the same number from the stage. Parity then reads only keys, bucket
+columns and digests from MySQL (about 70 MB for 1M tickets) instead of every column (730 MB):
+see BENCHMARKS.md. Both expressions are rendered here from the store description; the schema
+file carries the MySQL one verbatim and tests/test_schema.py holds the two together.
+
+The text hashed is the row's columns in description order, joined by ',':
+
+| kind                    | element                         | MySQL's text of it             |
+|-------------------------|---------------------------------|--------------------------------|
+| varchar, text, json     | `<bytes>:<value>`, or `N`       | bytes as stored (utf8mb4)      |
+| decimal(p, s)           | the value with s decimals, `N`  | `-1.500000`                    |
+| datetime(3)             | `YYYY-MM-DD hh:mm:ss.fff`, `N`  | DATETIME(3) as text            |
+| int, bigint, bool       | decimal digits, `N`             | TINYINT(1) holds 0/1 (or a stored 2) |
+
+The byte-length prefix makes the text injective: a ',' or an 'N' inside a value cannot shift
+a boundary, and NULL (`N`) differs from '' (`0:`) and from the text 'N' (`1:N`). The digest is
+the first 15 hex digits of the MD5 as a BIGINT, so it stays within a signed 64-bit range on
+both sides (no overflow warning, which strict mode would turn into a failed INSERT).
+
+MySQL and MariaDB agree on every function used (CONCAT_WS, IFNULL, LENGTH, MD5, CONV, CAST
+AS SIGNED) and both accept `GENERATED ALWAYS AS (...) STORED INVISIBLE` (MySQL 8.0.23+,
+MariaDB 10.3+). DATETIME (not TIMESTAMP) text does not depend on the session's time zone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import uuid
+from pathlib import Path
+
+from .stores import ROW_DIGEST, Column, Store
+
+DIGEST = ROW_DIGEST.name
+HEX_DIGITS = 15  # 60 bits: fits a signed BIGINT
+DIGESTS_DIR = "digests"  # beside the staged tables: STAGE_DIR/digests/<table>.<fingerprint>.parquet
+
+
+def _mysql_element(col: Column) -> str:
+    q = f"`{col.name}`"
+    if col.is_text:
+        return f"IFNULL(CONCAT(LENGTH({q}), ':', {q}), 'N')"
+    return f"IFNULL({q}, 'N')"
+
+
+def mysql_expression(store: Store) -> str:
+    """The generated column's expression (MySQL and MariaDB), one element per line."""
+    elements = ",\n      ".join(_mysql_element(c) for c in store.columns)
+    return f"CAST(CONV(LEFT(MD5(CONCAT_WS(',',\n      {elements})), {HEX_DIGITS}), 16, 10) AS SIGNED)"
+
+
+def column_sql(store: Store) -> str:
+    """The column's line in sql/schema.mysql.sql (without the trailing comma)."""
+    return f"{DIGEST:<28} BIGINT GENERATED ALWAYS AS ({mysql_expression(store)}) STORED INVISIBLE"
+
+
+def _duckdb_element(col: Column) -> str:
+    from .rowhash import normalized  # the load's typing of each kind: the stage's values as MySQL holds them
+
+    v = normalized(col)
+    if col.is_text:
+        return f"coalesce(strlen({v}) || ':' || {v}, 'N')"  # strlen counts bytes, as LENGTH does
+    if col.kind == "datetime":
+        return f"coalesce(strftime({v}, '%Y-%m-%d %H:%M:%S.%g'), 'N')"
+    return f"coalesce(CAST({v} AS VARCHAR), 'N')"
+
+
+def duckdb_expression(store: Store) -> str:
+    """The same digest in DuckDB, over a relation holding the store's described columns."""
+    elements = ", ".join(_duckdb_element(c) for c in store.columns)
+    return f"CAST('0x' || left(md5(concat_ws(',', {elements})), {HEX_DIGITS}) AS BIGINT)"
+
+
+
+# ---------------------------------------------------------------- the stage's digests, kept
+
+
+def stage_digest_path(parquet: Path, store: Store) -> Path:
+    """Where the digests of a staged file are kept. The name hashes the file's stat data (size, inode,
+    modification and change times, as git's index tells a changed file) and the expression: a new
+    transform, any write to the file or a new expression gives a new name, so a kept file never
+    answers for other rows."""
+    st = Path(parquet).stat()
+    seen = f"{st.st_size}:{st.st_ino}:{st.st_mtime_ns}:{st.st_ctime_ns}:{duckdb_expression(store)}"
+    return Path(parquet).parent / DIGESTS_DIR / f"{store.table}.{hashlib.sha1(seen.encode()).hexdigest()[:20]}.parquet"
+
+
+def stage_digests(con, parquet: Path, store: Store) -> Path | None:
+    """A Parquet file of one column, the digest of each row of the staged file `parquet`, in its row
+    order: computed once (4 CPU seconds for 1M tickets) and kept beside the stage, so parity after
+    `etl load` (which computes them while the server works) only reads them. None when the stage
+    folder cannot be written: the caller then computes the digests itself."""
+    import duckdb
+
+    path = stage_digest_path(parquet, store)
+    if path.is_file():
+        return path
+    tmp = path.with_name(f".{uuid.uuid4().hex}.tmp")
+    try:
+        path.parent.mkdir(exist_ok=True)
+        src = str(parquet).replace("'", "''")
+        con.execute(f"COPY (SELECT {duckdb_expression(store)} AS {DIGEST} FROM read_parquet('{src}')) "
+                    f"TO '{str(tmp).replace(chr(39), chr(39) * 2)}' (FORMAT parquet)")
+        for old in path.parent.glob(f"{store.table}.*.parquet"):  # an earlier stage's
+            old.unlink(missing_ok=True)
+        os.replace(tmp, path)  # whole or not at all: a reader never sees half a file
+    except (OSError, duckdb.IOException):
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        return None
+    return path
+
+
+if __name__ == "__main__":  # prints the schema file's digest lines: python -m etl.digest
+    from .stores import STORES
+
+    for s in STORES:
+        print(f"-- {s.table}\n  {column_sql(s)},")
