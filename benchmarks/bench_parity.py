@@ -7,10 +7,13 @@
    server started for the benchmark (2 GB buffer pool, as `etl db up` starts one) unless
    --reuse finds it loaded already.
 2. `etl parity --table tickets` and `etl parity` (every table) run as their own processes,
-   `--runs` times each: wall time of the whole process, median reported.
-3. Probes behind the choice of how parity reads MySQL (in this process): connectorx whole
-   table in 1, 2 and 4 key ranges; Arrow stream instead of a table; the per-row MD5 and the
-   per-bucket sum pushed down into MySQL.
+   `--runs` times each: wall time of the whole process, median reported. First with the
+   stage digests `etl load` keeps (STAGE/digests), as after the load; then with them
+   removed before each run (each run computes them from the stage).
+3. Probes behind the choice of how parity reads MySQL (in this process): the row_digest
+   column in 1, 2 and 4 key ranges, and the stage side's digest; connectorx whole table in
+   1, 2 and 4 key ranges (tables without row_digest); Arrow stream instead of a table; the
+   per-row MD5 and the per-bucket sum computed by MySQL at query time.
 4. reladiff (PyPI, run with `uv run --no-project --with`, so it never enters uv.lock)
    compares the same staged table (copied into a DuckDB file, not timed) with the same
    MySQL table on every described column.
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -32,6 +36,7 @@ from common import ETL, OUT, ROOT, loaded_target, run, sample_export, stage_for
 sys.path.insert(0, str(ROOT))
 
 from etl.db import MySQLTarget  # noqa: E402
+from etl.digest import DIGESTS_DIR  # noqa: E402
 from etl.stores import store  # noqa: E402
 
 TICKETS = store("tickets")
@@ -39,9 +44,11 @@ UV = ROOT / ".tools" / "bin" / "uv"
 RELADIFF = "reladiff[mysql,duckdb]==0.6.0"
 
 
-def timed_runs(label: str, args: list[str], runs: int) -> tuple[float, list[float], str]:
+def timed_runs(label: str, args: list[str], runs: int, before=None) -> tuple[float, list[float], str]:
     times, output = [], ""
     for i in range(runs):
+        if before:
+            before()
         done = run(f"{label} {i}", args, env={"RUNTIME_DIR": str(OUT / "parity-runtime")})
         times.append(done.seconds)
         output = done.output
@@ -71,9 +78,26 @@ def probes(target: MySQLTarget, stage: Path) -> list[tuple[str, float]]:
         out.append((label, time.perf_counter() - t0, time.process_time() - c0, server_cpu() - s0))
         print(f"  probe: {label}: {out[-1][1]:.2f} s", flush=True)
 
+    def side(parts: int, digest: bool) -> MySQLSide:
+        s = MySQLSide(target, TICKETS, split_points(keys, parts), TICKETS.default_buckets)
+        assert s.digest, "the benchmark database has no row_digest column"
+        s.digest = digest  # False: read every column, as for a table without row_digest
+        return s
+
+    for parts in (1, 2, 4):
+        clock(f"row_digest column: keys + bucket columns + digest, {parts} key range(s), to Arrow",
+              lambda: side(parts, True).read())
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    con.execute(f"CREATE VIEW staged AS SELECT * FROM read_parquet('{stage / 'tickets.parquet'}')")
+    for label, fn in (("etl.digest (MD5 of the row's text)", side(2, True).stage_hash_sql()),
+                      ("etl.rowhash (DuckDB hash())", side(2, False).stage_hash_sql())):
+        clock(f"stage side: sum of the rows' {label} in DuckDB",
+              lambda: con.execute(f"SELECT sum(h::HUGEINT) FROM (SELECT {fn} AS h FROM staged)").fetchall())
+    con.close()
     for parts in (1, 2, 4):
         clock(f"connectorx, whole table, {parts} key range(s), to Arrow",
-              lambda: MySQLSide(target, TICKETS, split_points(keys, parts)).read())
+              lambda: side(parts, False).read())
     two = range_queries(TICKETS, split_points(keys, 2))
     clock("connectorx, 2 key ranges, text protocol", lambda: cx.read_sql(target.uri, two, return_type="arrow", protocol="text"))
     # What each kind of column costs to read (2 key ranges, only those columns).
@@ -95,7 +119,7 @@ def probes(target: MySQLTarget, stage: Path) -> list[tuple[str, float]]:
         con.execute(f"SELECT sum(h::HUGEINT) FROM (SELECT {hash_expression(TICKETS, fast=True)} AS h FROM s)").fetchall()
 
     def table_hash():
-        con.register("t", MySQLSide(target, TICKETS, split_points(keys, 2)).read())
+        con.register("t", side(2, False).read())
         con.execute(f"SELECT sum(h::HUGEINT) FROM (SELECT {hash_expression(TICKETS, fast=True)} AS h FROM t)").fetchall()
 
     clock("connectorx 2 ranges to Arrow, then DuckDB row hash", table_hash)
@@ -159,6 +183,10 @@ def main() -> None:
 
     tickets_median, tickets_runs, tickets_out = timed_runs("etl parity tickets", [*ETL, "parity", *env_args, "--table", "tickets", "--fail-on-mismatch"], args.runs)
     all_median, all_runs, all_out = timed_runs("etl parity all", [*ETL, "parity", *env_args], args.runs)
+    # The same with no digests kept: the first parity of a stage that `etl load` has not seen.
+    forget = lambda: shutil.rmtree(stage / DIGESTS_DIR, ignore_errors=True)  # noqa: E731
+    cold_median, cold_runs, _ = timed_runs("etl parity tickets cold", [*ETL, "parity", *env_args, "--table", "tickets"], args.runs, forget)
+    cold_all_median, cold_all_runs, _ = timed_runs("etl parity all cold", [*ETL, "parity", *env_args], args.runs, forget)
     probe_rows = [] if args.no_probes else probes(target, stage)
     rd_seconds, rd_stats = (None, "not run") if args.no_reladiff else reladiff(target, stage, args.reladiff_timeout)
     load_after = os.getloadavg()
@@ -168,6 +196,8 @@ def main() -> None:
     print("| what | seconds (median) | runs |\n|---|---|---|")
     print(f"| `etl parity --table tickets` (process, end to end) | {tickets_median:.1f} | {', '.join(f'{t:.1f}' for t in tickets_runs)} |")
     print(f"| `etl parity` every table (process, end to end) | {all_median:.1f} | {', '.join(f'{t:.1f}' for t in all_runs)} |")
+    print(f"| `etl parity --table tickets`, stage digests not kept | {cold_median:.1f} | {', '.join(f'{t:.1f}' for t in cold_runs)} |")
+    print(f"| `etl parity` every table, stage digests not kept | {cold_all_median:.1f} | {', '.join(f'{t:.1f}' for t in cold_all_runs)} |")
     if rd_seconds is not None:
         print(f"| reladiff 0.6.0, tickets, every described column | {rd_seconds:.1f} | 1 |")
         print(f"\nratio reladiff / etl parity (tickets): {rd_seconds / tickets_median:.1f}x")
