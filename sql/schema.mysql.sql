@@ -21,6 +21,10 @@
 --   JSON is kept as MEDIUMTEXT text on both.
 -- * integer display widths (INT(11)) are shown by MariaDB and not by MySQL 8.0.19+;
 --   nothing here depends on them.
+-- * row_digest is `GENERATED ALWAYS AS (...) STORED INVISIBLE` on both; INVISIBLE needs
+--   MySQL 8.0.23+ (MariaDB 10.3+). Its expression uses only functions both define the same
+--   way (CONCAT_WS, IFNULL, LENGTH in bytes, MD5, CONV), over DATETIME (not TIMESTAMP), so no
+--   session setting (time zone, sql_mode) changes a digest.
 -- * triggers are single statements, so they need no DELIMITER; procedures use one.
 --   With binary logging on, MySQL 8 needs log_bin_trust_function_creators=1 (or
 --   SUPER) to create triggers; MariaDB needs the TRIGGER privilege only.
