@@ -5,10 +5,10 @@ sides (order-independent). MySQL keeps each row's digest in the generated column
 (`etl.digest`), computed from what it stores on every write; DuckDB computes the same digest from
 the stage, so only keys, bucket columns and digests are read from MySQL, through connectorx in
 parallel primary-key ranges (see `MySQLSide`). The stage's digests are kept beside it
-(`etl.digest.stage_digests`, named for the staged file's stat data): `etl load` computes them while
-the server works, and parity computes them itself when none are kept for the file as it is. A table without the column (a database made by an
-older schema) is read in full instead and both sides are hashed by `etl.rowhash`, the load's
-normalizer. BENCHMARKS.md measures both. Buckets are the store's `default_buckets`
+(`etl.digest.stage_digests`, named for the staged file's stat data): `etl load` computes them
+while the server works, and parity computes them itself when none are kept for the file as it
+is. A table without the column (a database made by an older schema) is read in full instead and
+both sides are hashed by `etl.rowhash`, the load's normalizer. BENCHMARKS.md measures both. Buckets are the store's `default_buckets`
 (tickets: day, cabang, status, category) unless others are asked for; the names asked for
 are looked up in the description and only the description's column names reach SQL.
 
@@ -299,14 +299,12 @@ def compare_table(con: duckdb.DuckDBPyConnection, store: Store, stage: Path | pl
         if isinstance(stage, pl.DataFrame):
             con.register("stage_src", stage)
         else:
-            path = str(stage).replace("'", "''")
             kept = stage_digests(con, stage, store) if mysql.digest else None
-            # The kept digests are in the staged file's row order: joined by position.
-            digests = "" if kept is None else (f" POSITIONAL JOIN (SELECT {DIGEST} AS __stage_digest "
-                                               f"FROM read_parquet('{str(kept).replace(chr(39), chr(39) * 2)}'))")
-            if kept is not None:
+            digests = ""
+            if kept is not None:  # in the staged file's row order: joined by position
+                digests = f" POSITIONAL JOIN (SELECT {DIGEST} AS __stage_digest FROM read_parquet({_path(kept)}))"
                 stage_hash = "__stage_digest"
-            con.execute(f"CREATE OR REPLACE TEMP VIEW stage_src AS SELECT * FROM read_parquet('{path}'){digests}")
+            con.execute(f"CREATE OR REPLACE TEMP VIEW stage_src AS SELECT * FROM read_parquet({_path(stage)}){digests}")
         con.execute(f"CREATE OR REPLACE TEMP TABLE sh AS {hashed.format(stage_hash)} stage_src")
     finally:
         mysql_rows = rows()  # always wait: no read left running behind an error
@@ -354,6 +352,11 @@ def compare_table(con: duckdb.DuckDBPyConnection, store: Store, stage: Path | pl
         examples=tuple(str(d) for k in KINDS for d in diffs[k])[:EXAMPLES],
     )
     return TableReport(summary, frame, cells, diffs)
+
+
+def _path(path: Path) -> str:
+    """A file name as a DuckDB string literal."""
+    return "'" + str(path).replace("'", "''") + "'"
 
 
 def _drill_down(con, store: Store, mysql: MySQLSide, buckets, labels, keys, max_rows):
