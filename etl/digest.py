@@ -77,6 +77,14 @@ def duckdb_expression(store: Store) -> str:
 
 
 
+def has_digest(conn, table: str) -> bool:
+    """Whether `table` has the generated `row_digest` (a table made by an older schema has not)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE() "
+                    "AND table_name = %s AND column_name = %s AND generation_expression <> ''", (table, DIGEST))
+        return cur.fetchone()[0] == 1
+
+
 # ---------------------------------------------------------------- the stage's digests, kept
 
 

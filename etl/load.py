@@ -21,7 +21,11 @@ Every chunk is written in one transaction together with its ledger row, in prima
 order (MySQL's order: `utf8mb4_bin` compares with PAD SPACE, so keys are sorted as if
 padded with spaces), and is checked after commit: the rows the server then holds for
 the chunk are read back and their count and checksum compared with what was sent,
-before the ledger marks the chunk done.
+before the ledger marks the chunk done. Where the table has `row_digest` (etl/digest.py)
+the server's own digests of the stored rows are read back, a few bytes a row, and
+compared with the staged rows' digests, which a low-priority thread computes while the
+server loads (and keeps for parity); otherwise every column is read back and both
+sides hashed by etl/rowhash.py.
 
 Where the time goes, and so the threads: the server's LOAD DATA and its index rebuild
 (ALTER TABLE) are each single-threaded, and are the critical path; two LOAD DATA into
@@ -58,11 +62,12 @@ import tempfile
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import polars as pl
 import pymysql
 
@@ -71,8 +76,8 @@ from .config import DEFAULT_CHUNK_SIZE
 from .db import MySQLTarget
 from .errors import LoadError
 from .ledger import DELETE, INSERT, UPDATE, Chunk
-from .rowhash import HASH, Checksum, checksum, read_keys, read_mysql, row_hashes
-from .digest import stage_digests
+from .rowhash import HASH, Checksum, checksum, read_digests, read_keys, read_mysql, row_hashes
+from .digest import DIGEST, has_digest, stage_digests
 from .stage import read_stage, stage_path, stage_summary, staged_stores
 from .stores import Store
 
@@ -245,7 +250,7 @@ def load(stage_dir: Path, target: MySQLTarget, *, chunk_size: int = DEFAULT_CHUN
             ThreadPoolExecutor(2, thread_name_prefix="etl-finish") as finisher, \
             ThreadPoolExecutor(1, thread_name_prefix="etl-digest", initializer=_background, initargs=(19,)) as digester:
         _check_schema(conn, stores)
-        digester.submit(_keep_stage_digests, stage_dir, stores)
+        digests = {s.table: digester.submit(_keep_stage_digests, stage_dir, s) for s in stores if s.table != "upload_sessions"}
         for store in stores:
             with _failing_as_load_error(store):
                 frame = read_stage(stage_dir, store)
@@ -258,7 +263,7 @@ def load(stage_dir: Path, target: MySQLTarget, *, chunk_size: int = DEFAULT_CHUN
                     finalized = frame.join(counts.rename({"upload_session_id": "id"}), on="id", how="semi").height
                 loader = _TableLoader(target, store, frame, chunk_size=chunk_size, batch_rows=rows_per_batch,
                                       method=method, delete_missing=delete_missing, workdir=Path(work),
-                                      out_dir=out_dir, progress=progress)
+                                      out_dir=out_dir, progress=progress, digests=digests.get(store.table))
                 try:
                     loader.write()
                 except BaseException:
@@ -278,17 +283,17 @@ def load(stage_dir: Path, target: MySQLTarget, *, chunk_size: int = DEFAULT_CHUN
                       tuple(results), finalized, time.perf_counter() - t0)
 
 
-def _keep_stage_digests(stage_dir: Path, stores) -> None:
-    """Compute the staged tables' row digests (etl.digest) for parity, at the lowest priority: the load
-    is bound by the server, and this uses client CPU it leaves idle. Only a cache: a failure here
-    costs parity the time to compute them itself, and is not the load's."""
+def _keep_stage_digests(stage_dir: Path, store: Store) -> Path | None:
+    """Compute (or find) a staged table's row digests (etl.digest) at the lowest priority: the load is
+    bound by the server, and this uses client CPU it leaves idle. The chunk checks compare them with
+    the digests MySQL computed of what it stores, and parity reads them after the load. None when
+    they cannot be had: the checks then read back and hash every column instead. (Upload sessions
+    have none: the load finalizes them, so what it writes is not the staged file.)"""
     con = duck.connect(threads=1)
     try:
-        for store in stores:
-            if store.table != "upload_sessions":  # parity compares sessions as the load finalizes them
-                stage_digests(con, stage_path(stage_dir, store), store)
+        return stage_digests(con, stage_path(stage_dir, store), store)
     except Exception:  # noqa: BLE001 - see the docstring
-        pass
+        return None
     finally:
         con.close()
 
@@ -356,7 +361,7 @@ def _check_schema(conn, stores) -> None:
 @dataclass
 class _Sent:
     chunk: Chunk
-    hashes: pl.DataFrame  # key + row hash of the rows the chunk sent (deletes: the keys deleted)
+    hashes: pl.DataFrame  # key + row hash (+ stage row position) of the rows the chunk sent (deletes: the keys deleted)
 
 
 @dataclass
@@ -379,7 +384,7 @@ class _TableLoader:
     from the frame only when its file is written, in the preparing thread."""
 
     def __init__(self, target, store: Store, frame: pl.DataFrame, *, chunk_size, batch_rows, method,
-                 delete_missing, workdir, out_dir, progress):
+                 delete_missing, workdir, out_dir, progress, digests: Future | None = None):
         self.t0 = time.perf_counter()
         self.target, self.store = target, store
         self.key = _key(store)
@@ -393,6 +398,8 @@ class _TableLoader:
         self.sent: list[_Sent] = []
         self._connections = contextlib.ExitStack()
         self.conn = self._connections.enter_context(_connect(target))  # this table's own session
+        self._digest_file = digests if digests is not None and has_digest(self.conn, store.table) else None
+        self._digests: np.ndarray | None = None
         try:
             self.writer = bulk.Writer(self.conn, store, method, workdir)
         except BaseException:
@@ -462,6 +469,15 @@ class _TableLoader:
             raise LoadError(f"reading back {self.store.table} failed: {e}", store=self.store.name) from None
         hashes = row_hashes(rows, self.store, fast=True)
         return hashes.with_columns(pl.col(self.key).cast(self.keys.schema[self.key]))
+
+    def _server_digests(self, where: str) -> pl.DataFrame:
+        """Key + the row_digest MySQL computed of each stored row in `where`, as `row_hash`."""
+        try:
+            rows = read_digests(self.target, self.store, where)
+        except Exception as e:  # connectorx raises plain RuntimeErrors
+            raise LoadError(f"reading back {self.store.table} failed: {e}", store=self.store.name) from None
+        return pl.from_arrow(rows).select(pl.col(self.key).cast(self.keys.schema[self.key]),
+                                          pl.col(DIGEST).cast(pl.UInt64).alias(HASH))
 
     def _range(self, chunk: Chunk) -> str:
         text = self.store.column(self.key).is_text
@@ -576,7 +592,7 @@ class _TableLoader:
                 prepared.unlink(missing_ok=True)
         self.counts.chunks += 1
         self.counts.attempted.append(part.select(self.key))
-        sent = part.select(self.key, HASH)
+        sent = part.select(self.key, HASH, *([ROW] if ROW in part.columns else []))
         if refused:
             positions = [r.row for r in refused]
             self.counts.rejects.append(rows[positions].select(self.store.column_names).with_columns(
@@ -601,12 +617,35 @@ class _TableLoader:
             deleted += cur.rowcount
         return deleted
 
+    def _stage_digests(self) -> np.ndarray | None:
+        """The staged rows' digests by row position, once the digester has them (None: it could not)."""
+        if self._digests is None and self._digest_file is not None:
+            path = self._digest_file.result()
+            if path is None:
+                self._digest_file = None
+            else:
+                self._digests = pl.read_parquet(path)[DIGEST].cast(pl.UInt64).to_numpy()
+                if len(self._digests) != self.frame.height:  # cannot be (the name is the file's): never trust it then
+                    self._digest_file = self._digests = None
+        return self._digests
+
     def _check(self, sent: _Sent, conn) -> None:
-        """Read back what the server holds for the chunk's keys; compare count and checksum with what was sent."""
+        """Read back what the server holds for the chunk's keys; compare count and checksum with what was sent.
+
+        Where the table has row_digest, the server's own digests of the stored rows are read (a few
+        bytes a row) and compared with the staged rows' digests; otherwise every column is read back
+        and both sides hashed by etl.rowhash."""
         chunk = sent.chunk
-        held = self._server_hashes(self._range(chunk)).join(sent.hashes.select(self.key), on=self.key, how="semi")
+        digests = self._stage_digests() if ROW in sent.hashes.columns or chunk.kind == DELETE else None
+        if digests is not None:
+            server = self._server_digests(self._range(chunk))
+            sent_hashes = sent.hashes.select(self.key, pl.Series(HASH, digests[sent.hashes[ROW].to_numpy()])
+                                             if chunk.kind != DELETE else pl.col(HASH))
+        else:
+            server, sent_hashes = self._server_hashes(self._range(chunk)), sent.hashes
+        held = server.join(sent_hashes.select(self.key), on=self.key, how="semi")
         got = checksum(held)
-        want = Checksum(0, 0) if chunk.kind == DELETE else checksum(sent.hashes)
+        want = Checksum(0, 0) if chunk.kind == DELETE else checksum(sent_hashes)
         ledger.mark_checked(conn, chunk, str(got), got == want)  # `conn`: the checker thread's own
         if got != want:
             raise LoadError(f"{chunk}: the server holds {got} where {want} was sent (rows:checksum)",

@@ -44,7 +44,7 @@ import pyarrow as pa
 
 from . import duck
 from .config import mask_uri
-from .digest import DIGEST, duckdb_expression, stage_digests
+from .digest import DIGEST, duckdb_expression, has_digest, stage_digests
 from .errors import ParityError
 from .rowhash import hash_expression, normalized, select_sql
 from .stage import SUMMARY, read_stage, stage_path, staged_stores
@@ -147,11 +147,8 @@ class MySQLSide:
         import pymysql
 
         try:
-            with self.target.connect() as conn, conn.cursor() as cur:
-                cur.execute("SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE() "
-                            "AND table_name = %s AND column_name = %s AND generation_expression <> ''",
-                            (self.store.table, DIGEST))
-                return cur.fetchone()[0] == 1
+            with self.target.connect() as conn:
+                return has_digest(conn, self.store.table)
         except pymysql.err.Error as e:
             raise ParityError(f"reading MySQL failed: {mask_uri(str(e))[:300]}", store=self.store.name) from None
 

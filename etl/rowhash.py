@@ -147,6 +147,17 @@ def read_mysql(target, store: Store, where: str | None = None) -> pa.Table:
     return cx.read_sql(connectorx_uri(target), select_sql(store, where), return_type="arrow")
 
 
+def read_digests(target, store: Store, where: str) -> pa.Table:
+    """The primary key and the `row_digest` MySQL keeps (etl.digest) of the rows in `where`."""
+    import connectorx as cx
+
+    from .digest import DIGEST
+
+    keys = ", ".join(f"`{k}`" for k in store.primary_key)
+    return cx.read_sql(connectorx_uri(target), f"SELECT {keys}, `{DIGEST}` FROM `{store.table}` WHERE {where}",
+                       return_type="arrow")
+
+
 def read_keys(target, store: Store) -> pa.Table:
     """Only the primary key column(s) of every row MySQL holds."""
     import connectorx as cx

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from etl import bulk
 from etl.cli import app
-from etl.errors import EtlError
+from etl.errors import EtlError, LoadError
 from etl.load import finalize_sessions, load
 from etl.rowhash import checksum, mysql_row_hashes, row_hashes
 from etl.stage import read_stage, stage_path, staged_stores
@@ -293,3 +293,21 @@ def test_load_refuses_a_ledger_of_an_older_layout(schema_target, stage):
         cur.execute("CREATE TABLE etl_load_ledger (table_name VARCHAR(64), stage_id VARCHAR(64), chunk_no INT)")
     with pytest.raises(EtlError, match="older layout"):
         load(stage, schema_target)
+
+
+@pytest.mark.parametrize("digest", [True, False], ids=["row_digest", "every-column"])
+def test_a_row_stored_otherwise_than_sent_fails_its_chunk_check(schema_target, stage, digest):
+    """The check compares what the server holds with what was sent: MySQL's row_digest against the
+    staged rows' digests where the table has the column, every column read back otherwise."""
+    victim = read_stage(stage, TICKETS)["id"][7]
+    with schema_target.connect() as conn, conn.cursor() as cur:
+        if not digest:
+            cur.execute("ALTER TABLE tickets DROP COLUMN row_digest")
+        cur.execute("CREATE TRIGGER etl_test_mangle BEFORE INSERT ON tickets FOR EACH ROW "
+                    f"SET NEW.name = IF(NEW.id = '{victim}', CONCAT(IFNULL(NEW.name, ''), '!'), NEW.name)")
+    with pytest.raises(LoadError, match=r"tickets chunk 1 .*the server holds 300:[0-9a-f]+ where 300:[0-9a-f]+ was sent"):
+        load(stage, schema_target)
+    (held,), = _sql(schema_target, "SELECT server_checksum FROM etl_load_ledger WHERE table_name = 'tickets' AND status = 'mismatch'")
+    if digest:  # the server's own digests were summed: the ledger holds their sum
+        (total,), = _sql(schema_target, "SELECT CAST(SUM(row_digest) % 18446744073709551616 AS UNSIGNED) FROM tickets")
+        assert held == f"300:{int(total):016x}"
