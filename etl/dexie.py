@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from .duck import literal
+
 DATE = "$date"
 TYPES = "$types"
 _SPECIAL_NUMBERS = ("NaN", "Infinity", "-Infinity")  # JSON has none: null, as JSON.stringify writes them
@@ -151,8 +153,7 @@ def _text_bytes(arr: pa.Array) -> memoryview:
     return memoryview("".join(arr.to_pylist()).encode("utf-8"))
 
 
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+_lit = literal
 
 
 def _dumps(obj) -> str:

@@ -34,6 +34,7 @@ import os
 import uuid
 from pathlib import Path
 
+from .duck import literal
 from .stores import ROW_DIGEST, Column, Store
 
 DIGEST = ROW_DIGEST.name
@@ -76,7 +77,6 @@ def duckdb_expression(store: Store) -> str:
     return f"CAST('0x' || left(md5(concat_ws(',', {elements})), {HEX_DIGITS}) AS BIGINT)"
 
 
-
 def has_digest(conn, table: str) -> bool:
     """Whether `table` has the generated `row_digest` (a table made by an older schema has not)."""
     with conn.cursor() as cur:
@@ -111,9 +111,8 @@ def stage_digests(con, parquet: Path, store: Store) -> Path | None:
     tmp = path.with_name(f".{uuid.uuid4().hex}.tmp")
     try:
         path.parent.mkdir(exist_ok=True)
-        src = str(parquet).replace("'", "''")
-        con.execute(f"COPY (SELECT {duckdb_expression(store)} AS {DIGEST} FROM read_parquet('{src}')) "
-                    f"TO '{str(tmp).replace(chr(39), chr(39) * 2)}' (FORMAT parquet)")
+        con.execute(f"COPY (SELECT {duckdb_expression(store)} AS {DIGEST} FROM read_parquet({literal(parquet)})) "
+                    f"TO {literal(tmp)} (FORMAT parquet)")
         for old in path.parent.glob(f"{store.table}.*.parquet"):  # an earlier stage's
             old.unlink(missing_ok=True)
         os.replace(tmp, path)  # whole or not at all: a reader never sees half a file

@@ -15,3 +15,8 @@ def connect(database: str = ":memory:", *, threads: int | None = None) -> duckdb
         pass  # under Jupyter DuckDB refuses to touch this setting unless ipywidgets is installed
     con.execute("SET TimeZone = 'UTC'")
     return con
+
+
+def literal(text) -> str:
+    """A string (or a path) as a DuckDB string literal."""
+    return "'" + str(text).replace("'", "''") + "'"

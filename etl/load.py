@@ -76,8 +76,8 @@ from .config import DEFAULT_CHUNK_SIZE
 from .db import MySQLTarget
 from .errors import LoadError
 from .ledger import DELETE, INSERT, UPDATE, Chunk
-from .rowhash import HASH, Checksum, checksum, read_digests, read_keys, read_mysql, row_hashes
 from .digest import DIGEST, has_digest, stage_digests
+from .rowhash import HASH, Checksum, checksum, read_digests, read_keys, read_mysql, row_hashes
 from .stage import read_stage, stage_path, stage_summary, staged_stores
 from .stores import Store
 
@@ -462,22 +462,18 @@ class _TableLoader:
             cur.execute(f"SELECT EXISTS (SELECT 1 FROM `{self.store.table}`)")
             return bool(cur.fetchone()[0])
 
-    def _server_hashes(self, where: str | None = None) -> pl.DataFrame:
+    def _server_hashes(self, where: str | None = None, *, digests: bool = False) -> pl.DataFrame:
+        """Key + `row_hash` of each stored row in `where`: every column read back and hashed by
+        etl.rowhash, or (`digests`) the row_digest MySQL computed of it."""
         try:
-            rows = read_mysql(self.target, self.store, where)
+            rows = (read_digests if digests else read_mysql)(self.target, self.store, where)
         except Exception as e:  # connectorx raises plain RuntimeErrors
             raise LoadError(f"reading back {self.store.table} failed: {e}", store=self.store.name) from None
-        hashes = row_hashes(rows, self.store, fast=True)
+        if digests:
+            hashes = pl.from_arrow(rows).select(self.key, pl.col(DIGEST).cast(pl.UInt64).alias(HASH))
+        else:
+            hashes = row_hashes(rows, self.store, fast=True)
         return hashes.with_columns(pl.col(self.key).cast(self.keys.schema[self.key]))
-
-    def _server_digests(self, where: str) -> pl.DataFrame:
-        """Key + the row_digest MySQL computed of each stored row in `where`, as `row_hash`."""
-        try:
-            rows = read_digests(self.target, self.store, where)
-        except Exception as e:  # connectorx raises plain RuntimeErrors
-            raise LoadError(f"reading back {self.store.table} failed: {e}", store=self.store.name) from None
-        return pl.from_arrow(rows).select(pl.col(self.key).cast(self.keys.schema[self.key]),
-                                          pl.col(DIGEST).cast(pl.UInt64).alias(HASH))
 
     def _range(self, chunk: Chunk) -> str:
         text = self.store.column(self.key).is_text
@@ -638,7 +634,7 @@ class _TableLoader:
         chunk = sent.chunk
         digests = self._stage_digests() if ROW in sent.hashes.columns or chunk.kind == DELETE else None
         if digests is not None:
-            server = self._server_digests(self._range(chunk))
+            server = self._server_hashes(self._range(chunk), digests=True)
             sent_hashes = sent.hashes.select(self.key, pl.Series(HASH, digests[sent.hashes[ROW].to_numpy()])
                                              if chunk.kind != DELETE else pl.col(HASH))
         else:

@@ -299,9 +299,9 @@ def compare_table(con: duckdb.DuckDBPyConnection, store: Store, stage: Path | pl
             kept = stage_digests(con, stage, store) if mysql.digest else None
             digests = ""
             if kept is not None:  # in the staged file's row order: joined by position
-                digests = f" POSITIONAL JOIN (SELECT {DIGEST} AS __stage_digest FROM read_parquet({_path(kept)}))"
+                digests = f" POSITIONAL JOIN (SELECT {DIGEST} AS __stage_digest FROM read_parquet({duck.literal(kept)}))"
                 stage_hash = "__stage_digest"
-            con.execute(f"CREATE OR REPLACE TEMP VIEW stage_src AS SELECT * FROM read_parquet({_path(stage)}){digests}")
+            con.execute(f"CREATE OR REPLACE TEMP VIEW stage_src AS SELECT * FROM read_parquet({duck.literal(stage)}){digests}")
         con.execute(f"CREATE OR REPLACE TEMP TABLE sh AS {hashed.format(stage_hash)} stage_src")
     finally:
         mysql_rows = rows()  # always wait: no read left running behind an error
@@ -349,11 +349,6 @@ def compare_table(con: duckdb.DuckDBPyConnection, store: Store, stage: Path | pl
         examples=tuple(str(d) for k in KINDS for d in diffs[k])[:EXAMPLES],
     )
     return TableReport(summary, frame, cells, diffs)
-
-
-def _path(path: Path) -> str:
-    """A file name as a DuckDB string literal."""
-    return "'" + str(path).replace("'", "''") + "'"
 
 
 def _drill_down(con, store: Store, mysql: MySQLSide, buckets, labels, keys, max_rows):

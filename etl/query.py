@@ -16,8 +16,7 @@ from .export import MAX_OBJECT_BYTES, export_files
 from .export import SUMMARY as EXPORT_SUMMARY
 
 
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+_lit = duck.literal
 
 
 def views(stage_dir: Path, export_dir: Path | None = None) -> dict[str, str]:

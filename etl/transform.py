@@ -78,8 +78,7 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+_lit = duck.literal
 
 
 def _typed_sql(col: Column) -> tuple[str | None, str, str]:

@@ -264,8 +264,7 @@ def source_breaches(stage_dir: Path) -> dict[str, SourceBreach]:
     for store in RULE_STORES:
         path = stage_path(stage_dir, store)
         if path.is_file():
-            quoted = str(path).replace("'", "''")
-            con.sql(f"CREATE VIEW {store.table} AS SELECT * FROM read_parquet('{quoted}')")
+            con.sql(f"CREATE VIEW {store.table} AS SELECT * FROM read_parquet({duck.literal(path)})")
         else:  # an export without this store: an empty table of the right shape
             con.register(store.table, pl.DataFrame(schema=stage_schema(store)).to_arrow())
     out = {}
