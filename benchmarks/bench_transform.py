@@ -1,13 +1,13 @@
 """Export + transform of a 1M-ticket export (other stores in proportion): time and peak memory.
 
-    .venv/bin/python benchmarks/bench_transform.py [--tickets 1000000] [--layout whole|parts|both] [--runs N]
+    .venv/bin/python benchmarks/bench_transform.py [--tickets 1000000] [--layout whole|snippet|both] [--runs N]
                                                    [--baseline REV]
 
 Each step runs as its own process (`etl export`, `etl transform`), as `make migrate` runs them;
 peak memory is that process's maximum resident set size. Two layouts of the same records:
 `whole`, one JSON array per store (tickets.json is 1.35 GB at 1M tickets: `etl export` cuts it
-into parts), and `parts`, as the browser snippet downloads a big store (numbered parts of about
-128 MB, which `etl export` keeps as they are). `--baseline REV` also runs the code of git
+into parts), and `snippet`, as the browser snippet downloads them (a store over 64 MB as one
+NDJSON file, which `etl export` keeps as it is). `--baseline REV` also runs the code of git
 revision REV (a worktree under benchmarks/out) on the whole layout, in turn with this code.
 """
 
@@ -25,11 +25,11 @@ from common import ETL, OUT, ROOT, run, sample_export, snippet_layout
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tickets", type=int, default=1_000_000)
-    ap.add_argument("--layout", choices=("whole", "parts", "both"), default="both")
+    ap.add_argument("--layout", choices=("whole", "snippet", "both"), default="both")
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--baseline", metavar="REV", help="also time this git revision's code on the whole layout")
     args = ap.parse_args()
-    layouts = {"whole": sample_export, "parts": snippet_layout}
+    layouts = {"whole": sample_export, "snippet": snippet_layout}
     chosen = list(layouts) if args.layout == "both" else [args.layout]
     sources = {name: layouts[name](args.tickets) for name in chosen}
     cwd = {name: ROOT for name in sources}

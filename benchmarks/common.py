@@ -65,32 +65,55 @@ def sample_export(tickets: int, seed: int = 7) -> Path:
     return folder
 
 
+NDJSON_BYTES = 64 << 20  # etl/snippet.js NDJSON_BYTES
+
+
 def snippet_layout(tickets: int, seed: int = 7) -> Path:
-    """The same sample as the export snippet downloads it: a store over 192 MB in numbered
-    parts of about 128 MB (its default), the others whole; made once from `sample_export`."""
-    folder = OUT / f"sample-{tickets}-{seed}-parts128"
+    """The same sample as the export snippet downloads it: a store over 64 MB as one NDJSON
+    file (one record per line), the others as JSON arrays; made once from `sample_export`."""
+    folder = OUT / f"sample-{tickets}-{seed}-snippet"
     source = sample_export(tickets, seed)
     if (folder / "export-summary.json").is_file():
         return folder
-    sys.path.insert(0, str(ROOT))
     import shutil
-
-    from etl.export import export
 
     work = OUT / f".{folder.name}.tmp"
     shutil.rmtree(work, ignore_errors=True)
-    export(source, work)  # cuts the arrays over 192 MB into parts of about 128 MB, as the snippet does
-    files = {}
-    for store, entries in json.loads((work / "export-summary.json").read_text())["files"].items():
-        files[store] = []
-        for i, e in enumerate(entries):
-            name = f"{store}.part-{i + 1:04d}.json" if "cutFrom" in e else e["path"]
-            (work / e["path"]).rename(work / name)
-            files[store].append(name)
+    work.mkdir(parents=True)
     summary = json.loads((source / "export-summary.json").read_text())
+    files = {}
+    for store, count in summary["counts"].items():
+        path = source / f"{store}.json"
+        if path.stat().st_size <= NDJSON_BYTES:
+            (work / path.name).hardlink_to(path)
+            files[store] = [{"path": path.name, "format": "array", "count": count}]
+            continue
+        _array_to_ndjson(path, work / f"{store}.ndjson")
+        files[store] = [{"path": f"{store}.ndjson", "format": "ndjson", "count": count}]
     (work / "export-summary.json").write_text(json.dumps({**summary, "files": files}))
     work.rename(folder)
     return folder
+
+
+def _array_to_ndjson(src: Path, dst: Path, chunk: int = 64 << 20) -> None:
+    """A compact JSON array (the sample's: records joined by ",") as NDJSON, in bounded memory
+    (a child's peak RSS counts this process's at fork). "},{" is taken as a record boundary:
+    one inside a string would leave a line that does not parse, which `etl export` refuses."""
+    with open(src, "rb") as f, open(dst, "wb") as out:
+        text = f.read(chunk).lstrip()
+        assert text[:1] == b"[", src
+        text = text[1:]
+        while True:
+            more = f.read(chunk)
+            if not more:
+                break
+            last = text.rfind(b"},{")
+            cut = last + 3 if last >= 0 else 0  # after the last boundary: none straddles the cut
+            out.write(text[:cut].replace(b"},{", b"}\n{"))
+            text = text[cut:] + more
+        text = text.rstrip()
+        assert text[-1:] == b"]", src
+        out.write(text[:-1].replace(b"},{", b"}\n{") + b"\n")
 
 
 @dataclass(frozen=True)

@@ -44,11 +44,12 @@ ARRAY, NDJSON = "array", "newline_delimited"
 FORMS = ("folder", "single", "dexie")
 # DuckDB reads one JSON array file on one thread but many files side by side: an array file
 # over 1.5 times this size is cut at record boundaries into parts of about this size, so
-# counting here and parsing in the transform use every core. The snippet writes parts of this
-# size (etl/snippet.js PART_BYTES), which stay as they are.
+# counting here and parsing in the transform use every core. (The snippet writes a large store
+# as NDJSON, which DuckDB reads on every core without cutting: etl/snippet.js NDJSON_BYTES.)
 PART_BYTES = 128 << 20
 MAX_OBJECT_BYTES = 64 << 20  # DuckDB: one record may hold a 10 MB+ text; much larger slows reading (bigger buffers)
 _EXT = {".json": ARRAY, ".ndjson": NDJSON, ".jsonl": NDJSON}
+_FORMATS = {ARRAY: ARRAY, NDJSON: NDJSON, "ndjson": NDJSON, "jsonl": NDJSON}  # a summary's "format" names
 # tickets.json, tickets.ndjson, tickets.part-0001.json, tickets.part2.ndjson, tickets-003.jsonl, ...
 _FILE = re.compile(r"^(?P<store>[A-Za-z][A-Za-z0-9]*)(?:[._-]part[._-]?(?P<part>\d+)|[._-](?P<num>\d+))?(?P<ext>\.json|\.ndjson|\.jsonl)$")
 
@@ -266,12 +267,12 @@ def _listed_files(folder: Path, summary_path: Path, store: str, entries) -> list
     out = []
     for e in entries:
         name, fmt = (e, None) if isinstance(e, str) else (e.get("path"), e.get("format")) if isinstance(e, dict) else (None, None)
-        if not isinstance(name, str) or Path(name).name != name or fmt not in (None, ARRAY, NDJSON):
+        if not isinstance(name, str) or Path(name).name != name or fmt not in (None, *_FORMATS):
             raise ExportError(f"bad files entry {e!r}", file=str(summary_path), store=store)
         path = folder / name
         if not path.is_file():
             raise ExportError(f"missing store file: {SUMMARY} lists it but it is not in the folder", file=str(path), store=store)
-        out.append((path, fmt))
+        out.append((path, _FORMATS.get(fmt)))
     return out
 
 

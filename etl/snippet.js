@@ -7,10 +7,12 @@
  * InsightTicketDatabase in ONE read-only transaction, so the files form a consistent
  * snapshot, and then downloads, in the app's export layout:
  *
- *   <store>.json                  a JSON array of the store's records, camelCase as stored
- *   <store>.part-0001.json, ...   the same split into parts, when a store is large
- *   export-summary.json           database name and version, exportedAt, the count per
- *                                 store and the file list; downloaded last
+ *   <store>.json          a JSON array of the store's records, camelCase as stored
+ *   <store>.ndjson        a large store (over 64 MB of JSON) instead: one record per line,
+ *                         which no JavaScript string has to hold whole and which
+ *                         `etl export` reads on every core
+ *   export-summary.json   database name and version, exportedAt, the count per store and
+ *                         the file list; downloaded last
  *
  * A Date is written as {"$date": <epoch ms>}: it stays an instant and never looks like a
  * plain string. A property whose value is undefined is left out, as JSON.stringify does.
@@ -21,14 +23,15 @@
  * is not found), then:   etl export --from THAT_FOLDER
  *
  * Options, set on window before running the snippet:
- *   window.__ETL_EXPORT_PART_BYTES = 128 * 1024 * 1024   size of one part (about; default 128 MB)
+ *   window.__ETL_EXPORT_NDJSON_BYTES = 64 * 1024 * 1024  a store larger than this is NDJSON
  *   window.__ETL_EXPORT_DB = "InsightTicketDatabase"     the database to export
  */
 (async () => {
   "use strict";
   const DB_NAME = window.__ETL_EXPORT_DB || "InsightTicketDatabase";
-  // 128 MB: the size `etl export` keeps as it is (etl/export.py PART_BYTES); larger files it cuts.
-  const PART_BYTES = Number(window.__ETL_EXPORT_PART_BYTES) || 128 * 1024 * 1024;
+  // Above this, a store is written as NDJSON: DuckDB parses one JSON array on one thread (and
+  // `etl export` cuts a large one into parts, a copy), but NDJSON on every core and cheaper.
+  const NDJSON_BYTES = Number(window.__ETL_EXPORT_NDJSON_BYTES) || 64 * 1024 * 1024;
   const BATCH = 2000; // records per getAll() request
   // Text is gathered into Blobs of this size: no JavaScript string ever holds a whole store,
   // and the browser may keep the Blobs on disk instead of in memory.
@@ -88,38 +91,45 @@
     });
   }
 
-  // One store's records as parts: each part a JSON array of about PART_BYTES, held as Blobs.
+  // One store's file. Records are kept as strings until the store passes NDJSON_BYTES: a
+  // smaller store becomes a JSON array (the app's layout), a larger one NDJSON, gathered into
+  // Blobs as it is read (sizes are counted in UTF-16 characters: about bytes).
   function storeWriter() {
-    const parts = [];
-    let part = null;
+    let records = [];
+    let chars = 0;
+    let count = 0;
+    let blobs = null; // NDJSON from here on
     let pieces = [];
     let pieceChars = 0;
     const flush = () => {
-      if (pieces.length) part.blobs.push(new Blob(pieces));
+      if (pieces.length) blobs.push(new Blob(pieces));
       pieces = [];
       pieceChars = 0;
     };
-    const close = () => {
-      flush();
-      part.blobs.push("\n]\n");
-      parts.push(part);
-      part = null;
+    const line = (text) => {
+      pieces.push(text + "\n");
+      pieceChars += text.length + 1;
+      if (pieceChars >= PIECE_CHARS) flush();
     };
     return {
       add(text) {
-        if (part && part.count > 0 && part.chars + text.length > PART_BYTES) close();
-        if (!part) part = { blobs: ["["], count: 0, chars: 1 };
-        const piece = (part.count ? ",\n" : "\n") + text;
-        pieces.push(piece);
-        pieceChars += piece.length;
-        part.chars += piece.length;
-        part.count += 1;
-        if (pieceChars >= PIECE_CHARS) flush();
+        count += 1;
+        if (blobs) return line(text);
+        records.push(text);
+        chars += text.length;
+        if (chars > NDJSON_BYTES) {
+          blobs = [];
+          records.forEach(line);
+          records = null;
+        }
       },
       finish() {
-        if (!part) part = { blobs: ["["], count: 0, chars: 1 }; // an empty store is []
-        close();
-        return parts;
+        if (blobs) {
+          flush();
+          return { format: "ndjson", count, blob: new Blob(blobs, { type: "application/x-ndjson" }) };
+        }
+        const body = records.length ? "[\n" + records.join(",\n") + "\n]\n" : "[]\n"; // an empty store is []
+        return { format: "array", count, blob: new Blob([body], { type: "application/json" }) };
       },
     };
   }
@@ -140,7 +150,7 @@
   const names = Array.from(db.objectStoreNames);
   const exportedAt = new Date().toISOString();
   const counts = {};
-  const parts = {};
+  const written = {};
   try {
     const tx = db.transaction(names, "readonly"); // one transaction: one consistent snapshot
     const finished = new Promise((resolve, reject) => {
@@ -167,8 +177,8 @@
       }
       if (n !== expected) throw new Error(`${name}: read ${n} records but the store holds ${expected}`);
       counts[name] = n;
-      parts[name] = writer.finish();
-      console.log(`[etl export] ${name}: ${n} records in ${parts[name].length} file(s)`);
+      written[name] = writer.finish();
+      console.log(`[etl export] ${name}: ${n} records (${written[name].format})`);
     }
     await finished;
   } finally {
@@ -178,13 +188,10 @@
   const files = {};
   const downloads = [];
   for (const name of names) {
-    const many = parts[name].length > 1;
-    files[name] = parts[name].map((p, i) => ({
-      path: many ? `${name}.part-${String(i + 1).padStart(4, "0")}.json` : `${name}.json`,
-      format: "array",
-      count: p.count,
-    }));
-    parts[name].forEach((p, i) => downloads.push([files[name][i].path, new Blob(p.blobs, { type: "application/json" })]));
+    const { format, count, blob } = written[name];
+    const path = `${name}.${format === "ndjson" ? "ndjson" : "json"}`;
+    files[name] = [{ path, format, count }];
+    downloads.push([path, blob]);
   }
   const summary = {
     databaseName: db.name,

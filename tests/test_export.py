@@ -145,14 +145,6 @@ def test_cli_part_size(tmp_path):
     assert len(read_summary(tmp_path / "out")["files"]["tickets"]) == 3  # 3.2 MB in parts of about 1 MB
 
 
-def test_the_snippets_parts_are_the_size_the_export_keeps():
-    from etl.export import PART_BYTES
-    from etl.snippet import snippet_source
-
-    mb = re.search(r"PART_BYTES\) \|\| (\d+) \* 1024 \* 1024", snippet_source())
-    assert mb and int(mb[1]) << 20 == PART_BYTES
-
-
 @pytest.mark.parametrize("trap", ["in-strings", "nested"])
 def test_a_cut_that_is_not_between_records_falls_back_to_the_whole_file(tmp_path, trap):
     # Every "}, {" in the file but the record boundaries lies inside a string or a nested array:

@@ -193,17 +193,19 @@ def test_the_page_really_stored_dates(chromium, page_url, browser_export):
         context.close()
 
 
-def test_a_store_split_into_parts_gives_the_same_records(chromium, page_url, browser_export, tmp_path):
+def test_a_large_store_is_written_as_ndjson_and_gives_the_same_records(chromium, page_url, browser_export, tmp_path):
     summary = run_snippet(chromium, page_url, tmp_path / "downloads", seed=browser_export.written,
-                          options={"__ETL_EXPORT_PART_BYTES": 3000})
-    parts = [f["path"] for f in summary["files"]["tickets"]]
-    assert len(parts) >= 3 and parts[0] == "tickets.part-0001.json"
-    assert sum(f["count"] for f in summary["files"]["tickets"]) == len(browser_export.written["tickets"])
+                          options={"__ETL_EXPORT_NDJSON_BYTES": 3000})
+    tickets = browser_export.written["tickets"]
+    assert summary["files"]["tickets"] == [{"path": "tickets.ndjson", "format": "ndjson", "count": len(tickets)}]
+    lines = (tmp_path / "downloads" / "tickets.ndjson").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == len(tickets) and all(line.startswith("{") for line in lines)  # one record per line
+    assert summary["files"]["vendors"][0]["path"] == "vendors.json"  # a small store stays an array
     result = export(tmp_path / "downloads", tmp_path / "export")
-    assert [p.name for p, _ in export_files(tmp_path / "export", "tickets")] == parts
+    assert export_files(tmp_path / "export", "tickets") == [(tmp_path / "export" / "tickets.ndjson", "newline_delimited")]
     for name in make_forms.RECORDS:
         assert records(tmp_path / "export", name) == browser_export.expected[name], name
-    assert result.counts["tickets"] == len(browser_export.written["tickets"])
+    assert result.counts["tickets"] == len(tickets)
 
 
 def test_the_bookmarklet_runs_the_same_snippet(chromium, page_url, browser_export, tmp_path):
