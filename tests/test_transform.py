@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -14,7 +17,10 @@ from etl.export import export, read_records, read_summary
 from etl.sample import write_sample
 from etl.stage import read_stage, rejects_path, stage_path, stage_summary
 from etl.stores import STORES, store
+from etl import transform as transform_module
 from etl.transform import INCIDENT_UPLOAD_GAP_MS, transform
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -183,17 +189,59 @@ def test_parts_cut_from_one_array_stage_like_the_whole_file(tmp_path, sample):
     assert (reject["file"], reject["record"], reject["field"]) == ("tickets.json", 450, "openTime")
 
 
+def test_ndjson_stages_like_the_array_in_file_order(tmp_path, sample, monkeypatch):
+    # The snippet writes a large store as NDJSON, which DuckDB reads in several buffers side by
+    # side (small ones here): the rows keep the file's order and a reject names its line.
+    monkeypatch.setattr(transform_module, "MAX_OBJECT_BYTES", 1 << 16)
+    raw = {"array": tmp_path / "raw-array", "ndjson": tmp_path / "raw-ndjson"}
+    for folder in raw.values():
+        folder.mkdir()
+    for s in STORES:
+        records = read_records(sample, s.name)
+        if s.name == "tickets":
+            records[450]["openTime"] = "not a time"
+            (raw["ndjson"] / "tickets.ndjson").write_text("".join(json.dumps(r) + "\n" for r in records))
+            assert (raw["ndjson"] / "tickets.ndjson").stat().st_size > 10 << 16  # more than ten buffers
+        else:
+            (raw["ndjson"] / f"{s.name}.json").write_text(json.dumps(records))
+        (raw["array"] / f"{s.name}.json").write_text(json.dumps(records))
+    for form, folder in raw.items():
+        export(folder, tmp_path / f"export-{form}")
+        transform(tmp_path / f"export-{form}", tmp_path / f"stage-{form}")
+    for s in STORES:
+        nd, arr = (read_stage(tmp_path / f"stage-{f}", s) for f in ("ndjson", "array"))
+        assert nd.equals(arr), s.name
+    assert read_stage(tmp_path / "stage-ndjson", store("tickets"))["id"].to_list() == [
+        r["id"] for i, r in enumerate(read_records(sample, "tickets")) if i != 450]
+    reject = pl.read_parquet(rejects_path(tmp_path / "stage-ndjson", store("tickets"))).row(0, named=True)
+    assert (reject["file"], reject["record"], reject["field"]) == ("tickets.ndjson", 450, "openTime")
+
+
+TIME_FORMS = {
+    "zone-less": "2024-07-15T17:35:00", "Z": "2024-07-15T17:35:00.250Z", "+hh:mm": "2024-07-16T00:35:00+07:00",
+    "+hhmm": "2024-07-16T00:35:00+0700", "+hh": "2024-07-16T00:35:00+07", "-hh:mm": "2024-07-15T14:05:00-03:30",
+    "date": {"$date": 1721064900000}, "epoch": 1721064900000,
+}
+TIME_WANTED = {k: datetime(2024, 7, 15, 17, 35, 0, 250_000 if k == "Z" else 0) for k in TIME_FORMS}
+
+
 def test_times_in_every_stored_form_become_utc(tmp_path):
-    forms = {
-        "zone-less": "2024-07-15T17:35:00", "Z": "2024-07-15T17:35:00.250Z", "+hh:mm": "2024-07-16T00:35:00+07:00",
-        "+hhmm": "2024-07-16T00:35:00+0700", "+hh": "2024-07-16T00:35:00+07", "-hh:mm": "2024-07-15T14:05:00-03:30",
-        "date": {"$date": 1721064900000}, "epoch": 1721064900000,
-    }
-    export = write_export(tmp_path / "e", tickets=[ticket(k, closeTime=v) for k, v in forms.items()])
+    export = write_export(tmp_path / "e", tickets=[ticket(k, closeTime=v) for k, v in TIME_FORMS.items()])
     transform(export, tmp_path / "stage")
     got = dict(read_stage(tmp_path / "stage", store("tickets")).select("id", "close_time").iter_rows())
-    want = datetime(2024, 7, 15, 17, 35)
-    assert got == {k: want.replace(microsecond=250_000) if k == "Z" else want for k in forms}
+    assert got == TIME_WANTED
+
+
+def test_times_do_not_depend_on_the_machines_time_zone(tmp_path):
+    # Stores are staged on several threads, each with its own DuckDB cursor: every one must work in UTC.
+    export = write_export(tmp_path / "e", tickets=[ticket(k, closeTime=v) for k, v in TIME_FORMS.items()],
+                          incidents=[{"id": "i1", "startTime": "2024-07-16T00:35:00+07:00"}])
+    done = subprocess.run([sys.executable, "-m", "etl", "transform", "--in", str(export), "--out", str(tmp_path / "stage")],
+                          capture_output=True, text=True, cwd=ROOT, env={**os.environ, "TZ": "Asia/Jakarta"}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    got = dict(read_stage(tmp_path / "stage", store("tickets")).select("id", "close_time").iter_rows())
+    assert got == TIME_WANTED
+    assert read_stage(tmp_path / "stage", store("incidents"))["start_time"].to_list() == [datetime(2024, 7, 15, 17, 35)]
 
 
 def test_blank_and_out_of_range_times(tmp_path):
