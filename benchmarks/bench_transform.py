@@ -40,7 +40,7 @@ def main() -> None:
         if not tree.exists():
             subprocess.run(["git", "worktree", "add", "--detach", str(tree), rev], cwd=ROOT, check=True, capture_output=True)
         sources[f"whole, code of {rev}"], cwd[f"whole, code of {rev}"] = sample_export(args.tickets), tree
-    size = sum(p.stat().st_size for p in sources[chosen[0]].glob("*.json") if p.name != "export-summary.json") / 2**20
+    size = sum(p.stat().st_size for p in sources[chosen[0]].glob("*json") if p.name != "export-summary.json") / 2**20
     print(f"\n{args.tickets:,} tickets, {size:,.0f} MB of JSON; load average {os.getloadavg()[0]:.1f}")
     print("| layout | run | `etl export` s | `etl transform` s | export + transform s | peak RSS (MB) |\n|---|---|---|---|---|---|")
     last = None

@@ -17,9 +17,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.text import Text
 from rich.markup import escape
 
-from . import playbook
 from .config import load_settings, mask_uri
 from .errors import EtlError
+
+# Each command imports the stage it runs, and etl.playbook (which loads the MySQL client) only
+# where it is used: `etl export` and `etl transform` start sooner.
 
 app = typer.Typer(
     help="Move the helpdesk app's IndexedDB data into MySQL, prove the move was exact, and run the cutover safely.\n\n"
@@ -69,6 +71,7 @@ def show(result) -> None:
 @cli_errors
 def db_up():
     """Start the project-local server under RUNTIME_DIR/mysql (reuses one already running)."""
+    from . import playbook
     show(playbook.db_up(load_settings()))
 
 
@@ -76,6 +79,7 @@ def db_up():
 @cli_errors
 def db_down():
     """Stop the project-local server."""
+    from . import playbook
     stopped = playbook.db_down(load_settings())
     show(f"stopped {stopped}" if stopped else "no project-local server is running")
 
@@ -84,6 +88,7 @@ def db_down():
 @cli_errors
 def db_status():
     """Say which server commands use, and whether the project-local one runs."""
+    from . import playbook
     show(playbook.db_status(load_settings()))
 
 
@@ -94,6 +99,7 @@ def db_status():
 @cli_errors
 def schema_apply(mysql: Optional[str] = MysqlOpt):
     """Create the database if needed and apply sql/schema.mysql.sql (safe to repeat)."""
+    from . import playbook
     show(playbook.schema_apply(load_settings(mysql_uri=mysql)))
 
 
@@ -234,6 +240,7 @@ def load_cmd(
 
     Each chunk is recorded in the table etl_load_ledger; a run that was interrupted is continued by the next. Rows the server refuses go to STAGE/load/<table>.rejects.parquet.
     """
+    from . import playbook
     from .load import load as run
 
     settings = load_settings(mysql_uri=mysql, stage_dir=stage, chunk_size=chunk_size)
@@ -259,6 +266,7 @@ def parity(
 
     Writes RUNTIME_DIR/parity/<time>/report.json and report.html (a heatmap of buckets linking to the differing rows).
     """
+    from . import playbook
     from .parity import parity as run
 
     settings = load_settings(mysql_uri=dst_mysql)
@@ -315,6 +323,8 @@ def migrate(
     sample_tickets: int = typer.Option(30000, help="Tickets in the generated sample when no --from is given."),
 ):
     """Run the playbook: server, schema, export, and every later stage, recording the run in RUNTIME_DIR."""
+    from . import playbook
+
     settings = load_settings(mysql_uri=mysql)
     show(playbook.migrate(settings, source=export, sample_tickets=sample_tickets, echo=show))
 
