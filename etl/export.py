@@ -170,7 +170,9 @@ def read_records(export_dir: Path, store_name: str | Store) -> list[dict]:
     out: list[dict] = []
     for path, fmt in export_files(export_dir, store_name):
         text = path.read_text(encoding="utf-8")
-        out += json.loads(text) if fmt == ARRAY else [json.loads(line) for line in text.splitlines() if line.strip()]
+        # NDJSON ends a record at "\n" only: str.splitlines() would also split at U+2028, U+0085,
+        # ..., which JSON.stringify leaves raw inside strings.
+        out += json.loads(text) if fmt == ARRAY else [json.loads(line) for line in text.split("\n") if line.strip()]
     return out
 
 

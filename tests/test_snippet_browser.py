@@ -43,7 +43,9 @@ def _written() -> dict[str, list[dict]]:
     {"$date": ms} becomes a Date in the page; {"$undefined": true} a property holding undefined."""
     stores = copy.deepcopy(make_forms.RECORDS)
     stores["tickets"].append({**make_forms.TICKETS[0], "id": "undefined-props", "cause": {"$undefined": True},
-                              "note": "ends with a lone emoji 🇮🇩"})
+                              "note": "ends with a lone emoji 🇮🇩",
+                              # JSON.stringify leaves these raw; in NDJSON only "\n" ends a record.
+                              "handling3": "line\u2028separator\u2029paragraph\u0085next line\u000bvt"})
     stores["vendors"].append({"name": "Vendor with an auto-increment id", "isActive": True,
                               "createdAt": {"$date": 0}, "updatedAt": {"$date": -86400000}})  # 1970, and before it
     stores["users"] = make_forms.USERS
@@ -198,8 +200,9 @@ def test_a_large_store_is_written_as_ndjson_and_gives_the_same_records(chromium,
                           options={"__ETL_EXPORT_NDJSON_BYTES": 3000})
     tickets = browser_export.written["tickets"]
     assert summary["files"]["tickets"] == [{"path": "tickets.ndjson", "format": "ndjson", "count": len(tickets)}]
-    lines = (tmp_path / "downloads" / "tickets.ndjson").read_text(encoding="utf-8").splitlines()
-    assert len(lines) == len(tickets) and all(line.startswith("{") for line in lines)  # one record per line
+    lines = (tmp_path / "downloads" / "tickets.ndjson").read_text(encoding="utf-8").split("\n")
+    assert lines.pop() == "" and len(lines) == len(tickets)  # one record per line, each ended by "\n"
+    assert all(line.startswith("{") and line.endswith("}") for line in lines)
     assert summary["files"]["vendors"][0]["path"] == "vendors.json"  # a small store stays an array
     result = export(tmp_path / "downloads", tmp_path / "export")
     assert export_files(tmp_path / "export", "tickets") == [(tmp_path / "export" / "tickets.ndjson", "newline_delimited")]
