@@ -510,15 +510,15 @@ def transform(export_dir: Path, stage_dir: Path) -> TransformResult:
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "rejects").mkdir(parents=True)
     con = duck.connect(string_views=True)
+    # Two stores at a time: a store's Python steps and Parquet writing leave DuckDB's threads
+    # idle now and then, and the other store's reading fills the gaps.
+    pool = ThreadPoolExecutor(max_workers=PARALLEL_STORES)
     metas: dict[str, pl.DataFrame] = {}
     counts: dict[str, StoreCounts] = {}
     try:
-        # Two stores at a time: a store's Python steps and Parquet writing leave DuckDB's
-        # threads idle now and then, and the other store's reading fills the gaps.
         # uploadSessions comes last: the sessions rebuilt from the other stores are added to it.
         first = [s for s in STORES if s.name not in missing and s.name != "uploadSessions"]
-        with ThreadPoolExecutor(max_workers=PARALLEL_STORES) as pool:
-            futures = [pool.submit(_stage_store, con, export_dir, tmp, s) for s in first]
+        futures = [pool.submit(_stage_store, con, export_dir, tmp, s) for s in first]
         for store, future in zip(first, futures):  # the first failure in store order is the one reported
             counts[store.name], metas[store.name] = future.result()
         sessions = store_by_name("uploadSessions")
@@ -534,9 +534,11 @@ def transform(export_dir: Path, stage_dir: Path) -> TransformResult:
             if not c.balanced:
                 raise TransformError(f"records in != staged + rejected: {c}", store=name)
     except BaseException:
+        pool.shutdown(cancel_futures=True)  # waits for the store being staged: then nothing writes into tmp
         shutil.rmtree(tmp, ignore_errors=True)  # never leave a half-written stage behind
         raise
     finally:
+        pool.shutdown()
         con.close()
     findings = [f for f in [duration_offset(stage_path(tmp, store_by_name("tickets")))] if f]
     if missing:

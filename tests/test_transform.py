@@ -299,15 +299,16 @@ def test_empty_stores_stage_empty_tables(tmp_path):
     assert read_stage(tmp_path / "stage", store("incidents")).height == 0
 
 
-def test_unreadable_file_fails_cleanly_and_keeps_the_previous_stage(tmp_path, sample):
+@pytest.mark.parametrize("broken", ["tickets", "customers"])  # staged first, and beside the tickets
+def test_unreadable_file_fails_cleanly_and_keeps_the_previous_stage(tmp_path, sample, broken):
     stage = tmp_path / "stage"
     transform(sample, stage)
     before = {p.name: p.read_bytes() for p in stage.glob("*.parquet")}
-    export = write_export(tmp_path / "e", tickets=[ticket("a")])
-    (export / "tickets.json").write_text('[{"id": "a", "openTime": "2024-07-15T17:35:00"}, {"id": "b", "ope')
+    export = write_export(tmp_path / "e", tickets=read_records(sample, "tickets"))
+    (export / f"{broken}.json").write_text('[{"id": "a", "openTime": "2024-07-15T17:35:00"}, {"id": "b", "ope')
     with pytest.raises(TransformError) as e:
         transform(export, stage)
-    assert "tickets.json" in str(e.value) and "store tickets" in str(e.value)
+    assert f"{broken}.json" in str(e.value) and f"store {broken}" in str(e.value)
     assert {p.name: p.read_bytes() for p in stage.glob("*.parquet")} == before
     assert not list(tmp_path.glob(".stage.tmp-*"))
 
