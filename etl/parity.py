@@ -490,7 +490,7 @@ class ParityResult:
             lines.append(f"  not in the stage: {', '.join(self.skipped)}")
         full = [t.table for t in self.tables if t.method == "rows"]
         if full:
-            lines.append(f"  read in full (no {DIGEST} column: made by an older schema): {', '.join(full)}")
+            lines.append(f"  read in full (no {DIGEST} column of this version: made by an older schema): {', '.join(full)}")
         lines.append(f"  report: {self.report_dir}/report.html (and report.json)")
         return "\n".join(lines)
 

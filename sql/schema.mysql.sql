@@ -23,8 +23,9 @@
 --   nothing here depends on them.
 -- * row_digest is `GENERATED ALWAYS AS (...) STORED INVISIBLE` on both; INVISIBLE needs
 --   MySQL 8.0.23+ (MariaDB 10.3+). Its expression uses only functions both define the same
---   way (CONCAT_WS, IFNULL, LENGTH in bytes, MD5, CONV), over DATETIME (not TIMESTAMP), so no
---   session setting (time zone, sql_mode) changes a digest.
+--   way (CONCAT_WS, IFNULL, LENGTH in bytes, SHA2, CONV), over DATETIME (not TIMESTAMP), so no
+--   session setting (time zone, sql_mode) changes a digest. MySQL refuses MD5 and SHA1 in a
+--   generated column (error 3763); MariaDB takes both. Its COMMENT names the definition.
 -- * triggers are single statements, so they need no DELIMITER; procedures use one.
 --   With binary logging on, MySQL 8 needs log_bin_trust_function_creators=1 (or
 --   SUPER) to create triggers; MariaDB needs the TRIGGER privilege only.
@@ -84,7 +85,7 @@ CREATE TABLE IF NOT EXISTS tickets (
   sla_24h                      TINYINT(1),
   created_at                   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
   updated_at                   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3),
-  row_digest                   BIGINT GENERATED ALWAYS AS (CAST(CONV(LEFT(MD5(CONCAT_WS(',',
+  row_digest                   BIGINT GENERATED ALWAYS AS (CAST(CONV(LEFT(SHA2(CONCAT_WS(',',
       IFNULL(CONCAT(LENGTH(`id`), ':', `id`), 'N'),
       IFNULL(CONCAT(LENGTH(`customer_id`), ':', `customer_id`), 'N'),
       IFNULL(CONCAT(LENGTH(`name`), ':', `name`), 'N'),
@@ -132,7 +133,8 @@ CREATE TABLE IF NOT EXISTS tickets (
       IFNULL(CONCAT(LENGTH(`upload_session_id`), ':', `upload_session_id`), 'N'),
       IFNULL(`sla_4h`, 'N'),
       IFNULL(`sla_8h`, 'N'),
-      IFNULL(`sla_24h`, 'N'))), 15), 16, 10) AS SIGNED)) STORED INVISIBLE,
+      IFNULL(`sla_24h`, 'N')), 256), 15), 16, 10) AS SIGNED)) STORED INVISIBLE
+                               COMMENT 'SHA-256 of the described columns, 60 bits (etl/digest.py)',
   PRIMARY KEY (id),
   KEY idx_tickets_open_time (open_time),
   KEY idx_tickets_name (name),
@@ -184,7 +186,7 @@ CREATE TABLE IF NOT EXISTS incidents (
   upload_session_id            VARCHAR(64),
   created_at                   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
   updated_at                   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3),
-  row_digest                   BIGINT GENERATED ALWAYS AS (CAST(CONV(LEFT(MD5(CONCAT_WS(',',
+  row_digest                   BIGINT GENERATED ALWAYS AS (CAST(CONV(LEFT(SHA2(CONCAT_WS(',',
       IFNULL(CONCAT(LENGTH(`id`), ':', `id`), 'N'),
       IFNULL(CONCAT(LENGTH(`no_case`), ':', `no_case`), 'N'),
       IFNULL(CONCAT(LENGTH(`priority`), ':', `priority`), 'N'),
@@ -218,7 +220,8 @@ CREATE TABLE IF NOT EXISTS incidents (
       IFNULL(CONCAT(LENGTH(`batch_id`), ':', `batch_id`), 'N'),
       IFNULL(CONCAT(LENGTH(`file_name`), ':', `file_name`), 'N'),
       IFNULL(CONCAT(LENGTH(`file_hash`), ':', `file_hash`), 'N'),
-      IFNULL(CONCAT(LENGTH(`upload_session_id`), ':', `upload_session_id`), 'N'))), 15), 16, 10) AS SIGNED)) STORED INVISIBLE,
+      IFNULL(CONCAT(LENGTH(`upload_session_id`), ':', `upload_session_id`), 'N')), 256), 15), 16, 10) AS SIGNED)) STORED INVISIBLE
+                               COMMENT 'SHA-256 of the described columns, 60 bits (etl/digest.py)',
   PRIMARY KEY (id),
   KEY idx_incidents_start_time (start_time),
   KEY idx_incidents_status (status),
@@ -248,7 +251,7 @@ CREATE TABLE IF NOT EXISTS customers (
   upload_session_id            VARCHAR(64),
   created_at                   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
   updated_at                   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3),
-  row_digest                   BIGINT GENERATED ALWAYS AS (CAST(CONV(LEFT(MD5(CONCAT_WS(',',
+  row_digest                   BIGINT GENERATED ALWAYS AS (CAST(CONV(LEFT(SHA2(CONCAT_WS(',',
       IFNULL(CONCAT(LENGTH(`id`), ':', `id`), 'N'),
       IFNULL(CONCAT(LENGTH(`nama`), ':', `nama`), 'N'),
       IFNULL(CONCAT(LENGTH(`jenis_klien`), ':', `jenis_klien`), 'N'),
@@ -258,7 +261,8 @@ CREATE TABLE IF NOT EXISTS customers (
       IFNULL(CONCAT(LENGTH(`batch_id`), ':', `batch_id`), 'N'),
       IFNULL(CONCAT(LENGTH(`file_name`), ':', `file_name`), 'N'),
       IFNULL(CONCAT(LENGTH(`file_hash`), ':', `file_hash`), 'N'),
-      IFNULL(CONCAT(LENGTH(`upload_session_id`), ':', `upload_session_id`), 'N'))), 15), 16, 10) AS SIGNED)) STORED INVISIBLE,
+      IFNULL(CONCAT(LENGTH(`upload_session_id`), ':', `upload_session_id`), 'N')), 256), 15), 16, 10) AS SIGNED)) STORED INVISIBLE
+                               COMMENT 'SHA-256 of the described columns, 60 bits (etl/digest.py)',
   PRIMARY KEY (id),
   KEY idx_customers_nama (nama),
   KEY idx_customers_jenis_klien (jenis_klien),
@@ -281,7 +285,7 @@ CREATE TABLE IF NOT EXISTS vendors (
   is_active                    TINYINT(1),
   created_at                   DATETIME(3),
   updated_at                   DATETIME(3),
-  row_digest                   BIGINT GENERATED ALWAYS AS (CAST(CONV(LEFT(MD5(CONCAT_WS(',',
+  row_digest                   BIGINT GENERATED ALWAYS AS (CAST(CONV(LEFT(SHA2(CONCAT_WS(',',
       IFNULL(`id`, 'N'),
       IFNULL(CONCAT(LENGTH(`name`), ':', `name`), 'N'),
       IFNULL(CONCAT(LENGTH(`description`), ':', `description`), 'N'),
@@ -290,7 +294,8 @@ CREATE TABLE IF NOT EXISTS vendors (
       IFNULL(CONCAT(LENGTH(`phone`), ':', `phone`), 'N'),
       IFNULL(`is_active`, 'N'),
       IFNULL(`created_at`, 'N'),
-      IFNULL(`updated_at`, 'N'))), 15), 16, 10) AS SIGNED)) STORED INVISIBLE,
+      IFNULL(`updated_at`, 'N')), 256), 15), 16, 10) AS SIGNED)) STORED INVISIBLE
+                               COMMENT 'SHA-256 of the described columns, 60 bits (etl/digest.py)',
   PRIMARY KEY (id),
   KEY idx_vendors_name (name),
   KEY idx_vendors_is_active (is_active),
@@ -313,7 +318,7 @@ CREATE TABLE IF NOT EXISTS upload_sessions (
   reconstructed                TINYINT(1) NOT NULL,
   created_at                   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
   updated_at                   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3),
-  row_digest                   BIGINT GENERATED ALWAYS AS (CAST(CONV(LEFT(MD5(CONCAT_WS(',',
+  row_digest                   BIGINT GENERATED ALWAYS AS (CAST(CONV(LEFT(SHA2(CONCAT_WS(',',
       IFNULL(CONCAT(LENGTH(`id`), ':', `id`), 'N'),
       IFNULL(CONCAT(LENGTH(`file_name`), ':', `file_name`), 'N'),
       IFNULL(CONCAT(LENGTH(`file_hash`), ':', `file_hash`), 'N'),
@@ -325,7 +330,8 @@ CREATE TABLE IF NOT EXISTS upload_sessions (
       IFNULL(CONCAT(LENGTH(`data_type`), ':', `data_type`), 'N'),
       IFNULL(CONCAT(LENGTH(`status`), ':', `status`), 'N'),
       IFNULL(CONCAT(LENGTH(`error_log`), ':', `error_log`), 'N'),
-      IFNULL(`reconstructed`, 'N'))), 15), 16, 10) AS SIGNED)) STORED INVISIBLE,
+      IFNULL(`reconstructed`, 'N')), 256), 15), 16, 10) AS SIGNED)) STORED INVISIBLE
+                               COMMENT 'SHA-256 of the described columns, 60 bits (etl/digest.py)',
   PRIMARY KEY (id),
   KEY idx_upload_sessions_file_name (file_name),
   KEY idx_upload_sessions_file_hash (file_hash),
