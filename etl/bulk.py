@@ -67,6 +67,7 @@ ROW_ERRORS = {
 }
 # The server or client refuses LOCAL INFILE: fall back to INSERT for the rest of the load.
 LOCAL_REFUSED = {1148, 2068, 3948, 4166}
+NOT_NULL = 1048  # the server's code for "Column '...' cannot be null", given to rows refused before sending
 
 
 def tsv_frame(rows: pl.DataFrame, store: Store) -> pl.DataFrame:
@@ -137,11 +138,33 @@ class Writer:
         """Write `rows` into `table`; returns (affected rows, refused rows). Refused rows are not written."""
         refused: list[Refusal] = []
         try:
-            written = self._write(table, rows, prepared, 0, 0, refused) if rows.height else 0
+            rows, positions = self._refuse_nulls(rows, refused)
+            if positions is not None and prepared is not None:
+                prepared.unlink(missing_ok=True)  # it holds the refused rows too
+                prepared = None
+            sent: list[Refusal] = []
+            written = self._write(table, rows, prepared, 0, 0, sent) if rows.height else 0
+            refused += [Refusal(int(positions[r.row]), r.code, r.message) if positions is not None else r for r in sent]
         finally:
             if prepared is not None:
                 prepared.unlink(missing_ok=True)
-        return written, refused
+        return written, sorted(refused, key=lambda r: r.row)
+
+    def _refuse_nulls(self, rows: pl.DataFrame, refused: list[Refusal]):
+        """Refuse the rows holding NULL in a NOT NULL column before the server sees them: MySQL's
+        LOAD DATA LOCAL stores the column's implicit default instead (a zero date, 0, ''), without
+        even a warning (seen on MySQL 9.7). Returns the rows to send and their positions in
+        `rows` (None when all are sent)."""
+        required = [c.name for c in self.store.columns if not c.nullable]
+        if not required or rows.height == 0:
+            return rows, None
+        nulls = rows.select(pl.any_horizontal(pl.col(c).is_null() for c in required)).to_series()
+        if not nulls.any():
+            return rows, None
+        for i in nulls.arg_true().to_list():
+            column = next(c for c in required if rows[i, c] is None)
+            refused.append(Refusal(i, NOT_NULL, f"Column '{column}' cannot be null (refused before sending)"))
+        return rows.filter(~nulls), (~nulls).arg_true().to_numpy()
 
     def _write(self, table, rows, prepared, depth, offset, refused) -> int:
         savepoint = f"etl_batch_{depth}"
