@@ -47,6 +47,10 @@ docs: venv ## Build the Great Expectations data docs: expectations/gx/uncommitte
 test: venv system-deps ## Run the test suite against real MySQL, DuckDB and files
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
+test-mysql: venv system-deps ## The test suite against Oracle MySQL (Debian sid's, in a chroot; root; builds it the first time)
+	tests/mysql/chroot.sh up
+	ETL_TEST_MYSQL_URI=mysql://root@127.0.0.1:$${MYSQL_CHROOT_PORT:-3307}/etl_test $(VENV)/bin/pytest $(PYTEST_ARGS)
+
 db-up: venv ## Start the project-local MySQL server
 	$(ETL) db up
 
@@ -59,4 +63,4 @@ duckdb: venv ## Open a DuckDB prompt on the staged data (views per table, reject
 clean: ## Remove generated data (keeps the virtual environment and the local server's data)
 	rm -rf data/stage runtime/sample-export runtime/runs
 
-.PHONY: help venv system-deps migrate load parity docs test db-up db-down duckdb clean
+.PHONY: help venv system-deps migrate load parity docs test test-mysql db-up db-down duckdb clean
