@@ -97,10 +97,17 @@ def db_status():
 
 @schema_app.command("apply")
 @cli_errors
-def schema_apply(mysql: Optional[str] = MysqlOpt):
-    """Create the database if needed and apply sql/schema.mysql.sql (safe to repeat)."""
+def schema_apply(
+    mysql: Optional[str] = MysqlOpt,
+    upgrade_digests: bool = typer.Option(False, "--upgrade-digests", help="Give tables made by an older schema the "
+                                         "current row_digest column (a table copy per table, blocking its writes while it runs)."),
+):
+    """Create the database if needed and apply sql/schema.mysql.sql (safe to repeat).
+
+    Existing tables keep their columns; one made by an older schema without the current row_digest is named (parity and the load's checks then read it in full) and, with --upgrade-digests, given it.
+    """
     from . import playbook
-    show(playbook.schema_apply(load_settings(mysql_uri=mysql)))
+    show(playbook.schema_apply(load_settings(mysql_uri=mysql), upgrade_digests=upgrade_digests))
 
 
 # ---------------------------------------------------------------- sample

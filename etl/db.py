@@ -150,14 +150,29 @@ class SchemaResult:
     views: int
     routines: int
     triggers: int
+    outdated_digests: tuple[str, ...] = ()  # tables made by an older schema, left as they are
+    upgraded_digests: tuple[str, ...] = ()  # tables given the current row_digest (--upgrade-digests)
 
     def __str__(self) -> str:
-        return (f"schema applied to {self.target}: {self.statements} statements; "
-                f"{self.tables} tables, {self.views} views, {self.routines} procedures, {self.triggers} triggers")
+        lines = [f"schema applied to {self.target}: {self.statements} statements; "
+                 f"{self.tables} tables, {self.views} views, {self.routines} procedures, {self.triggers} triggers"]
+        if self.upgraded_digests:
+            lines.append(f"  row_digest brought to the current definition in: {', '.join(self.upgraded_digests)}")
+        if self.outdated_digests:
+            lines.append(f"  note: {', '.join(self.outdated_digests)} lack the current row_digest (made by an older "
+                         "schema): parity and the load's checks read them in full. `etl schema apply "
+                         "--upgrade-digests` adds it (a table copy, which blocks writes while it runs)")
+        return "\n".join(lines)
 
 
-def apply_schema(target: MySQLTarget, schema_file: Path = SCHEMA_FILE) -> SchemaResult:
-    """Create the database when missing and apply the schema; safe to run again."""
+def apply_schema(target: MySQLTarget, schema_file: Path = SCHEMA_FILE, *, upgrade_digests: bool = False) -> SchemaResult:
+    """Create the database when missing and apply the schema; safe to run again.
+
+    Tables made by an older schema keep their columns (`CREATE TABLE IF NOT EXISTS`): one
+    without the current `row_digest` is named in the result, and given it with `upgrade_digests`."""
+    from . import digest
+    from .stores import STORES
+
     sql = schema_file.read_text(encoding="utf-8")
     with target.connect(database=False) as conn, conn.cursor() as cur:
         cur.execute(f"CREATE DATABASE IF NOT EXISTS `{target.database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
@@ -179,4 +194,10 @@ def apply_schema(target: MySQLTarget, schema_file: Path = SCHEMA_FILE) -> Schema
         (routines,) = cur.fetchone()
         cur.execute("SELECT COUNT(*) FROM information_schema.triggers WHERE trigger_schema = DATABASE()")
         (triggers,) = cur.fetchone()
-    return SchemaResult(str(target), len(statements), kinds.get("BASE TABLE", 0), kinds.get("VIEW", 0), routines, triggers)
+        outdated = digest.outdated(conn, STORES)
+        if upgrade_digests:
+            for store in outdated:
+                digest.upgrade(conn, store)
+    return SchemaResult(str(target), len(statements), kinds.get("BASE TABLE", 0), kinds.get("VIEW", 0), routines, triggers,
+                        () if upgrade_digests else tuple(s.table for s in outdated),
+                        tuple(s.table for s in outdated) if upgrade_digests else ())

@@ -96,6 +96,22 @@ def has_digest(conn, table: str) -> bool:
         return cur.fetchone()[0] == 1
 
 
+def outdated(conn, stores) -> list[Store]:
+    """The stores whose table lacks this module's `row_digest` (made by an older schema: no such
+    column, or one of another definition). `CREATE TABLE IF NOT EXISTS` leaves them as they are."""
+    return [s for s in stores if not has_digest(conn, s.table)]
+
+
+def upgrade(conn, store: Store) -> None:
+    """Give `store`'s table this module's `row_digest`. The server computes it for every row: a
+    table copy, which blocks writes to the table while it runs."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE() "
+                    "AND table_name = %s AND column_name = %s", (store.table, DIGEST))
+        verb = "MODIFY" if cur.fetchone()[0] else "ADD"
+        cur.execute(f"ALTER TABLE `{store.table}` {verb} COLUMN {column_sql(store)}")
+
+
 # ---------------------------------------------------------------- the stage's digests, kept
 
 

@@ -8,7 +8,8 @@ import subprocess
 import pytest
 
 from etl.db import SCHEMA_FILE, apply_schema, split_statements
-from etl.stores import STORES
+from etl.digest import has_digest, mysql_expression
+from etl.stores import STORES, store
 
 
 def _snapshot(target) -> dict:
@@ -49,6 +50,27 @@ def test_schema_applies_twice_without_change(mysql_target):
         assert cur.fetchone() == ('"mysql"',)
         cur.execute("SELECT role FROM menu_permissions ORDER BY role")
         assert [r[0] for r in cur.fetchall()] == ["admin", "super admin", "user"]
+
+
+def test_tables_of_an_older_schema_are_named_and_given_the_current_digest_on_request(mysql_target):
+    apply_schema(mysql_target)
+    with mysql_target.connect() as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO vendors (id, name) VALUES (1, 'kept'), (2, NULL)")
+        cur.execute("ALTER TABLE vendors DROP COLUMN row_digest")  # made before the digest existed
+        cur.execute("ALTER TABLE incidents MODIFY COLUMN row_digest BIGINT GENERATED ALWAYS AS "  # an earlier definition
+                    "(CAST(CONV(LEFT(SHA2(`id`, 256), 15), 16, 10) AS SIGNED)) STORED INVISIBLE")
+    result = apply_schema(mysql_target)
+    assert result.outdated_digests == ("incidents", "vendors") and not result.upgraded_digests
+    assert "--upgrade-digests" in str(result)
+    result = apply_schema(mysql_target, upgrade_digests=True)
+    assert result.upgraded_digests == ("incidents", "vendors") and not result.outdated_digests
+    with mysql_target.connect() as conn, conn.cursor() as cur:
+        assert all(has_digest(conn, t) for t in ("incidents", "vendors"))
+        cur.execute(f"SELECT COUNT(*) FROM vendors WHERE row_digest = ({mysql_expression(store('vendors'))})")
+        assert cur.fetchone()[0] == 2  # computed for the rows already there
+        cur.execute("SELECT name FROM vendors ORDER BY id")
+        assert cur.fetchall() == (("kept",), (None,))
+    assert apply_schema(mysql_target).outdated_digests == ()
 
 
 @pytest.mark.skipif(not (shutil.which("mariadb") or shutil.which("mysql")), reason="no mysql command-line client")
