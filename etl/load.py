@@ -58,7 +58,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import tempfile
+import shutil
 import threading
 import time
 import uuid
@@ -84,6 +84,7 @@ from .stores import Store
 BATCH_TARGET_ROWS = 50_000
 ORDER = "__order"  # sort key: the primary key as MySQL orders it
 LOAD_DIR = "load"
+WORK_PREFIX = "work-"  # STAGE/load/work-<pid>: the files LOAD DATA reads, while a load runs
 SESSION_TABLES = ("tickets", "incidents", "customers")
 
 Progress = Callable[[str, int, int], None]  # (table, rows done, rows planned)
@@ -227,6 +228,34 @@ def _literal(value) -> str:
 # ---------------------------------------------------------------- the load
 
 
+
+@contextlib.contextmanager
+def _work_dir(out_dir: Path):
+    """STAGE/load/work-<pid> for the batch files LOAD DATA reads (up to a batch of the widest
+    table each), removed at the end. A killed load cannot remove its own: the next load removes
+    those whose process is gone. Beside the stage rather than in /tmp, which may be small."""
+    for old in out_dir.glob(f"{WORK_PREFIX}*"):
+        pid = old.name[len(WORK_PREFIX):]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    work = out_dir / f"{WORK_PREFIX}{os.getpid()}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    try:
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
 def load(stage_dir: Path, target: MySQLTarget, *, chunk_size: int = DEFAULT_CHUNK_SIZE, batch_rows: int | None = None,
          method: str = "auto", delete_missing: bool = False, progress: Progress | None = None) -> LoadResult:
     """Write every staged table into `target` (see the module docstring)."""
@@ -246,7 +275,7 @@ def load(stage_dir: Path, target: MySQLTarget, *, chunk_size: int = DEFAULT_CHUN
     # table loads: the server's LOAD DATA and ALTER TABLE are single-threaded each, and on
     # different tables they use two cores. Two finishers: the small tables' rebuilds need not
     # wait behind the tickets' (23 s of 56 in a 1M load with one).
-    with tempfile.TemporaryDirectory(prefix="etl-load-") as work, _connect(target) as conn, \
+    with _work_dir(out_dir) as work, _connect(target) as conn, \
             ThreadPoolExecutor(2, thread_name_prefix="etl-finish") as finisher, \
             ThreadPoolExecutor(1, thread_name_prefix="etl-digest", initializer=_background, initargs=(19,)) as digester:
         _check_schema(conn, stores)
@@ -262,7 +291,7 @@ def load(stage_dir: Path, target: MySQLTarget, *, chunk_size: int = DEFAULT_CHUN
                     frame = finalize_sessions(frame, counts)
                     finalized = frame.join(counts.rename({"upload_session_id": "id"}), on="id", how="semi").height
                 loader = _TableLoader(target, store, frame, chunk_size=chunk_size, batch_rows=rows_per_batch,
-                                      method=method, delete_missing=delete_missing, workdir=Path(work),
+                                      method=method, delete_missing=delete_missing, workdir=work,
                                       out_dir=out_dir, progress=progress, digests=digests.get(store.table))
                 try:
                     loader.write()

@@ -28,7 +28,7 @@ import pymysql
 import pytest
 
 from etl.db import MySQLTarget, apply_schema
-from etl.load import load
+from etl.load import LOAD_DIR, WORK_PREFIX, load
 from etl.server import LocalServer
 
 from load_helpers import index_names, staged_sample, table_state
@@ -95,6 +95,7 @@ def _wait_for_chunks(target: MySQLTarget, proc: subprocess.Popen, chunks: int, t
 
 def _finish_and_compare(stage: Path, target: MySQLTarget, reference: dict, what: str) -> None:
     load(stage, target, batch_rows=BATCH)  # the re-run: continues from the ledger
+    assert not list((stage / LOAD_DIR).glob(f"{WORK_PREFIX}*")), f"{what}: batch files left behind (seed {SEED})"
     assert _snapshot(target) == reference, f"{what}: database differs from a clean run (seed {SEED})"
     with target.connect() as conn, conn.cursor() as cur:
         cur.execute("SELECT COUNT(*) FROM etl_load_ledger WHERE status NOT IN ('done', 'abandoned')")
