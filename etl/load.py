@@ -78,6 +78,7 @@ from .errors import LoadError
 from .ledger import DELETE, INSERT, UPDATE, Chunk
 from .digest import DIGEST, has_digest, stage_digests
 from .rowhash import HASH, Checksum, checksum, read_digests, read_keys, read_mysql, row_hashes
+from .server import alive
 from .stage import read_stage, stage_path, stage_summary, staged_stores
 from .stores import Store
 
@@ -236,7 +237,7 @@ def _work_dir(out_dir: Path):
     those whose process is gone. Beside the stage rather than in /tmp, which may be small."""
     for old in out_dir.glob(f"{WORK_PREFIX}*"):
         pid = old.name[len(WORK_PREFIX):]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not alive(int(pid)):
             shutil.rmtree(old, ignore_errors=True)
     work = out_dir / f"{WORK_PREFIX}{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
@@ -245,16 +246,6 @@ def _work_dir(out_dir: Path):
         yield work
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process
-    return True
 
 def load(stage_dir: Path, target: MySQLTarget, *, chunk_size: int = DEFAULT_CHUNK_SIZE, batch_rows: int | None = None,
          method: str = "auto", delete_missing: bool = False, progress: Progress | None = None) -> LoadResult:

@@ -83,7 +83,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -135,9 +136,9 @@ class LocalServer:
         if not self.state_file.is_file():
             return None
         info = ServerInfo(**json.loads(self.state_file.read_text()))
-        if _alive(info.pid) and _connectable(info.port):
+        if alive(info.pid) and _connectable(info.port):
             return info
-        if not _alive(info.pid):
+        if not alive(info.pid):
             self.state_file.unlink(missing_ok=True)
         return None
 
@@ -180,10 +181,10 @@ class LocalServer:
         if not self.state_file.is_file():
             return None
         info = ServerInfo(**json.loads(self.state_file.read_text()))
-        if _alive(info.pid):
+        if alive(info.pid):
             os.kill(info.pid, signal.SIGTERM)
             deadline = time.monotonic() + timeout
-            while _alive(info.pid):
+            while alive(info.pid):
                 try:  # reap it when it is our own child
                     os.waitpid(info.pid, os.WNOHANG)
                 except ChildProcessError:
