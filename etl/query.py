@@ -30,10 +30,19 @@ def views(stage_dir: Path, export_dir: Path | None = None) -> dict[str, str]:
         if export_dir and (Path(export_dir) / EXPORT_SUMMARY).is_file():
             files = export_files(export_dir, store)
             if files:
-                paths = "[" + ", ".join(_lit(str(p)) for p, _ in files) + "]"
-                out[f"export_{store.table}"] = (
-                    f"SELECT * FROM read_json({paths}, format={_lit(files[0][1])}, maximum_object_size={MAX_OBJECT_BYTES})")
+                out[f"export_{store.table}"] = _export_select(files)
     return out
+
+
+def _export_select(files: list[tuple[Path, str]]) -> str:
+    """The records of a store's export files: one scan per format (a store's parts may mix JSON
+    arrays and NDJSON), fields matched by name across files."""
+    by_format: dict[str, list[Path]] = {}
+    for path, fmt in files:
+        by_format.setdefault(fmt, []).append(path)
+    return " UNION ALL BY NAME ".join(
+        f"SELECT * FROM read_json([{', '.join(_lit(str(p)) for p in paths)}], format={_lit(fmt)}, "
+        f"union_by_name=true, maximum_object_size={MAX_OBJECT_BYTES})" for fmt, paths in by_format.items())
 
 
 def connect(stage_dir: Path, export_dir: Path | None = None, database: str = ":memory:") -> duckdb.DuckDBPyConnection:
