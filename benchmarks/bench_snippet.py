@@ -20,7 +20,6 @@ import shutil
 import sys
 import threading
 import time
-from pathlib import Path
 
 from common import OUT, ROOT
 

@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import ETL, OUT, ROOT, loaded_target, run, sample_export, stage_for
+from common import ETL, ROOT, loaded_target, stage_for
 
 sys.path.insert(0, str(ROOT))
 

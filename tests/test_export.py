@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import random
-import re
 import subprocess
 import sys
 from pathlib import Path

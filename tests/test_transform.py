@@ -15,7 +15,7 @@ import pytest
 from etl.errors import TransformError
 from etl.export import export, read_records, read_summary
 from etl.sample import write_sample
-from etl.stage import read_stage, rejects_path, stage_path, stage_summary
+from etl.stage import read_stage, rejects_path, stage_summary
 from etl.stores import STORES, store
 from etl import transform as transform_module
 from etl.transform import INCIDENT_UPLOAD_GAP_MS, transform
