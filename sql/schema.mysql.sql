@@ -373,6 +373,56 @@ CREATE TABLE IF NOT EXISTS feature_flags (
   PRIMARY KEY (name)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
+-- Every flag change and every refused change (etl flags, the cutover guards), written in the
+-- same transaction as the change itself, so neither exists without the other.
+CREATE TABLE IF NOT EXISTS feature_flag_history (
+  id                           BIGINT NOT NULL AUTO_INCREMENT,
+  changed_at                   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+  actor                        VARCHAR(255) NOT NULL,   -- who: OS user@host, or the API token's name
+  action                       VARCHAR(16) NOT NULL,    -- set | forced | refused | rollback
+  from_stage                   VARCHAR(32),
+  to_stage                     VARCHAR(32),
+  changes                      TEXT NOT NULL,           -- JSON object: flag -> [from, to]
+  reason                       TEXT,
+  evidence                     MEDIUMTEXT,              -- JSON: each guard's name, verdict and figures
+  PRIMARY KEY (id),
+  KEY idx_feature_flag_history_changed_at (changed_at)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- Dual-read consistency as browsers report it (POST /api/migration/mismatches of `etl serve`),
+-- read by `etl cutover status` and the cutover guards. One row per report: how many records a
+-- browser compared and how many differed, so a mismatch rate has its denominator.
+CREATE TABLE IF NOT EXISTS migration_read_checks (
+  id                           BIGINT NOT NULL AUTO_INCREMENT,
+  reported_at                  DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+  client_id                    VARCHAR(64) NOT NULL,    -- a browser's random id (kept in its localStorage)
+  stage                        VARCHAR(32) NOT NULL,    -- the cutover stage the browser was in
+  table_name                   VARCHAR(64) NOT NULL,
+  compared                     INT NOT NULL,
+  mismatched                   INT NOT NULL,
+  PRIMARY KEY (id),
+  KEY idx_migration_read_checks_table (table_name, reported_at)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- Each differing record once per table and stage (a repeated report bumps times_seen), with the
+-- business buckets it falls in, so `etl cutover status` can say where the differences are.
+CREATE TABLE IF NOT EXISTS migration_mismatches (
+  table_name                   VARCHAR(64) NOT NULL,
+  record_key                   VARCHAR(255) COLLATE utf8mb4_bin NOT NULL,
+  stage                        VARCHAR(32) NOT NULL,
+  first_seen                   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+  last_seen                    DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+  times_seen                   INT NOT NULL DEFAULT 1,
+  client_id                    VARCHAR(64) NOT NULL,    -- the first browser that reported it
+  bucket_day                   DATE,
+  bucket_cabang                VARCHAR(100),
+  bucket_status                VARCHAR(50),
+  bucket_category              VARCHAR(100),
+  fields                       TEXT,                    -- JSON array of the differing field names
+  PRIMARY KEY (table_name, record_key, stage),
+  KEY idx_migration_mismatches_last_seen (last_seen)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
 -- The load ledger (etl/ledger.py): one row per chunk the loader plans. A chunk's rows and its
 -- 'written' mark commit in one transaction; 'done' follows once the rows the server then
 -- holds were read back and matched what was sent (count and checksum). A run that finds a
