@@ -271,15 +271,14 @@ def parity(
 ):
     """Compare the stage with MySQL: row counts and checksums per bucket, and the rows behind every difference.
 
-    Writes RUNTIME_DIR/parity/<time>/report.json and report.html (a heatmap of buckets linking to the differing rows).
+    Writes RUNTIME_DIR/parity/<time>/report.html (the verdict, then the differing buckets, a month-by-dimension heatmap of them and the differing rows, one per key) and report.json (totals, differing buckets and rows).
     """
     from . import playbook
-    from .parity import parity as run
+    from .parity_report import parity_with_report
 
     settings = load_settings(mysql_uri=dst_mysql)
-    result = run(src or settings.stage_dir, playbook.target(settings),
-                 buckets=buckets.split(",") if buckets is not None else None, tables=table,
-                 runtime_dir=settings.runtime_dir)
+    result = parity_with_report(src or settings.stage_dir, playbook.target(settings), runtime_dir=settings.runtime_dir,
+                                buckets=buckets.split(",") if buckets is not None else None, tables=table)
     show(result)
     if fail_on_mismatch:
         result.raise_for_mismatch()

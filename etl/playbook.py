@@ -89,9 +89,9 @@ def load_stage(settings: Settings):
 
 def parity_check(settings: Settings):
     """Parity of the stage with MySQL; a mismatch raises ParityError, which stops the run."""
-    from .parity import parity
+    from .parity_report import parity_with_report
 
-    result = parity(settings.stage_dir, target(settings), runtime_dir=settings.runtime_dir)
+    result = parity_with_report(settings.stage_dir, target(settings), runtime_dir=settings.runtime_dir)
     result.raise_for_mismatch()
     return result
 
