@@ -57,8 +57,8 @@ db-up: venv ## Start the project-local MySQL server
 db-down: venv ## Stop the project-local MySQL server
 	$(ETL) db down
 
-duckdb: venv ## Open a DuckDB prompt on the staged data (views per table, rejects and export store)
-	$(ETL) sql --shell
+duckdb: venv ## Open DuckDB's shell on the staged data (views per table, rejects, export store; ARGS=--mysql adds mysql_<table>)
+	$(ETL) sql --shell $(ARGS)
 
 clean: ## Remove generated data (keeps the virtual environment and the local server's data)
 	rm -rf data/stage runtime/sample-export runtime/runs
