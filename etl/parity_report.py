@@ -128,7 +128,7 @@ def heatmap(table: str, buckets: tuple[str, ...], frame: pl.DataFrame, links: di
     shown = all_cols if len(all_cols) <= HEAT_COLUMNS else [c for c in all_cols if c in bad_cols]
     folded_cols = len(all_cols) - len(shown)
     columns = tuple(_label(c) for c in shown) + ((f"{folded_cols} others",) if folded_cols else ())
-    bucket_rows = frame.select(buckets).rows() if buckets else []
+    bucket_rows = frame.select(buckets).rows() if buckets else [()] * frame.height
 
     by_row: dict = {}
     for r, c, n, bad, first in cells.iter_rows():

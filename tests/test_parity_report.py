@@ -21,7 +21,7 @@ import pytest
 from etl.db import MySQLTarget, apply_schema
 from etl.load import load
 from etl.parity import CHANGED, EXTRA, MISSING
-from etl.parity_report import REPORT_ROWS, parity_with_report, plain_text, visible
+from etl.parity_report import REPORT_ROWS, heatmap, parity_with_report, plain_text, visible
 from etl.stage import read_stage
 from etl.stores import store
 
@@ -46,6 +46,37 @@ def test_invisible_characters_are_shown_and_labels_are_plain():
     assert "NULL" in str(visible(None)) and "empty string" in str(visible(""))
     assert str(visible("<b>&")) == "&lt;b&gt;&amp;"  # text is escaped, never markup
     assert "more characters" in str(visible("x" * 300, 120))
+
+
+def _buckets(rows: list[tuple], names: tuple[str, ...]) -> pl.DataFrame:
+    """A bucket frame as parity returns it: labels, then counts and checksums of both sides, ok."""
+    return pl.DataFrame([(*r[:-1], 1, 1, "a", "a" if r[-1] else "b", r[-1]) for r in rows], orient="row",
+                        schema=[*names, "stage_rows", "mysql_rows", "stage_checksum", "mysql_checksum", "ok"])
+
+
+def test_heatmap_is_months_by_the_next_dimension_with_green_runs_folded():
+    names = ("day", "cabang", "status")
+    rows = [(f"2024-{m:02d}-{d:02d}", c, s, not (m == 5 and c == "Solo" and d < 3) and not (m == 9 and c is None))
+            for m in range(1, 13) for d in (1, 2, 3) for c in ("Semarang", "Solo", None) for s in ("Open", "Closed")]
+    frame = _buckets(rows, names)
+    bad = frame.with_row_index().filter(~pl.col("ok"))
+    links = {tuple(r[n] for n in names): f"b-tickets-{i}" for i, r in enumerate(bad.iter_rows(named=True))}
+    heat = heatmap("tickets", names, frame, links)
+    assert (heat.row_name, heat.col_name, heat.columns) == ("month", "cabang", ("NULL", "Semarang", "Solo"))
+    assert [(r["label"], r["folded"]) for r in heat.rows] == [
+        ("2024-01 – 2024-04", 4), ("2024-05", 0), ("2024-06 – 2024-08", 3), ("2024-09", 0), ("2024-10 – 2024-12", 3)]
+    may = heat.rows[1]["cells"]
+    assert [c[0] for c in may] == [0, 0, 4] and may[2][2] == "b-tickets-0"  # 2 days x 2 statuses, linked to the first
+    assert [c[0] for c in heat.rows[3]["cells"]] == [6, 0, 0]
+
+
+def test_heatmap_of_a_table_compared_whole_and_of_many_values():
+    whole = _buckets([(False,)], ())
+    heat = heatmap("vendors", (), whole, {(): "b-vendors-0"})
+    assert heat.rows[0]["cells"] == [(1, 1, "b-vendors-0")]
+    many = _buckets([("2024-01", f"site {i:02d}", i != 7) for i in range(40)], ("month", "site"))
+    heat = heatmap("incidents", ("month", "site"), many, {})
+    assert heat.columns == ("site 07", "39 others") and heat.rows[0]["cells"][1] == (0, 39, None)
 
 
 # ---------------------------------------------------------------- the 200k run
