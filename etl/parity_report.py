@@ -30,7 +30,7 @@ from .parity import CHANGED, EXTRA, KINDS, MISSING, ParityResult, RowDiff, Table
 from .stores import store as lookup
 
 REPORT_BUCKETS = 500  # differing buckets listed per table (all are counted)
-REPORT_ROWS = 200  # differing rows listed per table in report.json and report.html (all are counted)
+REPORT_ROWS = 100  # differing rows listed per table in report.json and report.html (all are counted)
 HEAT_COLUMNS = 24  # past this many values the heatmap shows the columns with a difference, then "others"
 KIND_LABEL = {MISSING: "missing in MySQL", EXTRA: "only in MySQL", CHANGED: "changed"}
 
