@@ -71,7 +71,7 @@ def _table_figures(target: MySQLTarget, store, params: dict) -> dict[str, dict]:
             plan.append((rule, False, None, []))
     out: dict[str, dict] = {}
     with target.connect() as conn, conn.cursor() as cur:
-        cur.execute(f"SELECT COUNT(*), {', '.join(sums)} FROM {store.table}", args)
+        cur.execute(f"SELECT COUNT(*), {', '.join(sums)} FROM {store.table}", args or None)  # None: no % parsing
         row = list(cur.fetchone())
         total, figures = int(row[0]), iter(int(v or 0) for v in row[1:])  # SUM over no rows is NULL
         for rule, has_missing, cond, a in plan:
@@ -81,9 +81,8 @@ def _table_figures(target: MySQLTarget, store, params: dict) -> dict[str, dict]:
             if cond is not None and fig["unexpected_count"]:  # the values Great Expectations lists
                 kind, kw = rule.expectation
                 cols = [kw["column_A"], kw["column_B"]] if "column_A" in kw else [kw["column"]]
-                cur.execute(f"SELECT {', '.join(cols)} FROM {store.table} WHERE {cond} LIMIT {PARTIAL}", a)
-                fig["unexpected_list"] = ([dict(zip(cols, r)) for r in cur.fetchall()] if len(cols) > 1
-                                          else [r[0] for r in cur.fetchall()])
+                cur.execute(f"SELECT {', '.join(cols)} FROM {store.table} WHERE {cond} LIMIT {PARTIAL}", a or None)
+                fig["unexpected_list"] = [tuple(r) if len(cols) > 1 else r[0] for r in cur.fetchall()]  # pairs: (A, B)
             out[rule.name] = fig
         for rule in rules:  # the rules that group or join: their own query, counted
             if rule.name not in out:

@@ -511,6 +511,12 @@ def _classify(er, suite: str, target: MySQLTarget, breaches: dict[str, SourceBre
 ENGINES = ("sql", "gx")
 
 
+def _import_gx() -> None:
+    import great_expectations  # noqa: F401
+    import great_expectations.expectations  # noqa: F401
+    import great_expectations.render.renderer  # noqa: F401 - the data docs' renderers
+
+
 def validate(target: MySQLTarget, stage_dir: Path, *, strict: bool = False, root: Path | None = None,
              docs: bool = True, engine: str = "sql") -> ValidationResult:
     """Run every suite against `target`, with expected values from the stage at `stage_dir`.
@@ -526,21 +532,25 @@ def validate(target: MySQLTarget, stage_dir: Path, *, strict: bool = False, root
     t0 = time.perf_counter()
     stage_dir = Path(stage_dir)
     root = Path(root) if root else gx_root(project_root())
-    stage_summary(stage_dir)  # refuse a stage the transform did not finish
-    _check_target(target)
-
-    frames = source_frames(stage_dir)
-    params = value_sets(frames)
-    with ThreadPoolExecutor(1) as pool:
-        # MySQL computes while this process reads the source side: they do not wait on each other.
-        computing = pool.submit(figures.compute, target, params) if engine == "sql" else None
+    with ThreadPoolExecutor(2) as pool:
+        # Importing Great Expectations takes seconds of one core (it builds parsers as it loads):
+        # it is done beside the source side, as MySQL computes the figures.
+        importing = pool.submit(_import_gx)
+        computing = None
         try:
+            stage_summary(stage_dir)  # refuse a stage the transform did not finish
+            _check_target(target)
+            frames = source_frames(stage_dir)
+            params = value_sets(frames)
+            if engine == "sql":  # MySQL computes while this process reads the source side
+                computing = pool.submit(figures.compute, target, params)
             params.update(view_parameters(frames))
             breaches = source_breaches(stage_dir)
             notes = collation_notes(frames)
             t_source = time.perf_counter() - t0
 
             t1 = time.perf_counter()
+            importing.result()
             ctx = open_context(root)
             changed = sync_suites(ctx)
             with _connection_env(target):
