@@ -558,8 +558,9 @@ def validate(target: MySQLTarget, stage_dir: Path, *, strict: bool = False, root
                     changed += sync_runner(ctx)
                     results = (_gx_results(ctx, params, docs) if computing is None
                                else _computed_results(ctx, *computing.result(), params, docs))
-                except Exception as e:  # noqa: BLE001 - Great Expectations' own errors: name them, mask the URI
-                    raise ValidationError(f"Great Expectations could not run: {mask_uri(str(e)).splitlines()[0]}",
+                except Exception as e:  # noqa: BLE001 - Great Expectations' or the server's errors: name them, mask the URI
+                    who = "Great Expectations" if computing is None else "validation"
+                    raise ValidationError(f"{who} could not run: {mask_uri(str(e)).splitlines()[0]}",
                                           store=str(target)) from None
         finally:
             if computing is not None:
