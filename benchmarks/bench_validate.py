@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import ETL, ROOT, loaded_target, stage_for
+from common import ETL, OUT, ROOT, loaded_target, stage_for
 
 sys.path.insert(0, str(ROOT))
 
@@ -96,7 +96,13 @@ def main() -> None:
             seconds, code, out = runs[name][-1]
             print(f"  {name}: {seconds:.1f} s, exit {code}, {out.splitlines()[0][-80:]}", flush=True)
     outputs = {name: [o for _, _, o in r] for name, r in runs.items()}
-    verdicts = {name: {o.split("\n", 1)[1].split("\ndata docs:")[0] for o in outs} for name, outs in outputs.items()}
+    for name, outs in outputs.items():  # kept for a diff
+        for i, o in enumerate(outs):
+            (OUT / f"validate-output-{name.replace(' ', '_').replace(',', '')}-{i + 1}.txt").write_text(o)
+    # The summary below its first line (times), without the context's housekeeping line.
+    verdicts = {name: {"\n".join(line for line in o.split("\ndata docs:")[0].splitlines()[1:]
+                                 if not line.startswith("updated in the Great Expectations context")) for o in outs}
+                for name, outs in outputs.items()}
     medians = {name: statistics.median(s for s, _, _ in r) for name, r in runs.items()}
     last = outputs["etl validate"][-1]
     split = re.search(r"in ([\d.]+) s \(source ([\d.]+) s, Great Expectations ([\d.]+) s\)", last)
