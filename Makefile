@@ -17,7 +17,7 @@ $(UV):
 	$(TOOLS)/bin/pip install -q --disable-pip-version-check uv==$(UV_VERSION)
 
 $(VENV)/.synced: $(UV) pyproject.toml uv.lock
-	$(UV) sync --frozen --all-groups --quiet
+	$(UV) sync --frozen --all-groups --quiet --compile-bytecode
 	@touch $@
 
 venv: $(VENV)/.synced ## Create or update the virtual environment from uv.lock
