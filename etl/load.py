@@ -658,7 +658,11 @@ class _TableLoader:
                 self.conn.rollback()
             except pymysql.err.MySQLError:
                 pass  # the connection is gone; the server rolls the chunk back itself
-            raise LoadError(f"writing {chunk} failed: {e.args[-1]}", store=self.store.name, record=chunk.key_from) from None
+            code = e.args[0] if e.args and isinstance(e.args[0], int) else None
+            advice = ("grant the missing privilege to the load's user, then run the load again" if code in PRIVILEGE_ERRORS
+                      else "the chunk was rolled back; run the load again to continue")
+            raise LoadError(f"writing {chunk} failed: {e.args[-1]}; {advice}", store=self.store.name,
+                            record=chunk.key_from) from None
         finally:
             if prepared is not None:
                 prepared.unlink(missing_ok=True)
