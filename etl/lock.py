@@ -84,6 +84,9 @@ def database_lock(target: MySQLTarget, purpose: str, *, wait: float = 0):
     conn = target.connect()
     try:
         with conn.cursor() as cur:
+            # The lock connection idles for the whole run: the server must not time it out (a year:
+            # the largest wait_timeout both MySQL and MariaDB accept).
+            cur.execute("SET SESSION wait_timeout = 31536000")
             cur.execute("SELECT GET_LOCK(%s, %s)", (name, max(0, int(wait))))
             (got,) = cur.fetchone()
             if got != 1:
