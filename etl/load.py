@@ -59,6 +59,7 @@ import contextlib
 import hashlib
 import os
 import shutil
+import signal
 import threading
 import time
 import uuid
@@ -272,7 +273,7 @@ def load(stage_dir: Path, target: MySQLTarget, *, chunk_size: int = DEFAULT_CHUN
     # table loads: the server's LOAD DATA and ALTER TABLE are single-threaded each, and on
     # different tables they use two cores. Two finishers: the small tables' rebuilds need not
     # wait behind the tickets' (23 s of 56 in a 1M load with one).
-    with database_lock(target, "load", wait=wait), _work_dir(out_dir) as work, _connect(target) as conn, \
+    with _noticing_interrupts(), database_lock(target, "load", wait=wait), _work_dir(out_dir) as work, _connect(target) as conn, \
             ThreadPoolExecutor(2, thread_name_prefix="etl-finish") as finisher, \
             ThreadPoolExecutor(1, thread_name_prefix="etl-digest", initializer=_background, initargs=(19,)) as digester:
         with _failing_as_load_error(None):
@@ -328,6 +329,37 @@ def _keep_stage_digests(stage_dir: Path, store: Store) -> Path | None:
         con.close()
 
 
+_INTERRUPTED = threading.Event()
+
+
+@contextlib.contextmanager
+def _noticing_interrupts():
+    """Remember a Ctrl-C (SIGINT) for the length of a load. Interrupted while it sends a LOAD DATA
+    LOCAL file, PyMySQL still ends the exchange in a `finally` and raises the server's answer to
+    the half-sent file ("Lost connection ...") in place of the KeyboardInterrupt; the load then
+    reports the interruption it was, not a server error (`_failing_as_load_error`, `_write`)."""
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or not callable(previous):
+        yield  # signals reach the main thread only; an ignored SIGINT stays ignored
+        return
+
+    def handler(signum, frame):
+        _INTERRUPTED.set()
+        previous(signum, frame)  # Python's default raises KeyboardInterrupt
+
+    _INTERRUPTED.clear()
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _raise_if_interrupted() -> None:
+    if _INTERRUPTED.is_set():
+        raise KeyboardInterrupt
+
+
 # The server's "you may not": running again cannot help, granting can.
 PRIVILEGE_ERRORS = {1044, 1045, 1142, 1143, 1227, 1370}
 
@@ -337,6 +369,7 @@ def _failing_as_load_error(store: Store | None):
     try:
         yield
     except pymysql.err.MySQLError as e:  # a dropped connection, a killed query, a server gone, a refusal
+        _raise_if_interrupted()
         code = e.args[0] if e.args and isinstance(e.args[0], int) else None
         what = f"loading {store.table}" if store else "preparing the load"
         advice = ("grant the missing privilege to the load's user, then run the load again"
@@ -658,6 +691,7 @@ class _TableLoader:
                 self.conn.rollback()
             except pymysql.err.MySQLError:
                 pass  # the connection is gone; the server rolls the chunk back itself
+            _raise_if_interrupted()
             code = e.args[0] if e.args and isinstance(e.args[0], int) else None
             advice = ("grant the missing privilege to the load's user, then run the load again" if code in PRIVILEGE_ERRORS
                       else "the chunk was rolled back; run the load again to continue")
