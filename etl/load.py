@@ -75,7 +75,7 @@ import pymysql
 from . import bulk, duck, ledger
 from .config import DEFAULT_CHUNK_SIZE
 from .db import MySQLTarget
-from .errors import LoadError
+from .errors import LoadError, ServerError
 from .ledger import DELETE, INSERT, UPDATE, Chunk
 from .digest import DIGEST, has_digest, stage_digests
 from .rowhash import HASH, Checksum, checksum, read_digests, read_keys, read_mysql, row_hashes
@@ -438,7 +438,10 @@ def _background(niceness: int = 10) -> None:
 @contextlib.contextmanager
 def _connect(target: MySQLTarget):
     """A loader session: strict, unaudited; closed quietly (after a lost connection there is nothing to close)."""
-    conn = target.connect()
+    try:
+        conn = target.connect()
+    except ServerError as e:  # mid-load (the lock's connection came first): a crashed or restarted server
+        raise LoadError(f"{e.args[0]}; run the load again to continue once the server is back") from None
     try:
         with conn.cursor() as cur:
             # Strict mode: a value the column cannot hold is refused, never silently cut.
