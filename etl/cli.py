@@ -263,8 +263,11 @@ def load_cmd(
     method: str = typer.Option("auto", "--method", help="auto (LOAD DATA LOCAL INFILE where the server allows it, else INSERT), load-data or insert."),
     delete_missing: bool = typer.Option(False, "--delete-missing", help="Delete rows MySQL holds that the stage no longer has (default: only report them)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    wait: float = typer.Option(0, "--wait", min=0, help="Seconds to wait for another load into the same database to finish (default: refuse at once)."),
 ):
     """Write every staged table into MySQL: chunked, checked as it writes, idempotent, resumable.
+
+    One load per database at a time: a load holds the database's etl lock (a MySQL named lock) while it runs; another is refused with a message naming the holder (exit status 1), or waits with --wait. The stage is checked against its transform summary first.
 
     Loading the same stage again writes nothing; a newer stage writes only its differences, and rows no longer staged are reported (deleted only with --delete-missing).
 
@@ -276,7 +279,7 @@ def load_cmd(
     settings = load_settings(mysql_uri=mysql, stage_dir=stage, chunk_size=chunk_size)
     with _load_progress(not quiet and err.is_terminal) as progress:
         result = run(settings.stage_dir, playbook.target(settings), chunk_size=settings.chunk_size,
-                     batch_rows=batch_rows, method=method, delete_missing=delete_missing, progress=progress)
+                     batch_rows=batch_rows, method=method, delete_missing=delete_missing, progress=progress, wait=wait)
     show(result)
 
 

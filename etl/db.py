@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -54,6 +54,10 @@ class MySQLTarget:
 
     def __str__(self) -> str:
         return mask_uri(self.uri)
+
+    def with_database(self, database: str) -> "MySQLTarget":
+        """The same server and user, another database (e.g. the notebook's own, beside the migration's)."""
+        return replace(self, database=database)
 
     def connect(self, *, database: bool = True, **kw) -> pymysql.connections.Connection:
         """A PyMySQL connection in UTC, utf8mb4, with LOCAL INFILE allowed."""
@@ -152,10 +156,13 @@ class SchemaResult:
     triggers: int
     outdated_digests: tuple[str, ...] = ()  # tables made by an older schema, left as they are
     upgraded_digests: tuple[str, ...] = ()  # tables given the current row_digest (--upgrade-digests)
+    created_database: str | None = None  # the database, when it did not exist and was created
 
     def __str__(self) -> str:
         lines = [f"schema applied to {self.target}: {self.statements} statements; "
                  f"{self.tables} tables, {self.views} views, {self.routines} procedures, {self.triggers} triggers"]
+        if self.created_database:
+            lines.insert(0, f"created database {self.created_database} (it did not exist on the server)")
         if self.upgraded_digests:
             lines.append(f"  row_digest brought to the current definition in: {', '.join(self.upgraded_digests)}")
         if self.outdated_digests:
@@ -175,6 +182,8 @@ def apply_schema(target: MySQLTarget, schema_file: Path = SCHEMA_FILE, *, upgrad
 
     sql = schema_file.read_text(encoding="utf-8")
     with target.connect(database=False) as conn, conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = %s", (target.database,))
+        created = target.database if cur.fetchone()[0] == 0 else None  # said in the result: a typo makes a new one
         cur.execute(f"CREATE DATABASE IF NOT EXISTS `{target.database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
         cur.execute(f"USE `{target.database}`")
         statements = split_statements(sql)
@@ -200,4 +209,4 @@ def apply_schema(target: MySQLTarget, schema_file: Path = SCHEMA_FILE, *, upgrad
                 digest.upgrade(conn, store)
     return SchemaResult(str(target), len(statements), kinds.get("BASE TABLE", 0), kinds.get("VIEW", 0), routines, triggers,
                         () if upgrade_digests else tuple(s.table for s in outdated),
-                        tuple(s.table for s in outdated) if upgrade_digests else ())
+                        tuple(s.table for s in outdated) if upgrade_digests else (), created)

@@ -463,6 +463,18 @@ CREATE TABLE IF NOT EXISTS etl_load_indexes (
   PRIMARY KEY (table_name, index_name)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
+-- Who holds the etl lock of this database (etl/lock.py): the lock itself is a MySQL named lock
+-- (GET_LOCK), released by the server when its connection ends; this row only says who took it,
+-- for the message the next comer gets. A row whose connection no longer holds the lock is stale.
+CREATE TABLE IF NOT EXISTS etl_locks (
+  lock_name                    VARCHAR(64) NOT NULL,
+  connection_id                BIGINT NOT NULL,
+  purpose                      VARCHAR(32) NOT NULL,  -- load | flags | ...
+  holder                       VARCHAR(255) NOT NULL, -- the holding program: host and process id
+  since                        DATETIME(3) NOT NULL,
+  PRIMARY KEY (lock_name)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
 -- Audit trail written by the triggers below. The loader sets @etl_skip_audit = 1 for its own
 -- bulk writes (which the load ledger records per chunk) so a million-row load does not
 -- write a million audit rows; every other write is audited.
