@@ -50,8 +50,9 @@ import pyarrow.parquet as pq
 
 from . import duck
 from .errors import TransformError
-from .export import MAX_OBJECT_BYTES, export_files, record_origins
+from .export import MAX_OBJECT_BYTES, check_fingerprints, export_files, record_origins
 from .export import SUMMARY as EXPORT_SUMMARY
+from .server import alive
 from .stage import SUMMARY, polars_dtype, rejects_path, stage_path, stage_schema
 from .stores import SLA_HOURS, STORES, Column, Store
 from .stores import store as store_by_name
@@ -506,6 +507,10 @@ def transform(export_dir: Path, stage_dir: Path) -> TransformResult:
         if store_by_name(name).required:
             raise TransformError("the export has no file for this store", file=str(export_dir), store=name)
 
+    check_fingerprints(export_dir)
+    check_replaceable(stage_dir, export_dir)
+    remove_stale_work(stage_dir)
+
     tmp = stage_dir.with_name(f".{stage_dir.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "rejects").mkdir(parents=True)
@@ -553,6 +558,43 @@ def transform(export_dir: Path, stage_dir: Path) -> TransformResult:
     tmp.rename(stage_dir)
     shutil.rmtree(old, ignore_errors=True)
     return result
+
+
+# What a stage folder may hold: the transform's tables, rejects and summary, and the load's work
+# (STAGE/load). A folder with anything else is not a stage, and is never replaced.
+STAGE_OWN = frozenset({SUMMARY, "rejects", "load", *(f"{s.table}.parquet" for s in STORES)})
+
+
+def check_replaceable(stage_dir: Path, export_dir: Path) -> None:
+    """TransformError unless `stage_dir` is absent, empty, or an earlier stage (its summary and only
+    the files a stage holds), and holds neither the export nor a folder above it."""
+    out, src = stage_dir.resolve(), export_dir.resolve()
+    if out == src or out in src.parents:
+        raise TransformError("the stage folder would replace the export it reads (it is the export folder or "
+                             "holds it): choose another --out", file=str(stage_dir))
+    if not os.path.lexists(stage_dir):
+        return
+    if not stage_dir.is_dir() or stage_dir.is_symlink():
+        raise TransformError("the stage folder is not a folder: choose another --out", file=str(stage_dir))
+    names = {p.name for p in stage_dir.iterdir()}
+    if not names:
+        return
+    if SUMMARY not in names:
+        raise TransformError(f"the folder is not a stage (no {SUMMARY}) and is replaced only when it is one: "
+                             "choose another --out, or empty it yourself", file=str(stage_dir))
+    foreign = sorted(names - STAGE_OWN)
+    if foreign:
+        raise TransformError(f"the stage folder holds files a stage does not ({', '.join(foreign[:3])}"
+                             f"{', ...' if len(foreign) > 3 else ''}): move them away, then run again", file=str(stage_dir))
+
+
+def remove_stale_work(stage_dir: Path) -> None:
+    """Remove `.STAGE.tmp-PID` / `.STAGE.old-PID` folders left by a transform that was killed
+    (its PID no longer runs): they are this tool's and no one else's."""
+    for path in stage_dir.parent.glob(f".{stage_dir.name}.*-*"):
+        kind, _, pid = path.name[len(stage_dir.name) + 2:].rpartition("-")
+        if kind in ("tmp", "old") and pid.isdigit() and int(pid) != os.getpid() and not alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _stage_store(con, export_dir: Path, tmp: Path, store: Store) -> tuple[StoreCounts, pl.DataFrame]:
