@@ -135,8 +135,10 @@ def export(source: Path, out_dir: Path, *, force: bool = False, part_bytes: int 
         summary = _summary(found, work, src, counts, missing)
         _write_json(work / SUMMARY, summary)  # last: its presence means the folder is complete
         _install(work, out, force=force)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(work, ignore_errors=True)
+        if isinstance(e, OSError) and not e.filename:  # a full disk: the kernel names no file
+            raise ExportError(f"cannot write the export: {e.strerror or e}", file=str(out_dir)) from None
         raise
     return ExportResult(out_dir, source, found.form, counts, tuple(missing), tuple(summary["warnings"]),
                         time.perf_counter() - t0)

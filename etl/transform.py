@@ -538,20 +538,24 @@ def transform(export_dir: Path, stage_dir: Path) -> TransformResult:
         for name, c in counts.items():
             if not c.balanced:
                 raise TransformError(f"records in != staged + rejected: {c}", store=name)
-    except BaseException:
+        findings = [f for f in [duration_offset(stage_path(tmp, store_by_name("tickets")))] if f]
+        if missing:
+            findings.append(f"the export holds no {', '.join(missing)}: sessions were reconstructed from the records")
+        counts = {s.name: counts[s.name] for s in STORES if s.name in counts}
+        result = TransformResult(str(export_dir), str(stage_dir), counts, rebuilt, tuple(findings),
+                                 time.perf_counter() - t0, tuple(missing))
+        (tmp / SUMMARY).write_text(json.dumps(asdict(result), indent=2, ensure_ascii=False))
+    except BaseException as e:
         pool.shutdown(cancel_futures=True)  # waits for the store being staged: then nothing writes into tmp
         shutil.rmtree(tmp, ignore_errors=True)  # never leave a half-written stage behind
+        if isinstance(e, (OSError, pa.ArrowException, pl.exceptions.PolarsError, duckdb.IOException)):
+            # a full disk, a folder we may not write: Arrow and Polars name neither the file nor the folder
+            where = getattr(e, "filename", None) or stage_dir
+            raise TransformError(f"cannot write the stage: {str(e).splitlines()[0]}", file=str(where)) from None
         raise
     finally:
         pool.shutdown()
         con.close()
-    findings = [f for f in [duration_offset(stage_path(tmp, store_by_name("tickets")))] if f]
-    if missing:
-        findings.append(f"the export holds no {', '.join(missing)}: sessions were reconstructed from the records")
-    counts = {s.name: counts[s.name] for s in STORES if s.name in counts}
-    result = TransformResult(str(export_dir), str(stage_dir), counts, rebuilt, tuple(findings),
-                             time.perf_counter() - t0, tuple(missing))
-    (tmp / SUMMARY).write_text(json.dumps(asdict(result), indent=2, ensure_ascii=False))
     old = stage_dir.with_name(f".{stage_dir.name}.old-{os.getpid()}")
     if stage_dir.exists():
         stage_dir.rename(old)

@@ -141,3 +141,239 @@ def test_debug_switch_shows_a_traceback(tmp_path):
     assert done.returncode == 1 and "Traceback" in done.stderr
     done = etl("transform", "--in", str(tmp_path / "nothing"), "--out", str(tmp_path / "stage"), env={"ETL_DEBUG": "1"})
     assert done.returncode == 1 and "Traceback" in done.stderr
+
+
+def unprivileged() -> list[str]:
+    """A command prefix under which file permissions hold: root without the capabilities that
+    override them (else the tests would run as root and read everything)."""
+    if os.geteuid() != 0:
+        return []
+    caps = "-dac_override,-dac_read_search"
+    return ["setpriv", "--bounding-set", caps, "--inh-caps", caps]
+
+
+def etl_unprivileged(*args, env=None):
+    return subprocess.run([*unprivileged(), sys.executable, "-m", "etl", *args], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ, "MYSQL_URI": "", **(env or {})}, timeout=600)
+
+
+@pytest.fixture
+def exported(raw, tmp_path):
+    """A normalized export of `raw` (through the library: the commands are the subject elsewhere)."""
+    export(raw, tmp_path / "export")
+    return tmp_path / "export"
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# ---------------------------------------------------------------- 2. folders the tool did not make
+
+
+def test_transform_refuses_to_replace_the_export_folder(exported):
+    before = tree(exported)
+    one_line_error(etl("transform", "--in", str(exported), "--out", str(exported)), exported, "--out")
+    assert tree(exported) == before
+
+
+def test_transform_refuses_to_replace_the_folder_holding_the_export(exported):
+    (exported.parent / "notes.txt").write_text("mine")
+    one_line_error(etl("transform", "--in", str(exported), "--out", str(exported.parent)), exported.parent)
+    assert (exported / "export-summary.json").is_file() and (exported.parent / "notes.txt").read_text() == "mine"
+
+
+def test_transform_refuses_a_folder_that_is_not_a_stage(exported, tmp_path):
+    other = tmp_path / "photos"
+    other.mkdir()
+    (other / "cat.jpg").write_bytes(b"\xff\xd8 not really")
+    line = one_line_error(etl("transform", "--in", str(exported), "--out", str(other)), other)
+    assert "not a stage" in line
+    assert (other / "cat.jpg").read_bytes() == b"\xff\xd8 not really"
+
+
+def test_transform_refuses_a_stage_with_foreign_files_and_replaces_its_own(exported, tmp_path):
+    stage = tmp_path / "stage"
+    assert etl("transform", "--in", str(exported), "--out", str(stage)).returncode == 0
+    assert etl("transform", "--in", str(exported), "--out", str(stage)).returncode == 0  # its own: replaced
+    (stage / "my-analysis.csv").write_text("a,b\n")
+    line = one_line_error(etl("transform", "--in", str(exported), "--out", str(stage)), stage, "my-analysis.csv")
+    assert "move them away" in line and (stage / "my-analysis.csv").is_file()
+
+
+def test_export_force_refuses_a_folder_that_is_not_an_export(raw, tmp_path):
+    other = tmp_path / "documents"
+    other.mkdir()
+    (other / "thesis.docx").write_text("years of work")
+    line = one_line_error(etl("export", "--from", str(raw), "--out", str(other), "--force"), other)
+    assert "--force replaces only an earlier export" in line
+    assert (other / "thesis.docx").read_text() == "years of work"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_export_force_refuses_the_parent_of_an_export_and_replaces_an_export(raw, exported):
+    one_line_error(etl("export", "--from", str(raw), "--out", str(exported.parent), "--force"), exported.parent)
+    assert (exported / "export-summary.json").is_file()
+    done = etl("export", "--from", str(raw), "--out", str(exported), "--force")
+    assert done.returncode == 0, done.stderr
+    (exported / "extra.txt").write_text("mine")
+    one_line_error(etl("export", "--from", str(raw), "--out", str(exported), "--force"), exported, "extra.txt")
+    assert (exported / "extra.txt").is_file()
+
+
+# ---------------------------------------------------------------- 3. the export is its own copy
+
+
+def test_the_export_shares_no_file_with_its_source(raw, tmp_path):
+    src = copy_raw(raw, tmp_path / "src")
+    assert etl("export", "--from", str(src), "--out", str(tmp_path / "export")).returncode == 0
+    original = (tmp_path / "export" / "vendors.json").read_bytes()
+    assert os.stat(src / "vendors.json").st_ino != os.stat(tmp_path / "export" / "vendors.json").st_ino
+    with open(src / "vendors.json", "r+b") as f:  # edit the user's file in place
+        f.write(b"[ ")
+    assert (tmp_path / "export" / "vendors.json").read_bytes() == original
+
+
+def test_transform_refuses_an_export_changed_after_it_was_written(exported, tmp_path):
+    path = exported / "tickets.json"
+    data = bytearray(path.read_bytes())
+    i = data.index(b'"status"')
+    data[i + 1] = ord("S")  # same size, one byte changed
+    path.write_bytes(bytes(data))
+    line = one_line_error(etl("transform", "--in", str(exported), "--out", str(tmp_path / "stage")), path, "changed")
+    assert "etl export --force" in line
+    assert not (tmp_path / "stage").exists()
+
+
+# ---------------------------------------------------------------- 7. inputs and outputs the tool cannot use
+
+
+def test_an_unreadable_store_file_is_one_line(raw, tmp_path):
+    src = copy_raw(raw, tmp_path / "src")
+    (src / "vendors.json").chmod(0)
+    done = etl_unprivileged("export", "--from", str(src), "--out", str(tmp_path / "out"))
+    one_line_error(done, src / "vendors.json", "ermission denied")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_read_only_output_folder_is_one_line(exported, tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        one_line_error(etl_unprivileged("transform", "--in", str(exported), "--out", str(ro / "stage")), ro, "ermission denied")
+        one_line_error(etl_unprivileged("export", "--from", str(exported), "--out", str(ro / "export")), ro, "ermission denied")
+    finally:
+        ro.chmod(0o755)
+    assert list(ro.iterdir()) == []
+
+
+@pytest.fixture
+def full_folder(tmp_path):
+    """A folder with 16 KB of room: a tmpfs of its own (root), else RLIMIT_FSIZE caps every file at 8 KB."""
+    folder = tmp_path / "full"
+    folder.mkdir()
+    if os.geteuid() == 0:
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(folder)], check=True)
+        yield folder, None
+        subprocess.run(["umount", str(folder)], check=True)
+    else:
+        import resource
+
+        yield folder, lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (8 << 10, 8 << 10))
+
+
+def test_a_full_output_folder_is_one_line_and_leaves_nothing(exported, full_folder):
+    folder, limit = full_folder
+    done = subprocess.run([sys.executable, "-m", "etl", "transform", "--in", str(exported), "--out", str(folder / "stage")],
+                          capture_output=True, text=True, cwd=ROOT, preexec_fn=limit, timeout=600)
+    one_line_error(done, "stage")
+    assert "No space left" in done.stderr or "too large" in done.stderr
+    assert list(folder.iterdir()) == []
+
+
+def test_export_summary_with_a_byte_order_mark_is_accepted(raw, tmp_path):
+    src = copy_raw(raw, tmp_path / "src")
+    summary = src / "export-summary.json"
+    summary.write_bytes(b"\xef\xbb\xbf" + summary.read_bytes())
+    done = etl("export", "--from", str(src), "--out", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    done = etl("transform", "--in", str(tmp_path / "out"), "--out", str(tmp_path / "stage"))
+    assert done.returncode == 0, done.stderr
+
+
+# ---------------------------------------------------------------- 9. inputs that are not what they seem
+
+
+@pytest.mark.parametrize("kind,expect", [
+    ("utf16", "UTF-16"), ("utf16-nobom", "UTF-16"), ("gzip", "compressed (gzip)"), ("zip", "compressed (zip)"),
+    ("folder", "a folder"), ("fifo", "FIFO"), ("broken-link", "broken symbolic link"),
+])
+def test_a_store_file_that_is_not_utf8_json_says_what_it_is(raw, tmp_path, kind, expect):
+    src = copy_raw(raw, tmp_path / "src")
+    path = src / "vendors.json"
+    text = path.read_text(encoding="utf-8")
+    path.unlink()
+    if kind == "utf16":
+        path.write_bytes(text.encode("utf-16"))
+    elif kind == "utf16-nobom":
+        path.write_bytes(text.encode("utf-16-le"))
+    elif kind == "gzip":
+        path.write_bytes(gzip.compress(text.encode()))
+    elif kind == "zip":
+        import zipfile
+
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr("vendors.json", text)
+    elif kind == "folder":
+        path.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to(tmp_path / "gone.json")
+    line = one_line_error(etl("export", "--from", str(src), "--out", str(tmp_path / "out")), path, expect)
+    assert "not in the folder" not in line
+    assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------- 11. interruptions
+
+
+def test_sigterm_during_a_transform_leaves_no_temporary_folder(tmp_path):
+    raw = tmp_path / "raw"
+    write_sample(raw, tickets=40000, seed=5)
+    export(raw, tmp_path / "export")
+    stage = tmp_path / "stage"
+    proc = subprocess.Popen([sys.executable, "-m", "etl", "transform", "--in", str(tmp_path / "export"), "--out", str(stage)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    tmp = tmp_path / f".stage.tmp-{proc.pid}"
+    deadline = time.monotonic() + 120
+    while not tmp.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the transform ended before it could be interrupted: use a larger sample"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "Traceback" not in err and "terminated" in err
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [] and not stage.exists()
+
+
+def test_a_killed_transforms_temporary_folder_is_removed_by_the_next(exported, tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = [tmp_path / f".stage.tmp-{dead.pid}", tmp_path / f".stage.old-{dead.pid}"]
+    for folder in stale:
+        (folder / "rejects").mkdir(parents=True)
+    living = tmp_path / f".stage.tmp-{os.getpid()}"  # a transform that still runs keeps its folder
+    living.mkdir()
+    assert etl("transform", "--in", str(exported), "--out", str(tmp_path / "stage")).returncode == 0
+    assert not any(f.exists() for f in stale) and living.is_dir()
+
+
+def test_export_into_a_full_folder_is_one_line_and_leaves_nothing(raw, full_folder):
+    folder, limit = full_folder
+    done = subprocess.run([sys.executable, "-m", "etl", "export", "--from", str(raw), "--out", str(folder / "export")],
+                          capture_output=True, text=True, cwd=ROOT, preexec_fn=limit, timeout=600)
+    one_line_error(done, "export")
+    assert "No space left" in done.stderr or "too large" in done.stderr
+    assert list(folder.iterdir()) == []
