@@ -283,11 +283,13 @@ def full_folder(tmp_path):
         yield folder, lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (8 << 10, 8 << 10))
 
 
-def test_a_full_output_folder_is_one_line_and_leaves_nothing(exported, full_folder):
+@pytest.mark.parametrize("command", ["transform", "export"])
+def test_a_full_output_folder_is_one_line_and_leaves_nothing(raw, exported, full_folder, command):
     folder, limit = full_folder
-    done = subprocess.run([sys.executable, "-m", "etl", "transform", "--in", str(exported), "--out", str(folder / "stage")],
+    args = (["transform", "--in", str(exported)] if command == "transform" else ["export", "--from", str(raw)])
+    done = subprocess.run([sys.executable, "-m", "etl", *args, "--out", str(folder / "out")],
                           capture_output=True, text=True, cwd=ROOT, preexec_fn=limit, timeout=600)
-    one_line_error(done, "stage")
+    one_line_error(done, folder / "out")
     assert "No space left" in done.stderr or "too large" in done.stderr
     assert list(folder.iterdir()) == []
 
@@ -368,12 +370,3 @@ def test_a_killed_transforms_temporary_folder_is_removed_by_the_next(exported, t
     living.mkdir()
     assert etl("transform", "--in", str(exported), "--out", str(tmp_path / "stage")).returncode == 0
     assert not any(f.exists() for f in stale) and living.is_dir()
-
-
-def test_export_into_a_full_folder_is_one_line_and_leaves_nothing(raw, full_folder):
-    folder, limit = full_folder
-    done = subprocess.run([sys.executable, "-m", "etl", "export", "--from", str(raw), "--out", str(folder / "export")],
-                          capture_output=True, text=True, cwd=ROOT, preexec_fn=limit, timeout=600)
-    one_line_error(done, "export")
-    assert "No space left" in done.stderr or "too large" in done.stderr
-    assert list(folder.iterdir()) == []
