@@ -14,11 +14,16 @@ Rules, in one place:
 * text: kept byte for byte (tabs, trailing spaces, NUL, 4-byte UTF-8); `""` stays `""`,
   absent and `null` both become NULL (the one state MySQL cannot tell apart). Longer than
   the column (characters for VARCHAR, bytes for TEXT) -> reject.
-* times: zone-less ISO (the app's openTime) is UTC wall-clock; `...Z` and `+hh:mm` are
-  converted to UTC; a Date instant (`{"$date": ms}`) or a bare epoch-ms number is taken as
-  is. Kept at millisecond precision, naive UTC. `""` in an optional time -> NULL (a DATETIME
-  cannot hold ''); anything else that does not parse -> reject; a required time that is
-  missing -> reject.
+* times: zone-less ISO (the app's openTime) is UTC wall-clock; `...Z`, `+hh:mm` and a
+  trailing zone name (`14:30:00 Asia/Jakarta`, `UTC`, `GMT`) are converted to UTC; a zone
+  abbreviation (`WIB`, `PST`, `IST`: several zones share them) -> reject. A Date instant
+  (`{"$date": ms}`) is taken as is. A bare number (JSON number or digits as text) is read
+  by its size: >= 1e11 epoch milliseconds, 1e9..1e10 epoch seconds (2001..2286); anything
+  else -> reject with why (0, negative, a spreadsheet serial date: 1900 or 1904 system,
+  or between the two epochs). Kept at millisecond precision, naive UTC. `""` in an optional
+  time -> NULL (a DATETIME cannot hold ''); anything else that does not parse -> reject; a
+  required time that is missing -> reject. Staged times before 2000 or after the export's
+  time are counted per column in the summary (`implausible_times`) and named in a note.
 * numbers: JSON numbers or numeric strings; anything else -> reject. Decimals are rounded
   to the column's scale (what MySQL would store) and rejected when they do not fit.
 * durations are never recomputed: the stored rawHours/formatted are what users saw. The
@@ -40,6 +45,7 @@ import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
@@ -50,7 +56,7 @@ import pyarrow.parquet as pq
 
 from . import duck
 from .errors import TransformError
-from .export import MAX_OBJECT_BYTES, check_fingerprints, export_files, record_origins
+from .export import MAX_OBJECT_BYTES, check_fingerprints, export_files, read_summary, record_origins
 from .export import SUMMARY as EXPORT_SUMMARY
 from .server import alive
 from .stage import SUMMARY, polars_dtype, rejects_path, stage_path, stage_schema
@@ -94,21 +100,7 @@ def _typed_sql(col: Column) -> tuple[str | None, str, str]:
     if col.is_text:  # TEXT / MEDIUMTEXT / JSON text: limited in bytes
         return None, r, f"CASE WHEN strlen({r}) > {col.max_bytes} THEN 'text longer than the column (' || strlen({r}) || ' > {col.max_bytes} bytes)' END"
     if col.is_time:
-        # ISO with or without zone (zone-less = UTC), a Date instant {"$date": ms}, or bare epoch ms.
-        epoch = rf"""try_cast(regexp_extract({r}, '^(?:\{{"\$date":\s*)?(-?[0-9]+(?:\.[0-9]+)?)\}}?$', 1) AS DOUBLE)"""
-        # An offset (+hh:mm, +hhmm, +hh, or - after the time's colons) needs the zone-aware cast;
-        # every other form (zone-less, Z) parses as plain TIMESTAMP, which would ignore an offset
-        # but is several times faster.
-        iso = (f"CASE WHEN contains({r}, '+') OR {r} LIKE '%:%-%' THEN try_cast({r} AS TIMESTAMPTZ)::TIMESTAMP "
-               f"ELSE try_cast({r} AS TIMESTAMP) END")
-        # Blank text parses as neither, so it is NULL too (then a problem only when required).
-        value = f"date_trunc('millisecond', coalesce({iso}, epoch_ms(try_cast(round({epoch}) AS BIGINT))))"
-        missing = "required time is missing" if not col.nullable else None
-        # The usual case (a time in range) is decided first: the rest is checked for the few others.
-        why = (f"CASE WHEN {v} BETWEEN TIMESTAMP '1000-01-01' AND TIMESTAMP '9999-12-31 23:59:59.999' THEN NULL "
-               f"WHEN {r} IS NULL OR trim({r}) = '' THEN {_lit(missing) if missing else 'NULL'} "
-               f"WHEN {v} IS NULL THEN 'time does not parse' ELSE 'time outside the DATETIME range' END")
-        return None, value, why
+        return (None, *_time_sql(r, v, col))
     if col.kind == "bool":
         value = f"CASE WHEN lower({r}) IN ('true', '1') THEN true WHEN lower({r}) IN ('false', '0') THEN false END"
         return None, value, f"CASE WHEN {r} IS NOT NULL AND {v} IS NULL THEN 'not a boolean' END"
@@ -124,6 +116,55 @@ def _typed_sql(col: Column) -> tuple[str | None, str, str]:
     ok = f"{n} = round({n}) AND abs({n}) < {float(2 ** bits)!r}"
     return (number, f"CASE WHEN {ok} THEN CAST({n} AS {duck}) END",
             f"CASE {not_number} WHEN {r} IS NOT NULL AND NOT ({ok}) THEN 'not an integer that fits {col.mysql_type}' END")
+
+
+# Bare numbers (JSON numbers, or text that is only digits) in a time column; see the rules above.
+EPOCH_MS_FROM = 1e11  # and up: epoch milliseconds (1e11 ms is 1973-03-03; 1e11 s would be the year 5138)
+EPOCH_S_FROM, EPOCH_S_TO = 1e9, 1e10  # epoch seconds: 2001-09-09 .. 2286-11-20
+EXCEL_TO = 2958466  # spreadsheet serial days reach 9999-12-31 here
+_BARE = r"^\s*-?[0-9]+(\.[0-9]+)?\s*$"
+# a date, a time, then a zone word: "2025-05-12 14:30:00 Asia/Jakarta", "2025-05-12T14:30 WIB"
+_ZONE_WORD = r"^\s*[0-9]{4}[-/][0-9]{2}[-/][0-9]{2}[T ][0-9:.]+\s+([A-Za-z][A-Za-z0-9_/+-]*)\s*$"
+
+
+def _time_sql(r: str, v: str, col: Column) -> tuple[str, str]:
+    """(value, problem) SQL of a time column (rules in the module docstring). The usual forms (ISO
+    without zone or with Z / an offset) take the fast path; the rest is looked at only for values
+    that end in a letter other than Z, or that did not parse."""
+    # An offset (+hh:mm, +hhmm, +hh, or - after the time's colons) needs the zone-aware cast;
+    # every other form (zone-less, Z) parses as plain TIMESTAMP, which would ignore an offset
+    # but is several times faster. A plain TIMESTAMP cast also drops a trailing zone name, so
+    # text ending in a letter (other than Z) goes to the zone rules.
+    last = f"right({r}, 1)"
+    zoned = f"({last} NOT BETWEEN '0' AND '9' AND {last} NOT IN ('Z', '}}', ' '))"
+    zone = f"regexp_extract({r}, {_lit(_ZONE_WORD)}, 1)"
+    named = f"(contains({zone}, '/') OR upper({zone}) IN ('UTC', 'GMT'))"
+    iso = (f"CASE WHEN {zoned} THEN CASE WHEN {named} THEN try_cast({r} AS TIMESTAMPTZ)::TIMESTAMP END "
+           f"WHEN contains({r}, '+') OR {r} LIKE '%:%-%' THEN try_cast({r} AS TIMESTAMPTZ)::TIMESTAMP "
+           f"ELSE try_cast({r} AS TIMESTAMP) END")
+    date = rf"""try_cast(regexp_extract({r}, '^\{{"\$date":\s*(-?[0-9]+(?:\.[0-9]+)?)\}}$', 1) AS DOUBLE)"""
+    n = f"CASE WHEN regexp_full_match({r}, {_lit(_BARE)}) THEN try_cast({r} AS DOUBLE) END"
+    bare = (f"CASE WHEN {n} >= {EPOCH_MS_FROM} THEN {n} "
+            f"WHEN {n} >= {EPOCH_S_FROM} AND {n} < {EPOCH_S_TO} THEN {n} * 1000 END")
+    ms = f"CASE WHEN starts_with({r}, '{{') THEN {date} ELSE {bare} END"
+    value = f"date_trunc('millisecond', coalesce({iso}, epoch_ms(try_cast(round({ms}) AS BIGINT))))"
+    missing = "required time is missing" if not col.nullable else None
+    number_why = (f"CASE WHEN {n} = 0 THEN 'a bare 0 is not a time (an unset value?)' "
+                  f"WHEN {n} < 0 THEN 'a negative bare number is not a time' "
+                  f"WHEN {n} < {EXCEL_TO} THEN 'a bare number like a spreadsheet serial date (1900 or 1904 "
+                  f"date system: ambiguous): export times as ISO text' "
+                  f"WHEN {n} < {EPOCH_S_FROM} THEN 'a bare number too small for epoch seconds after 2001 "
+                  f"(and epoch milliseconds would be January 1970)' "
+                  f"ELSE 'a bare number too large for epoch seconds and too small for epoch milliseconds (ambiguous)' END")
+    zone_why = (f"'the time zone ' || {zone} || ' is an abbreviation (ambiguous): give an offset (+07:00) "
+                f"or a zone name (Asia/Jakarta)'")
+    # The usual case (a time in range) is decided first: the rest is checked for the few others.
+    why = (f"CASE WHEN {v} BETWEEN TIMESTAMP '1000-01-01' AND TIMESTAMP '9999-12-31 23:59:59.999' THEN NULL "
+           f"WHEN {r} IS NULL OR trim({r}) = '' THEN {_lit(missing) if missing else 'NULL'} "
+           f"WHEN {v} IS NULL AND {n} IS NOT NULL THEN {number_why} "
+           f"WHEN {v} IS NULL AND {zoned} AND {zone} <> '' AND NOT {named} THEN {zone_why} "
+           f"WHEN {v} IS NULL THEN 'time does not parse' ELSE 'time outside the DATETIME range' END")
+    return value, why
 
 
 def _read_sql(store: Store, fmt: str, typed: bool) -> str:
@@ -336,6 +377,8 @@ class TransformResult:
     findings: tuple[str, ...]
     seconds: float
     missing_stores: tuple[str, ...] = field(default=())
+    # store -> column -> staged times before PLAUSIBLE_FROM or after the export's time
+    implausible_times: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def __str__(self) -> str:
         lines = [f"staged {self.export_dir} -> {self.stage_dir} in {self.seconds:.1f} s"]
@@ -346,6 +389,37 @@ class TransformResult:
             lines.append(f"  reconstructed upload sessions: {self.reconstructed_sessions}")
         lines += [f"  note: {f}" for f in self.findings]
         return "\n".join(lines)
+
+
+PLAUSIBLE_FROM = datetime(2000, 1, 1)  # the app is far younger: an earlier time is a sign of a wrong reading
+
+
+def implausible_times(stage: Path, until: datetime | None) -> dict[str, dict[str, int]]:
+    """Per store and time column, the staged times before PLAUSIBLE_FROM or after `until` (the
+    export's time): staged as they are, but worth a look (one scan of the time columns)."""
+    out: dict[str, dict[str, int]] = {}
+    for store in STORES:
+        cols = [c.name for c in store.columns if c.is_time]
+        path = stage_path(stage, store)
+        if not cols or not path.is_file():
+            continue
+        bad = [(pl.col(c) < PLAUSIBLE_FROM) | ((pl.col(c) > until) if until else pl.lit(False)) for c in cols]
+        row = pl.scan_parquet(path).select(b.sum().alias(c) for b, c in zip(bad, cols)).collect().row(0, named=True)
+        if any(row.values()):
+            out[store.name] = {c: n for c, n in row.items() if n}
+    return out
+
+
+def _export_time(export_dir: Path) -> datetime | None:
+    """When the export was made (its own exportedAt, else when `etl export` normalized it), naive UTC."""
+    summary = read_summary(export_dir)
+    for key in ("exportedAt", "normalizedAt"):
+        try:
+            t = datetime.fromisoformat(str(summary.get(key)).replace("Z", "+00:00"))
+        except ValueError:
+            continue
+        return t.astimezone(timezone.utc).replace(tzinfo=None) if t.tzinfo else t
+    return None
 
 
 @dataclass
@@ -541,9 +615,14 @@ def transform(export_dir: Path, stage_dir: Path) -> TransformResult:
         findings = [f for f in [duration_offset(stage_path(tmp, store_by_name("tickets")))] if f]
         if missing:
             findings.append(f"the export holds no {', '.join(missing)}: sessions were reconstructed from the records")
+        odd = implausible_times(tmp, until := _export_time(export_dir))
+        if odd:
+            listed = "; ".join(f"{s}.{c} {n:,}" for s, cols in odd.items() for c, n in cols.items())
+            findings.append(f"times before {PLAUSIBLE_FROM:%Y-%m-%d} or after the export ({until or 'unknown'}) "
+                            f"were staged as they are: {listed}")
         counts = {s.name: counts[s.name] for s in STORES if s.name in counts}
         result = TransformResult(str(export_dir), str(stage_dir), counts, rebuilt, tuple(findings),
-                                 time.perf_counter() - t0, tuple(missing))
+                                 time.perf_counter() - t0, tuple(missing), odd)
         (tmp / SUMMARY).write_text(json.dumps(asdict(result), indent=2, ensure_ascii=False))
     except BaseException as e:
         pool.shutdown(cancel_futures=True)  # waits for the store being staged: then nothing writes into tmp

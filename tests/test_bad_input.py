@@ -16,9 +16,11 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
 
+import polars as pl
 import pytest
 
 from etl.export import export
@@ -370,3 +372,58 @@ def test_a_killed_transforms_temporary_folder_is_removed_by_the_next(exported, t
     living.mkdir()
     assert etl("transform", "--in", str(exported), "--out", str(tmp_path / "stage")).returncode == 0
     assert not any(f.exists() for f in stale) and living.is_dir()
+
+
+# ---------------------------------------------------------------- 4. times: convert what is unambiguous, reject the rest
+
+
+def small_export(folder: Path, **stores) -> Path:
+    """A tiny export in the app's layout, normalized by the library."""
+    raw = folder / "raw"
+    raw.mkdir(parents=True)
+    for s in STORES:
+        if s.name in stores or s.required:
+            (raw / f"{s.name}.json").write_text(json.dumps(stores.get(s.name, []), ensure_ascii=False))
+    export(raw, folder / "export")
+    return folder / "export"
+
+
+TIME_CASES = [  # (closeTime, staged UTC time or a part of the reject's reason)
+    ("2025-05-12 14:30:00 Asia/Jakarta", datetime(2025, 5, 12, 7, 30)),
+    ("2025-05-12T14:30:00 UTC", datetime(2025, 5, 12, 14, 30)),
+    ("2025-05-12T14:30:00 WIB", "time zone WIB is an abbreviation"),
+    ("2025-05-12 14:30:00 PST", "time zone PST is an abbreviation"),
+    (1747059000, datetime(2025, 5, 12, 14, 10)),  # epoch seconds
+    ("1747059000", datetime(2025, 5, 12, 14, 10)),
+    (1747059000123, datetime(2025, 5, 12, 14, 10, 0, 123000)),  # epoch milliseconds
+    ({"$date": 1747059000000}, datetime(2025, 5, 12, 14, 10)),
+    (0, "a bare 0 is not a time"),
+    (45789.6, "spreadsheet serial date"),
+    (-5, "negative"),
+    (12345678, "too small for epoch seconds"),
+    (50000000000, "ambiguous"),
+    ("2025-05-12 14:30:00 Mars/Olympus", "time does not parse"),
+]
+
+
+def test_every_time_form_is_converted_or_rejected_with_its_reason(tmp_path):
+    from etl.stage import read_stage, rejects_path, stage_summary
+    from etl.stores import store
+    from etl.transform import transform
+
+    cases = TIME_CASES
+    tickets = [{"id": f"t{i}", "openTime": "2024-07-15T17:35:00", "closeTime": v} for i, (v, _) in enumerate(cases)]
+    tickets.append({"id": "old", "openTime": "1999-12-31T23:00:00"})  # plausible to parse, not to have happened
+    tickets.append({"id": "future", "openTime": "2031-01-01T00:00:00"})
+    export_dir = small_export(tmp_path, tickets=tickets)
+    result = transform(export_dir, tmp_path / "stage")
+    staged = dict(read_stage(tmp_path / "stage", store("tickets")).select("id", "close_time").iter_rows())
+    rejects = dict(pl.read_parquet(rejects_path(tmp_path / "stage", store("tickets"))).select("key", "reason").iter_rows())
+    for i, (value, want) in enumerate(cases):
+        if isinstance(want, datetime):
+            assert staged.get(f"t{i}") == want, value
+        else:
+            assert want in rejects.get(f"t{i}", ""), (value, rejects.get(f"t{i}"))
+    assert result.implausible_times == {"tickets": {"open_time": 2}}
+    assert stage_summary(tmp_path / "stage")["implausible_times"] == {"tickets": {"open_time": 2}}
+    assert any("before 2000-01-01" in f and "tickets.open_time 2" in f for f in result.findings)
