@@ -106,6 +106,7 @@ class _Found:
     origin: dict[str, str] = field(default_factory=dict)  # placed file -> the source file errors name
     cuts: dict[str, list[str]] = field(default_factory=dict)  # placed array file -> the parts cut from it
     records: dict[str, int] = field(default_factory=dict)  # placed file -> records counted in it
+    replaced: dict[str, int] = field(default_factory=dict)  # placed file -> lone surrogates replaced in it
 
 
 # ---------------------------------------------------------------- public API
@@ -508,7 +509,7 @@ def _count_all(found: _Found, work: Path) -> dict[str, tuple[int, str | None]]:
         name, fmt, store = job
         cursor = con.cursor()  # one DuckDB cursor per thread
         try:
-            return _count(cursor, work / name, fmt, store, found.origin[name])
+            return _count(cursor, work / name, fmt, store, found.origin[name], found.replaced)
         finally:
             cursor.close()
 
@@ -522,16 +523,28 @@ def _count_all(found: _Found, work: Path) -> dict[str, tuple[int, str | None]]:
     return {name: futures[name].result() for name in order}
 
 
-def _count(con, path: Path, fmt: str, store: Store, shown: str) -> tuple[int, str | None]:
+def _count(con, path: Path, fmt: str, store: Store, shown: str, replaced: dict[str, int]) -> tuple[int, str | None]:
     """Records in one file, every record parsed: a record that is not an object fails; records
     without their key are counted and named in a warning (the transform rejects each with its
-    reason, so one bad record neither blocks the migration nor goes missing).
+    reason, so one bad record neither blocks the migration nor goes missing). A lone UTF-16
+    surrogate escape is replaced by U+FFFD in the export's copy, counted in `replaced` and named
+    in a warning (DuckDB refuses the whole file otherwise).
     `shown` is the source file that errors name (the placed file may carry another name)."""
     key = _key_field(store)
     sql = (f"SELECT count(*), count(*) FILTER (WHERE {_ident(key)} IS NULL) FROM read_json(?, format=?, records=true, "
            f"columns={{{_lit(key)}: 'VARCHAR'}}, maximum_object_size=?)")
+    notes = []
     try:
-        n, no_key = con.execute(sql, [str(path), fmt, MAX_OBJECT_BYTES]).fetchone()
+        try:
+            n, no_key = con.execute(sql, [str(path), fmt, MAX_OBJECT_BYTES]).fetchone()
+        except duckdb.Error as e:
+            if "surrogate" not in str(e) or path.name in replaced:
+                raise
+            replaced[path.name] = _replace_lone_surrogates(path)
+            index, text = _locate(path, fmt, "contains(json, '\\ufffd')")
+            notes.append(f"{shown}: {replaced[path.name]:,} lone UTF-16 surrogate escape(s) (text cut inside an emoji) "
+                         f"replaced by U+FFFD (first: record {_record(index, _key_of(text, key))})")
+            n, no_key = con.execute(sql, [str(path), fmt, MAX_OBJECT_BYTES]).fetchone()
     except duckdb.Error as e:
         if "Expected OBJECT" in str(e):
             index, text = _locate(path, fmt, "NOT starts_with(ltrim(json), '{')")
@@ -540,9 +553,37 @@ def _count(con, path: Path, fmt: str, store: Store, shown: str) -> tuple[int, st
         raise _duck_error(e, shown, store.name) from None
     if no_key:
         index, _ = _locate(path, fmt, f"json_extract_string(json, {_lit('$.' + json.dumps(key))}) IS NULL")
-        return n, (f"{shown}: {no_key:,} {store.name} record(s) without their key {key} (first: record {_record(index)}); "
-                   "the transform rejects them")
-    return n, None
+        notes.append(f"{shown}: {no_key:,} {store.name} record(s) without their key {key} (first: record {_record(index)}); "
+                     "the transform rejects them")
+    return n, "; ".join(notes) or None
+
+
+# A JSON escape of a UTF-16 code unit: an escaped backslash (kept), a surrogate pair (kept), or a
+# lone surrogate (what JSON.stringify writes for a string cut inside an emoji; no parser takes it).
+_SURROGATE = re.compile(rb"\\\\|\\u[dD][89abAB][0-9a-fA-F]{2}(?:\\u[dD][c-fC-F][0-9a-fA-F]{2})?|\\u[dD][c-fC-F][0-9a-fA-F]{2}")
+
+
+def _replace_lone_surrogates(path: Path) -> int:
+    """Replace each lone surrogate escape of `path` (the export's own copy) by \\ufffd; their number."""
+    n = 0
+
+    def fix(m: re.Match) -> bytes:
+        nonlocal n
+        if len(m[0]) != 6 or m[0] == b"\\\\":
+            return m[0]
+        n += 1
+        return b"\\ufffd"
+
+    data = _SURROGATE.sub(fix, path.read_bytes())
+    path.write_bytes(data)
+    return n
+
+
+def _key_of(text: str | None, key: str):
+    try:
+        return json.loads(text).get(key) if text else None
+    except (ValueError, AttributeError):
+        return None
 
 
 def _locate(path: Path, fmt: str, condition: str) -> tuple[int | None, str | None]:
@@ -606,6 +647,9 @@ def _summary(found: _Found, work: Path, source: Path, counts: dict, missing: lis
         "files": {s: [_entry(found, work, n, f) for n, f in found.files[s]] for s in counts},
         "missingStores": missing,
         "warnings": found.warnings,
+        # store -> lone UTF-16 surrogate escapes replaced by U+FFFD in its files
+        "replacedSurrogates": {s: sum(found.replaced.get(n, 0) for n, _ in found.files[s]) for s in counts
+                               if any(found.replaced.get(n) for n, _ in found.files[s])},
         "sourceFiles": [source_print(p) for p in found.inputs],
         "normalizedAt": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
     }

@@ -173,9 +173,10 @@ def _read_sql(store: Store, fmt: str, typed: bool) -> str:
     The inner query flattens each source path into text named for its target column:
     typed=True reads each top-level field as VARCHAR (non-string JSON arrives as its JSON
     text, a Date as `{"$date":ms}`) and nested objects as structs of VARCHAR: fast, but DuckDB
-    refuses the whole file when a nested field is not an object. typed=False reads every field
-    as JSON and extracts with json functions: slower, refuses nothing, and reports nested
-    fields that are not objects.
+    refuses the whole file when a nested field is not an object or a record repeats a
+    property. typed=False reads each record as JSON text and extracts with json functions:
+    slower, refuses nothing, and reports nested fields that are not objects and repeated
+    properties (the record's reject names the property).
     """
     sourced = [c for c in store.columns if c.source]
     nested: dict[str, list[str]] = {}
@@ -190,16 +191,27 @@ def _read_sql(store: Store, fmt: str, typed: bool) -> str:
         raw = [".".join(_q(p) for p in c.source.split(".", 1)) for c in sourced]
         shapes = []
     else:
-        types = dict.fromkeys(fields, "JSON")
         raw = [(f"json_extract({_q(c.source.split('.')[0])}, {_lit('$.' + c.source.split('.')[1])})"
                 if "." in c.source else _q(c.source)) + "->>'$'" for c in sourced]
         shapes = [f"CASE WHEN json_type({_q(p)}) NOT IN ('OBJECT', 'NULL') THEN "
                   f"{_lit(p)} || '{US}' || {_lit(p + ' is not an object')} || '{US}' || left({_q(p)}::VARCHAR, {EXCERPT}) END"
                   for p in nested]
-    columns = "{" + ", ".join(f"{_lit(f)}: {_lit(t)}" for f, t in types.items()) + "}"
+        # A property repeated inside one record: DuckDB's read_json refuses the whole file, so the
+        # careful read takes each record as JSON text; the record becomes a reject naming the property.
+        keys = "json_keys(__o)"
+        shapes.append(f"CASE WHEN len({keys}) <> len(list_distinct({keys})) THEN "
+                      f"[k FOR k IN {keys} IF len(list_filter({keys}, lambda j: j = k)) > 1][1] || '{US}' || "
+                      f"'the property appears twice in the record (which one holds the data?)' || '{US}' || left(__o, {EXCERPT}) END")
+    if typed:
+        columns = "{" + ", ".join(f"{_lit(f)}: {_lit(t)}" for f, t in types.items()) + "}"
+        source = f"read_json(?, format={_lit(fmt)}, columns={columns}, maximum_object_size={MAX_OBJECT_BYTES})"
+    else:
+        tops = ", ".join(f"json_extract(json, {_lit('$.' + json.dumps(f))}) AS {_q(f)}" for f in fields)
+        source = (f"(SELECT json AS __o, {tops}, file_index FROM read_json_objects(?, format={_lit(fmt)}, "
+                  f"maximum_object_size={MAX_OBJECT_BYTES}))")
     inner = (f"SELECT {', '.join(f'{e} AS {_q(RAW + c.name)}' for e, c in zip(raw, sourced))}"
              f"{''.join(', ' + s + f' AS __shape{i}' for i, s in enumerate(shapes))} "
-             f", file_index AS __fi FROM read_json(?, format={_lit(fmt)}, columns={columns}, maximum_object_size={MAX_OBJECT_BYTES})")
+             f", file_index AS __fi FROM {source}")
     # Each level computes what the next one reads, so every cast and parse runs once per value.
     numbers, typed, values, problems = [], [], [], [f"__shape{i}" for i in range(len(shapes))]
     for c in sourced:

@@ -427,3 +427,54 @@ def test_every_time_form_is_converted_or_rejected_with_its_reason(tmp_path):
     assert result.implausible_times == {"tickets": {"open_time": 2}}
     assert stage_summary(tmp_path / "stage")["implausible_times"] == {"tickets": {"open_time": 2}}
     assert any("before 2000-01-01" in f and "tickets.open_time 2" in f for f in result.findings)
+
+
+# ---------------------------------------------------------------- 8. one odd record does not stop its store
+
+
+def test_a_lone_surrogate_is_replaced_counted_and_named_and_the_store_goes_through(tmp_path):
+    from etl.export import read_summary
+    from etl.stage import read_stage
+    from etl.stores import store
+    from etl.transform import transform
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    # JSON.stringify of a string cut inside an emoji; an escaped backslash before "u" and a whole pair stay
+    (raw / "tickets.json").write_text(
+        '[{"id": "a", "openTime": "2024-07-15T17:35:00", "status": "kept \\\\ud83d"},'
+        ' {"id": "b", "openTime": "2024-07-15T17:35:00", "status": "cut \\ud83d"},'
+        ' {"id": "c", "openTime": "2024-07-15T17:35:00", "status": "pair \\ud83d\\ude00, low \\udc00"}]')
+    for s in STORES:
+        if s.required and s.name != "tickets":
+            (raw / f"{s.name}.json").write_text("[]")
+    done = etl("export", "--from", str(raw), "--out", str(tmp_path / "export"))
+    assert done.returncode == 0, done.stderr
+    assert "2 lone UTF-16 surrogate escape(s)" in done.stdout and "record index 1 (key 'b')" in done.stdout
+    assert read_summary(tmp_path / "export")["replacedSurrogates"] == {"tickets": 2}
+    transform(tmp_path / "export", tmp_path / "stage")
+    got = dict(read_stage(tmp_path / "stage", store("tickets")).select("id", "status").iter_rows())
+    assert got == {"a": "kept \\ud83d", "b": "cut \ufffd", "c": "pair \U0001F600, low \ufffd"}
+
+
+def test_a_repeated_property_rejects_its_record_only(tmp_path):
+    from etl.stage import read_stage, rejects_path
+    from etl.stores import store
+    from etl.transform import transform
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "tickets.json").write_text(
+        '[{"id": "a", "openTime": "2024-07-15T17:35:00"},'
+        ' {"id": "b", "openTime": "2024-07-15T17:35:00", "status": "Open", "status": "Closed"},'
+        ' {"id": "c", "openTime": "2024-07-15T17:35:00"}]')
+    for s in STORES:
+        if s.required and s.name != "tickets":
+            (raw / f"{s.name}.json").write_text("[]")
+    export(raw, tmp_path / "export")
+    result = transform(tmp_path / "export", tmp_path / "stage")
+    assert result.counts["tickets"].staged == 2 and result.counts["tickets"].rejected == 1
+    assert sorted(read_stage(tmp_path / "stage", store("tickets"))["id"]) == ["a", "c"]
+    reject = pl.read_parquet(rejects_path(tmp_path / "stage", store("tickets"))).row(0, named=True)
+    assert (reject["file"], reject["record"], reject["key"], reject["field"]) == ("tickets.json", 1, "b", "status")
+    assert "appears twice" in reject["reason"]
