@@ -432,22 +432,28 @@ def test_every_time_form_is_converted_or_rejected_with_its_reason(tmp_path):
 # ---------------------------------------------------------------- 8. one odd record does not stop its store
 
 
+def raw_tickets(tmp_path: Path, text: str) -> Path:
+    """A raw export whose tickets.json is `text` (as written, byte for byte) and other stores empty."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "tickets.json").write_text(text)
+    for s in STORES:
+        if s.required and s.name != "tickets":
+            (raw / f"{s.name}.json").write_text("[]")
+    return raw
+
+
 def test_a_lone_surrogate_is_replaced_counted_and_named_and_the_store_goes_through(tmp_path):
     from etl.export import read_summary
     from etl.stage import read_stage
     from etl.stores import store
     from etl.transform import transform
 
-    raw = tmp_path / "raw"
-    raw.mkdir()
     # JSON.stringify of a string cut inside an emoji; an escaped backslash before "u" and a whole pair stay
-    (raw / "tickets.json").write_text(
+    raw = raw_tickets(tmp_path,
         '[{"id": "a", "openTime": "2024-07-15T17:35:00", "status": "kept \\\\ud83d"},'
         ' {"id": "b", "openTime": "2024-07-15T17:35:00", "status": "cut \\ud83d"},'
         ' {"id": "c", "openTime": "2024-07-15T17:35:00", "status": "pair \\ud83d\\ude00, low \\udc00"}]')
-    for s in STORES:
-        if s.required and s.name != "tickets":
-            (raw / f"{s.name}.json").write_text("[]")
     done = etl("export", "--from", str(raw), "--out", str(tmp_path / "export"))
     assert done.returncode == 0, done.stderr
     assert "2 lone UTF-16 surrogate escape(s)" in done.stdout and "record index 1 (key 'b')" in done.stdout
@@ -462,15 +468,10 @@ def test_a_repeated_property_rejects_its_record_only(tmp_path):
     from etl.stores import store
     from etl.transform import transform
 
-    raw = tmp_path / "raw"
-    raw.mkdir()
-    (raw / "tickets.json").write_text(
+    raw = raw_tickets(tmp_path,
         '[{"id": "a", "openTime": "2024-07-15T17:35:00"},'
         ' {"id": "b", "openTime": "2024-07-15T17:35:00", "status": "Open", "status": "Closed"},'
         ' {"id": "c", "openTime": "2024-07-15T17:35:00"}]')
-    for s in STORES:
-        if s.required and s.name != "tickets":
-            (raw / f"{s.name}.json").write_text("[]")
     export(raw, tmp_path / "export")
     result = transform(tmp_path / "export", tmp_path / "stage")
     assert result.counts["tickets"].staged == 2 and result.counts["tickets"].rejected == 1
