@@ -479,3 +479,22 @@ def test_a_repeated_property_rejects_its_record_only(tmp_path):
     reject = pl.read_parquet(rejects_path(tmp_path / "stage", store("tickets"))).row(0, named=True)
     assert (reject["file"], reject["record"], reject["key"], reject["field"]) == ("tickets.json", 1, "b", "status")
     assert "appears twice" in reject["reason"]
+
+
+def test_an_interrupted_migrate_records_interrupted(mysql_target, tmp_path):
+    dirs = {"RUNTIME_DIR": str(tmp_path / "runtime"), "EXPORT_DIR": str(tmp_path / "export"),
+            "STAGE_DIR": str(tmp_path / "stage")}
+    proc = subprocess.Popen([sys.executable, "-m", "etl", "migrate", "--sample-tickets", "2000"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **dirs, "MYSQL_URI": mysql_target.uri})
+    runs = tmp_path / "runtime" / "runs"
+    deadline = time.monotonic() + 120
+    while not list(runs.glob("*.json")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "migrate ended before it could be interrupted"
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 128 + signal.SIGTERM and "Traceback" not in err, err
+    record = json.loads(next(runs.glob("*.json")).read_text())
+    assert record["status"] == "interrupted"
+    assert record["steps"][-1]["status"] == "interrupted"
