@@ -30,6 +30,8 @@ from .errors import EtlError, Interrupted
 
 app = typer.Typer(
     help="Move the helpdesk app's IndexedDB data into MySQL, prove the move was exact, and run the cutover safely.\n\n"
+    "Exit status: 0 ok, 1 failure, 2 usage error, 130 interrupted, 143 terminated; errors are one line "
+    "(--debug or ETL_DEBUG=1 for the traceback).\n\n"
     "Settings come from flags, then the environment, then a .env file: MYSQL_URI, CHUNK_SIZE, EXPORT_DIR, "
     "STAGE_DIR, RUNTIME_DIR. Without MYSQL_URI, commands use the project-local server of `etl db up`.",
     no_args_is_help=True,
@@ -189,7 +191,7 @@ def export_cmd(
     source: Path = typer.Option(..., "--from", help="An export folder (JSON arrays or NDJSON, parts allowed), a single-file "
                                 "dump {store: records-array}, or a dexie-export-import file."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="The normalized export folder (default: EXPORT_DIR)."),
-    force: bool = typer.Option(False, "--force", help="Replace an output folder that already holds an export."),
+    force: bool = typer.Option(False, "--force", help="Replace an output folder that holds an earlier export (any other folder is refused, never deleted)."),
     part_mb: Optional[int] = typer.Option(None, "--part-mb", min=1, help="Store a JSON array over 1.5 times this size (MB) "
                                           "as parts of this size cut at record boundaries, so that counting and the transform parse it "
                                           "on every core [default: 128]."),
@@ -228,7 +230,8 @@ def transform(
     """Stage an export: typed Parquet per table, rejects with reasons, rebuilt upload sessions.
 
     Records in = staged + rejected for every store; rejects are in OUT/rejects/<table>.parquet
-    with file, record, key, field, value and reason. The stage folder is replaced as a whole.
+    with file, record, key, field, value and reason. The stage folder is replaced as a whole, and
+    only when it is a stage (any other folder, the export or a folder holding it is refused).
     """
     from .transform import transform as run
 

@@ -14,6 +14,11 @@ Rules, in one place:
 * text: kept byte for byte (tabs, trailing spaces, NUL, 4-byte UTF-8); `""` stays `""`,
   absent and `null` both become NULL (the one state MySQL cannot tell apart). Longer than
   the column (characters for VARCHAR, bytes for TEXT) -> reject.
+  A non-string JSON value in a text column (number, boolean, object, array) is carried as
+  its JSON text (`5`, `true`, `{"a":1}`). (Not counted: telling a JSON number from a string
+  of digits needs every text field parsed as JSON, which doubled the export's parse time.)
+* records: a property repeated inside one record -> reject naming the property (which of
+  the two holds the data cannot be known); the rest of its file goes through.
 * times: zone-less ISO (the app's openTime) is UTC wall-clock; `...Z`, `+hh:mm` and a
   trailing zone name (`14:30:00 Asia/Jakarta`, `UTC`, `GMT`) are converted to UTC; a zone
   abbreviation (`WIB`, `PST`, `IST`: several zones share them) -> reject. A Date instant
