@@ -106,10 +106,12 @@ def test_summary_contract(golden):
     assert "tickets" in str(result) and "folder form" in str(result)
 
 
-def test_a_folder_is_linked_not_rewritten(tmp_path):
+def test_a_folder_is_copied_byte_for_byte_never_linked(tmp_path):
     src = write_folder(tmp_path / "src", **{"tickets.json": json.dumps(make_forms.TICKETS)})
     result = export(src, tmp_path / "out")
-    assert (tmp_path / "out" / "tickets.json").stat().st_ino == (src / "tickets.json").stat().st_ino
+    # its own file (a hard link would tie the export to the user's download), the same bytes
+    assert (tmp_path / "out" / "tickets.json").stat().st_ino != (src / "tickets.json").stat().st_ino
+    assert (tmp_path / "out" / "tickets.json").read_bytes() == (src / "tickets.json").read_bytes()
     assert result.counts["tickets"] == len(make_forms.TICKETS)
 
 
