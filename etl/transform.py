@@ -604,7 +604,6 @@ def transform(export_dir: Path, stage_dir: Path) -> TransformResult:
 
     tmp = stage_dir.with_name(f".{stage_dir.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "rejects").mkdir(parents=True)
     con = duck.connect(string_views=True)
     # Two stores at a time: a store's Python steps and Parquet writing leave DuckDB's threads
     # idle now and then, and the other store's reading fills the gaps.
@@ -612,6 +611,7 @@ def transform(export_dir: Path, stage_dir: Path) -> TransformResult:
     metas: dict[str, pl.DataFrame] = {}
     counts: dict[str, StoreCounts] = {}
     try:
+        (tmp / "rejects").mkdir(parents=True)  # inside the try: an interruption right after it removes it too
         # uploadSessions comes last: the sessions rebuilt from the other stores are added to it.
         first = [s for s in STORES if s.name not in missing and s.name != "uploadSessions"]
         futures = [pool.submit(_stage_store, con, export_dir, tmp, s) for s in first]
