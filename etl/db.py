@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -18,18 +18,25 @@ SCHEMA_FILE = Path(__file__).resolve().parent.parent / "sql" / "schema.mysql.sql
 
 @dataclass(frozen=True)
 class MySQLTarget:
-    """A parsed MYSQL_URI (mysql://user:pass@host:port/db); str() masks the password."""
+    """A parsed MYSQL_URI (mysql://user:pass@host:port/db). It holds a secret: str(), repr() and
+    public() mask the password, and nothing serializes it field by field (run records call public())."""
 
     host: str
     port: int
     user: str
-    password: str
+    password: str = field(repr=False)
     database: str
     unix_socket: str | None = None
 
     @classmethod
     def parse(cls, uri: str) -> "MySQLTarget":
-        parts = urlsplit(uri)
+        # Never echo the text of a URI that did not parse: a half-encoded password is in it.
+        hint = "a password holding @ : / % # ? & = + must be percent-encoded (e.g. @ as %40)"
+        try:
+            parts = urlsplit(uri)
+            port = parts.port
+        except ValueError:
+            raise ConfigError(f"MYSQL_URI does not parse: its port is not a number; {hint}") from None
         if parts.scheme not in ("mysql", "mysql+pymysql", "mariadb", "mariadb+pymysql"):
             raise ConfigError(f"MYSQL_URI must look like mysql://user:pass@host:3306/dbname, got {mask_uri(uri)!r}")
         database = parts.path.lstrip("/")
@@ -38,7 +45,7 @@ class MySQLTarget:
         query = parse_qs(parts.query)
         return cls(
             host=parts.hostname or "127.0.0.1",
-            port=parts.port or 3306,
+            port=port or 3306,
             user=unquote(parts.username or "root"),
             password=unquote(parts.password or ""),
             database=unquote(database),
@@ -58,6 +65,11 @@ class MySQLTarget:
     def with_database(self, database: str) -> "MySQLTarget":
         """The same server and user, another database (e.g. the notebook's own, beside the migration's)."""
         return replace(self, database=database)
+
+    def public(self) -> dict:
+        """A safe form for reports and run records: the password masked."""
+        return {"uri": str(self), "host": self.host, "port": self.port, "user": self.user,
+                "password": "***" if self.password else "", "database": self.database, "unix_socket": self.unix_socket}
 
     def connect(self, *, database: bool = True, **kw) -> pymysql.connections.Connection:
         """A PyMySQL connection in UTC, utf8mb4, with LOCAL INFILE allowed."""
