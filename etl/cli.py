@@ -101,13 +101,17 @@ def schema_apply(
     mysql: Optional[str] = MysqlOpt,
     upgrade_digests: bool = typer.Option(False, "--upgrade-digests", help="Give tables made by an older schema the "
                                          "current row_digest column (a table copy per table, blocking its writes while it runs)."),
+    upgrade: bool = typer.Option(False, "--upgrade", help="Bring tables made by an older schema to this one: add the "
+                                 "columns they lack, widen narrower ones (DECIMAL to DOUBLE, longer VARCHARs, NULL allowed, "
+                                 "defaults) and give them the current row_digest. Never drops or narrows a column nor "
+                                 "touches a row; most changes copy the table, blocking its writes while they run."),
 ):
     """Create the database if needed and apply sql/schema.mysql.sql (safe to repeat).
 
-    Existing tables keep their columns; one made by an older schema without the current row_digest is named (parity and the load's checks then read it in full) and, with --upgrade-digests, given it.
+    Existing tables keep their columns: each change one made by an older schema needs is named, and made with --upgrade (or, for the row_digest alone, --upgrade-digests). The backend's users and menu_permissions only ever gain columns they lack; their rows are never touched.
     """
     from . import playbook
-    show(playbook.schema_apply(load_settings(mysql_uri=mysql), upgrade_digests=upgrade_digests))
+    show(playbook.schema_apply(load_settings(mysql_uri=mysql), upgrade_digests=upgrade_digests, upgrade=upgrade))
 
 
 # ---------------------------------------------------------------- sample
