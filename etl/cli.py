@@ -34,7 +34,10 @@ app = typer.Typer(
 db_app = typer.Typer(help="The project-local MySQL server (used when MYSQL_URI is not set).", no_args_is_help=True)
 schema_app = typer.Typer(help="The MySQL schema (sql/schema.mysql.sql).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+users_app = typer.Typer(help="Accounts of the app's backend (its users table), e.g. the first admin after the cutover.",
+                        no_args_is_help=True)
 app.add_typer(schema_app, name="schema")
+app.add_typer(users_app, name="users")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -112,6 +115,30 @@ def schema_apply(
     """
     from . import playbook
     show(playbook.schema_apply(load_settings(mysql_uri=mysql), upgrade_digests=upgrade_digests, upgrade=upgrade))
+
+
+# ---------------------------------------------------------------- users
+
+
+@users_app.command("add")
+@cli_errors
+def users_add(
+    username: str = typer.Argument(..., help="The login name."),
+    role: str = typer.Option(..., "--role", help="One of: 'super admin', 'admin', 'user'."),
+    update: bool = typer.Option(False, "--update", help="Replace the password and role of an existing user "
+                                "(and make it active again) instead of refusing."),
+    mysql: Optional[str] = MysqlOpt,
+):
+    """Create a user the app's backend can log in (e.g. the first admin after the cutover).
+
+    The password is read from ETL_USER_PASSWORD when set, else asked twice at the prompt; never from the command line. It is stored only as a bcrypt hash ($2b$, cost 12) and never printed or logged.
+    """
+    from . import playbook
+    from .users import add_user, check, read_password
+
+    check(username, role)
+    settings = load_settings(mysql_uri=mysql)
+    show(add_user(playbook.target(settings), username, role, read_password(), update=update))
 
 
 # ---------------------------------------------------------------- sample
