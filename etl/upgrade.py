@@ -9,7 +9,10 @@ with the table the server holds and names each change the current file needs:
   VARCHAR, a DECIMAL where the description has DOUBLE, NOT NULL where it may be NULL, no
   DEFAULT where the backend relies on one): MODIFY COLUMN to the file's definition, keeping
   the column's collation;
-* a data table without the current `row_digest` (etl/digest.py): given it in the same ALTER.
+* a data table without the current `row_digest` (etl/digest.py): given it in the same ALTER;
+* a `menu_permissions` row still holding, byte for byte, the seed an older schema wrote (lower-case
+  keys that match no menu title of the UI, so the sidebar comes out empty): given the current
+  seed. A row anyone else wrote or changed is never touched.
 
 Never a DROP, never a narrowing, never a row written: a column wider than the file's, or of
 another type, is named and left alone. Tables the app's backend owns (users,
@@ -30,6 +33,13 @@ from .stores import BY_TABLE
 _TABLE = re.compile(r"CREATE TABLE IF NOT EXISTS (\w+) \((.*?)\n\) ENGINE=", re.S)
 _COLUMN = re.compile(r"^  (\w+)\s+(.+?),?\s*(?:--.*)?$")
 _NOT_COLUMN = {"PRIMARY", "KEY", "UNIQUE", "INDEX", "CONSTRAINT"}
+_SEED = re.compile(r"INSERT INTO menu_permissions \(role, menus\)\s+SELECT '([^']+)', '([^']+)'")
+# The seed rows sql/schema.mysql.sql wrote before issue #14, as it wrote them.
+OLD_MENU_SEEDS = {
+    "super admin": '["dashboard","tickets","incidents","customers","vendors","upload","analytics","users","settings"]',
+    "admin": '["dashboard","tickets","incidents","customers","vendors","upload","analytics"]',
+    "user": '["dashboard","tickets","incidents","customers","analytics"]',
+}
 
 
 def file_columns(schema_sql: str) -> dict[str, list[tuple[str, str]]]:
@@ -60,6 +70,7 @@ class Change:
     table: str
     what: str  # readable: "duration_min DECIMAL(14,6) -> DOUBLE"
     clause: str | None  # the ALTER TABLE clause; None: named only, left as it is
+    args: tuple = ()  # a seed row's UPDATE: (role, new menus, old menus)
 
     def __str__(self) -> str:
         return f"{self.table}: {self.what}" + ("" if self.clause else " (left as it is)")
@@ -110,16 +121,36 @@ def plan(conn, schema_file: Path) -> list[Change]:
                 verb = "MODIFY" if digest.DIGEST in have else "ADD"
                 changes.append(Change(table, "row_digest to the current definition (computed for every row)",
                                       f"{verb} COLUMN {digest.column_sql(store)}"))
+        changes += _menu_changes(cur, dict(_SEED.findall(Path(schema_file).read_text(encoding="utf-8"))))
     return changes
 
 
+def _menu_changes(cur, seeds: dict[str, str]) -> list[Change]:
+    out = []
+    for role, old in OLD_MENU_SEEDS.items():
+        if role in seeds:
+            cur.execute("SELECT COUNT(*) FROM menu_permissions WHERE role = %s AND menus = %s COLLATE utf8mb4_bin",
+                        (role, old))
+            if cur.fetchone()[0]:
+                out.append(Change("menu_permissions", f"role {role!r}: the older seed's menu keys -> the UI's titles",
+                                  f"UPDATE:{role}", (role, seeds[role], old)))
+    return out
+
+
 def apply(conn, changes: list[Change]) -> tuple[str, ...]:
-    """One ALTER TABLE per table, with every clause `plan` gave it; returns the tables altered."""
+    """One ALTER TABLE per table, with every clause `plan` gave it (and the seed rows' UPDATEs);
+    returns the tables changed."""
     by_table: dict[str, list[str]] = {}
-    for c in changes:
-        if c.clause:
-            by_table.setdefault(c.table, []).append(c.clause)
     with conn.cursor() as cur:
+        for c in changes:
+            if c.args:  # a seed row: only while it still holds exactly what the older schema wrote
+                role, menus, old = c.args
+                cur.execute("UPDATE menu_permissions SET menus = %s WHERE role = %s AND menus = %s COLLATE utf8mb4_bin",
+                            (menus, role, old))
+                by_table.setdefault(c.table, [])
+            elif c.clause:
+                by_table.setdefault(c.table, []).append(c.clause)
         for table, clauses in by_table.items():
-            cur.execute(f"ALTER TABLE `{table}` " + ", ".join(clauses))
+            if clauses:
+                cur.execute(f"ALTER TABLE `{table}` " + ", ".join(clauses))
     return tuple(by_table)

@@ -335,10 +335,14 @@ def test_a_database_of_the_previous_schema_is_upgraded_without_losing_a_row(mysq
     assert "tickets: duration_raw_hours DECIMAL(14,6) -> DOUBLE" in "\n".join(named.pending)
     assert "incidents: start_time DATETIME(3) -> DATETIME(3) (may be NULL)" in named.pending
     assert "upload_sessions: reconstructed TINYINT(1) -> TINYINT(1) NOT NULL DEFAULT 0 (with a default)" in named.pending
+    assert "menu_permissions: role 'user': the older seed's menu keys -> the UI's titles" in named.pending
     assert "--upgrade" in str(named)
     done = apply_schema(mysql_target, upgrade=True)
     assert done.upgraded and not done.pending and not done.outdated_digests
     with mysql_target.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT role, menus FROM menu_permissions ORDER BY role")
+        menus = dict(cur.fetchall())
+        assert set(menus) == set(ROLES) and all(m.startswith('["Dashboard"') for m in menus.values())
         for s in STORES:
             cur.execute(f"SELECT COUNT(*) FROM {s.table}")
             assert cur.fetchone()[0] == counts[s.table], s.table  # no row lost
