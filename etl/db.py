@@ -168,6 +168,8 @@ class SchemaResult:
     triggers: int
     outdated_digests: tuple[str, ...] = ()  # tables made by an older schema, left as they are
     upgraded_digests: tuple[str, ...] = ()  # tables given the current row_digest (--upgrade-digests)
+    pending: tuple[str, ...] = ()  # changes tables made by an older schema need (etl.upgrade), not made
+    upgraded: tuple[str, ...] = ()  # changes made (--upgrade)
     created_database: str | None = None  # the database, when it did not exist and was created
 
     def __str__(self) -> str:
@@ -175,8 +177,16 @@ class SchemaResult:
                  f"{self.tables} tables, {self.views} views, {self.routines} procedures, {self.triggers} triggers"]
         if self.created_database:
             lines.insert(0, f"created database {self.created_database} (it did not exist on the server)")
+        if self.upgraded:
+            lines.append("  upgraded from an older schema (no row lost):")
+            lines += [f"    {c}" for c in self.upgraded]
         if self.upgraded_digests:
             lines.append(f"  row_digest brought to the current definition in: {', '.join(self.upgraded_digests)}")
+        if self.pending:
+            lines.append("  tables made by an older schema differ from it; each change needed:")
+            lines += [f"    {c}" for c in self.pending]
+            lines.append("  `etl schema apply --upgrade` makes them (ALTER TABLE: most copy the table, which blocks "
+                         "its writes while it runs; no row is lost)")
         if self.outdated_digests:
             lines.append(f"  note: {', '.join(self.outdated_digests)} lack the current row_digest (made by an older "
                          "schema): parity and the load's checks read them in full. `etl schema apply "
@@ -184,12 +194,15 @@ class SchemaResult:
         return "\n".join(lines)
 
 
-def apply_schema(target: MySQLTarget, schema_file: Path = SCHEMA_FILE, *, upgrade_digests: bool = False) -> SchemaResult:
+def apply_schema(target: MySQLTarget, schema_file: Path = SCHEMA_FILE, *, upgrade_digests: bool = False,
+                 upgrade: bool = False) -> SchemaResult:
     """Create the database when missing and apply the schema; safe to run again.
 
-    Tables made by an older schema keep their columns (`CREATE TABLE IF NOT EXISTS`): one
-    without the current `row_digest` is named in the result, and given it with `upgrade_digests`."""
+    Tables made by an older schema keep their columns (`CREATE TABLE IF NOT EXISTS`): each change
+    they need (etl/upgrade.py) is named in the result, and made with `upgrade`; `upgrade_digests`
+    makes only the row_digest ones."""
     from . import digest
+    from . import upgrade as upgrading
     from .stores import STORES
 
     sql = schema_file.read_text(encoding="utf-8")
@@ -207,6 +220,19 @@ def apply_schema(target: MySQLTarget, schema_file: Path = SCHEMA_FILE, *, upgrad
             except pymysql.err.MySQLError as e:
                 first = _strip_comments(stmt).splitlines()[0][:80]
                 raise SchemaError(f"statement {n} failed: {first!r}: {e.args[-1]}", file=str(schema_file)) from None
+        outdated = digest.outdated(conn, STORES)
+        changes = upgrading.plan(conn, schema_file)
+        if upgrade_digests and not upgrade:
+            changes = [c for c in changes if not c.what.startswith(digest.DIGEST)]
+            for store in outdated:
+                digest.upgrade(conn, store)
+        made = []
+        if upgrade:
+            try:
+                upgrading.apply(conn, changes)
+            except pymysql.err.MySQLError as e:
+                raise SchemaError(f"upgrade failed: {e.args[-1]}", file=str(schema_file)) from None
+            made, changes = [c for c in changes if c.clause], [c for c in changes if not c.clause]
         cur.execute(
             "SELECT table_type, COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() GROUP BY table_type"
         )
@@ -215,10 +241,9 @@ def apply_schema(target: MySQLTarget, schema_file: Path = SCHEMA_FILE, *, upgrad
         (routines,) = cur.fetchone()
         cur.execute("SELECT COUNT(*) FROM information_schema.triggers WHERE trigger_schema = DATABASE()")
         (triggers,) = cur.fetchone()
-        outdated = digest.outdated(conn, STORES)
-        if upgrade_digests:
-            for store in outdated:
-                digest.upgrade(conn, store)
+    fixed = upgrade_digests or upgrade
     return SchemaResult(str(target), len(statements), kinds.get("BASE TABLE", 0), kinds.get("VIEW", 0), routines, triggers,
-                        () if upgrade_digests else tuple(s.table for s in outdated),
-                        tuple(s.table for s in outdated) if upgrade_digests else (), created)
+                        () if fixed else tuple(s.table for s in outdated),
+                        tuple(s.table for s in outdated) if fixed else (),
+                        tuple(str(c) for c in changes if not c.what.startswith(digest.DIGEST)),  # those: the note
+                        tuple(str(c) for c in made), created)

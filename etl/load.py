@@ -519,7 +519,7 @@ class _TableLoader:
             raise
 
     def _index(self, frame: pl.DataFrame) -> tuple[pl.DataFrame, int | None]:
-        hashes = row_hashes(frame, self.store, fast=True)  # only ever compared with the load's own hashes
+        hashes = row_hashes(frame, self.store)  # only ever compared with the load's own hashes
         if not hashes[self.key].equals(frame[self.key]):  # DuckDB keeps scan order; make sure of it
             raise LoadError("row hashes came back out of order", store=self.store.name)
         keys = mysql_order(hashes.with_row_index(ROW), self.store)
@@ -584,7 +584,7 @@ class _TableLoader:
         if digests:
             hashes = pl.from_arrow(rows).select(self.key, pl.col(DIGEST).cast(pl.UInt64).alias(HASH))
         else:
-            hashes = row_hashes(rows, self.store, fast=True)
+            hashes = row_hashes(rows, self.store)
         return hashes.with_columns(pl.col(self.key).cast(self.keys.schema[self.key]))
 
     def _range(self, chunk: Chunk) -> str:

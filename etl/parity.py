@@ -160,11 +160,11 @@ class MySQLSide:
 
     def hash_sql(self) -> str:
         """DuckDB expression of the row hash on MySQL's side, over what `read` returns."""
-        return f'"{DIGEST}"' if self.digest else hash_expression(self.store, fast=True)
+        return f'"{DIGEST}"' if self.digest else hash_expression(self.store)
 
     def stage_hash_sql(self) -> str:
         """The same hash of the stage's rows."""
-        return duckdb_expression(self.store) if self.digest else hash_expression(self.store, fast=True)
+        return duckdb_expression(self.store) if self.digest else hash_expression(self.store)
 
     def _read(self, queries: list[str], return_type: str):
         import connectorx as cx

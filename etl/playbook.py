@@ -54,8 +54,8 @@ def target(settings: Settings) -> MySQLTarget:
     return resolve_target(settings, start=True)
 
 
-def schema_apply(settings: Settings, *, upgrade_digests: bool = False):
-    return apply_schema(target(settings), upgrade_digests=upgrade_digests)
+def schema_apply(settings: Settings, *, upgrade_digests: bool = False, upgrade: bool = False):
+    return apply_schema(target(settings), upgrade_digests=upgrade_digests, upgrade=upgrade)
 
 
 def normalize_export(settings: Settings, source: Path):

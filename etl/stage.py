@@ -30,7 +30,7 @@ def polars_dtype(col: Column) -> pl.DataType:
         "bigint": pl.Int64(),
         "epoch_ms": pl.Int64(),
         "bool": pl.Boolean(),
-        "decimal": pl.Decimal(col.precision, col.scale),
+        "double": pl.Float64(),
         "datetime": pl.Datetime("ms"),
     }[col.kind]
 

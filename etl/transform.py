@@ -29,8 +29,8 @@ Rules, in one place:
   time -> NULL (a DATETIME cannot hold ''); anything else that does not parse -> reject; a
   required time that is missing -> reject. Staged times before 2000 or after the export's
   time are counted per column in the summary (`implausible_times`) and named in a note.
-* numbers: JSON numbers or numeric strings; anything else -> reject. Decimals are rounded
-  to the column's scale (what MySQL would store) and rejected when they do not fit.
+* numbers: JSON numbers or numeric strings; anything else -> reject. Fractional numbers are
+  kept as the doubles they are (DOUBLE columns); integers rejected when they do not fit.
 * durations are never recomputed: the stored rawHours/formatted are what users saw. The
   summary reports the offset between rawHours and close - open (the browser's UTC offset).
 * duplicate primary keys (compared as MySQL's PAD SPACE collations do, i.e. ignoring
@@ -111,11 +111,8 @@ def _typed_sql(col: Column) -> tuple[str | None, str, str]:
         return None, value, f"CASE WHEN {r} IS NOT NULL AND {v} IS NULL THEN 'not a boolean' END"
     number = f"try_cast({r} AS DOUBLE)"  # the cast skips surrounding whitespace itself
     not_number = f"WHEN {r} IS NOT NULL AND ({n} IS NULL OR NOT isfinite({n})) THEN 'not a number'"
-    if col.kind == "decimal":
-        limit = 10 ** (col.precision - col.scale) - 0.5 * 10 ** -col.scale
-        value = f"CASE WHEN abs({n}) < {limit!r} THEN CAST(round({n}, {col.scale}) AS {col.mysql_type}) END"
-        return number, value, (f"CASE {not_number} WHEN {r} IS NOT NULL AND NOT abs({n}) < {limit!r} "
-                               f"THEN 'number does not fit {col.mysql_type}' END")
+    if col.kind == "double":  # the JavaScript number as it is: DOUBLE holds every finite one
+        return number, f"CASE WHEN isfinite({n}) THEN {n} END", f"CASE {not_number} END"
     bits = 31 if col.kind == "int" else 63
     duck = "INTEGER" if col.kind == "int" else "BIGINT"
     ok = f"{n} = round({n}) AND abs({n}) < {float(2 ** bits)!r}"
@@ -256,7 +253,7 @@ def sla_bands(store: Store):
     def step(frame: pl.DataFrame) -> pl.DataFrame:
         if store.name != "tickets":
             return frame
-        hours = pl.col("duration_raw_hours").cast(pl.Float64)
+        hours = pl.col("duration_raw_hours")
         closed = pl.col("close_time").is_not_null() & hours.is_not_null()
         return frame.with_columns(pl.when(closed).then(hours <= h).alias(f"sla_{h}h") for h in SLA_HOURS)
 
@@ -576,9 +573,9 @@ def fix_up(store: Store, path: Path, drop: pl.Series, sessions: pl.DataFrame | N
 
 def duration_offset(path: Path) -> str | None:
     """The median gap between stored rawHours and close - open: the uploading browser's UTC offset."""
-    gap = pl.scan_parquet(path).filter(pl.col("duration_raw_hours").cast(pl.Float64) > 0,
+    gap = pl.scan_parquet(path).filter(pl.col("duration_raw_hours") > 0,
                                        pl.col("close_time").is_not_null()).select(
-        (pl.col("duration_raw_hours").cast(pl.Float64)
+        (pl.col("duration_raw_hours")
          - (pl.col("close_time") - pl.col("open_time")).dt.total_milliseconds() / 3_600_000).median()
     ).collect().item()
     if gap is None:

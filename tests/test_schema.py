@@ -96,7 +96,7 @@ def _expected_data_type(col) -> tuple:
         "int": ("int", None, None, None, None),
         "bigint": ("bigint", None, None, None, None),
         "bool": ("tinyint", None, None, None, None),
-        "decimal": ("decimal", None, col.precision, col.scale, None),
+        "double": ("double", None, None, None, None),
         "datetime": ("datetime", None, None, None, 3),
         "epoch_ms": ("bigint", None, None, None, None),
     }[kind]
