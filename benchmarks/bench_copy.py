@@ -17,7 +17,7 @@ import time
 
 from common import OUT, snippet_layout
 
-from etl.export import SUMMARY, _copy, fingerprint
+from etl.source.export import SUMMARY, _copy, fingerprint
 
 
 def main() -> None:

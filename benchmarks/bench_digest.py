@@ -21,13 +21,13 @@ from pathlib import Path
 
 from bench_load import drop, fresh, session, staged
 
-from etl import bulk
-from etl.db import MySQLTarget
-from etl.digest import _mysql_element, mysql_expression
-from etl.load import mysql_order
-from etl.server import LocalServer
-from etl.stage import read_stage
-from etl.stores import store
+from etl.mysql import bulk
+from etl.mysql.db import MySQLTarget
+from etl.core.digest import _mysql_element, mysql_expression
+from etl.mysql.load import mysql_order
+from etl.mysql.server import LocalServer
+from etl.stage.folder import read_stage
+from etl.core.stores import store
 
 TICKETS = store("tickets")
 

@@ -4,11 +4,11 @@
 
 Stages the sample export of N tickets (other stores in proportion; generated and
 transformed once, then reused from benchmarks/out/), starts a private server in a temporary
-folder (etl.server.LocalServer with the project's bulk settings and a large buffer pool,
+folder (etl.mysql.server.LocalServer with the project's bulk settings and a large buffer pool,
 the same server for every method) and loads the same staged rows into a fresh database
 per method:
 
-* etl load   - `etl.load.load` as `etl load` runs it: everything it does is timed (reading
+* etl load   - `etl.mysql.load.load` as `etl load` runs it: everything it does is timed (reading
                the stage, row hashes, the ledger, files, LOAD DATA, read-back checks,
                index rebuild, the final key check, upload sessions finalized).
 * seed-style - chunks of 200 rows, one multi-row INSERT and one commit per chunk, into
@@ -33,16 +33,16 @@ from pathlib import Path
 
 from common import OUT, sample_export
 
-from etl import bulk
-from etl.db import MySQLTarget, apply_schema
-from etl.load import load, mysql_order
-from etl.server import LocalServer
-from etl.stage import read_stage, staged_stores
+from etl.mysql import bulk
+from etl.mysql.db import MySQLTarget, apply_schema
+from etl.mysql.load import load, mysql_order
+from etl.mysql.server import LocalServer
+from etl.stage.folder import read_stage, staged_stores
 
 
 def staged(tickets: int) -> Path:
-    from etl.export import export
-    from etl.transform import transform
+    from etl.source.export import export
+    from etl.stage.transform import transform
 
     stage = OUT / f"stage-{tickets}"
     if not (stage / "transform-summary.json").is_file():
@@ -143,7 +143,7 @@ def main() -> None:
     server = LocalServer(home / "server", buffer_pool=args.buffer_pool)
     try:
         info = server.up()
-        print(f"server: {info.version}, buffer pool {args.buffer_pool}, bulk settings of etl/server.py")
+        print(f"server: {info.version}, buffer pool {args.buffer_pool}, bulk settings of etl/mysql/server.py")
         base = MySQLTarget.parse(info.uri)
         results: dict[str, list[float]] = {"raw limit": [], "etl load": []}
         writing: list[float] = []

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_migrate.py [--tickets 1000000] [--repeat 3] [--buffer-pool 2G]
                                                  [--baseline REV]
 
-On one private server (etl.server.LocalServer, the project's bulk settings), repeated and
+On one private server (etl.mysql.server.LocalServer, the project's bulk settings), repeated and
 alternated so neither always goes first:
 
 * etl migrate - `etl migrate --from` the app-layout sample export of N tickets (other stores in
@@ -34,9 +34,9 @@ from pathlib import Path
 from bench_load import count_rows, drop, fresh, run_raw
 from common import ETL, OUT, ROOT, run, sample_export
 
-from etl.db import MySQLTarget
-from etl.server import LocalServer
-from etl.stage import read_stage, staged_stores
+from etl.mysql.db import MySQLTarget
+from etl.mysql.server import LocalServer
+from etl.stage.folder import read_stage, staged_stores
 
 
 def baseline_tree(rev: str) -> tuple[str, Path]:

@@ -35,9 +35,9 @@ from common import ETL, OUT, ROOT, loaded_target, run, stage_for
 
 sys.path.insert(0, str(ROOT))
 
-from etl.db import MySQLTarget  # noqa: E402
-from etl.digest import DIGESTS_DIR  # noqa: E402
-from etl.stores import store  # noqa: E402
+from etl.mysql.db import MySQLTarget  # noqa: E402
+from etl.core.digest import DIGESTS_DIR  # noqa: E402
+from etl.core.stores import store  # noqa: E402
 
 TICKETS = store("tickets")
 UV = ROOT / ".tools" / "bin" / "uv"
@@ -56,13 +56,13 @@ def timed_runs(label: str, args: list[str], runs: int, before=None) -> tuple[flo
 
 
 def probes(target: MySQLTarget, stage: Path) -> list[tuple[str, float]]:
-    """How long each way of getting the MySQL side takes (the choice in etl/parity.py rests on these)."""
+    """How long each way of getting the MySQL side takes (the choice in etl/check/parity.py rests on these)."""
     import connectorx as cx
     import duckdb
     import polars as pl
 
-    from etl.parity import MySQLSide, range_queries, split_points
-    from etl.rowhash import hash_expression
+    from etl.check.parity import MySQLSide, range_queries, split_points
+    from etl.core.rowhash import hash_expression
 
     keys = pl.read_parquet(stage / "tickets.parquet", columns=["id"])["id"]
     out = []
@@ -90,8 +90,8 @@ def probes(target: MySQLTarget, stage: Path) -> list[tuple[str, float]]:
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
     con.execute(f"CREATE VIEW staged AS SELECT * FROM read_parquet('{stage / 'tickets.parquet'}')")
-    for label, fn in (("etl.digest (MD5 of the row's text)", side(2, True).stage_hash_sql()),
-                      ("etl.rowhash (DuckDB hash())", side(2, False).stage_hash_sql())):
+    for label, fn in (("etl.core.digest (MD5 of the row's text)", side(2, True).stage_hash_sql()),
+                      ("etl.core.rowhash (DuckDB hash())", side(2, False).stage_hash_sql())):
         clock(f"stage side: sum of the rows' {label} in DuckDB",
               lambda: con.execute(f"SELECT sum(h::HUGEINT) FROM (SELECT {fn} AS h FROM staged)").fetchall())
     con.close()

@@ -24,8 +24,8 @@ import time
 from common import OUT, ROOT
 
 sys.path.insert(0, str(ROOT))
-from etl.export import export  # noqa: E402
-from etl.snippet import snippet_source  # noqa: E402
+from etl.source.export import export  # noqa: E402
+from etl.source.snippet import snippet_source  # noqa: E402
 
 PAGE_DIR = ROOT / "tests" / "fixtures" / "browser"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

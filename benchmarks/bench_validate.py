@@ -32,7 +32,7 @@ from common import ETL, OUT, ROOT, loaded_target, stage_for
 
 sys.path.insert(0, str(ROOT))
 
-from etl.db import MySQLTarget  # noqa: E402
+from etl.mysql.db import MySQLTarget  # noqa: E402
 
 
 def validate_process(target: MySQLTarget, stage: Path, code: Path = ROOT) -> tuple[float, int, str]:
@@ -48,7 +48,7 @@ def validate_process(target: MySQLTarget, stage: Path, code: Path = ROOT) -> tup
 
 
 def per_suite(target: MySQLTarget, stage: Path) -> list[tuple[str, float]]:
-    from etl.validate import (_connection_env, gx_root, open_context, source_frames, source_parameters,
+    from etl.check.validate import (_connection_env, gx_root, open_context, source_frames, source_parameters,
                               suite_names)
 
     params = source_parameters(source_frames(stage))

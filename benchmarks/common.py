@@ -32,8 +32,8 @@ def loaded_target(name: str, stage: Path, tickets: int, reuse: bool):
     """(target, load seconds or None when reused): the stage loaded by `etl load` into database
     <name>_bench of a private server under OUT/<name>-mysql with a 2 GB buffer pool."""
     sys.path.insert(0, str(ROOT))
-    from etl.db import MySQLTarget, apply_schema
-    from etl.server import LocalServer
+    from etl.mysql.db import MySQLTarget, apply_schema
+    from etl.mysql.server import LocalServer
 
     info = LocalServer(OUT / f"{name}-mysql", buffer_pool="2G").up()
     base = MySQLTarget.parse(info.uri)
@@ -58,14 +58,14 @@ def sample_export(tickets: int, seed: int = 7) -> Path:
     folder = OUT / f"sample-{tickets}-{seed}"
     summary = folder / "export-summary.json"
     if not (summary.is_file() and json.loads(summary.read_text())["counts"]["tickets"] == tickets):
-        from etl.sample import write_sample
+        from etl.source.sample import write_sample
 
         print(f"generating a {tickets:,}-ticket sample export in {folder} ...", flush=True)
         write_sample(folder, tickets=tickets, seed=seed)
     return folder
 
 
-NDJSON_BYTES = 64 << 20  # etl/snippet.js NDJSON_BYTES
+NDJSON_BYTES = 64 << 20  # etl/source/snippet.js NDJSON_BYTES
 
 
 def snippet_layout(tickets: int, seed: int = 7) -> Path:

@@ -22,8 +22,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.text import Text
 from rich.markup import escape
 
-from .config import load_settings, mask_uri
-from .errors import EtlError, Interrupted
+from .core.config import load_settings, mask_uri
+from .core.errors import EtlError, Interrupted
 
 # Each command imports the stage it runs, and etl.playbook (which loads the MySQL client) only
 # where it is used: `etl export` and `etl transform` start sooner.
@@ -105,9 +105,19 @@ def _terminate(signum, frame):
     raise Interrupted(signum)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from .core.resources import version
+
+        out.print(f"etl (idb2mysql) {version()}", highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
 def main_options(
     debug: bool = typer.Option(False, "--debug", help=f"Show the full traceback of an error (also: {DEBUG_ENV}=1)."),
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                 help="Print the version and exit."),
 ):
     """Exit status: 0 ok, 1 failure, 2 usage error, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM)."""
     if debug:
@@ -187,7 +197,7 @@ def users_add(
     The password is read from ETL_USER_PASSWORD when set, else asked twice at the prompt; never from the command line. It is stored only as a bcrypt hash ($2b$, cost 12) and never printed or logged.
     """
     from . import playbook
-    from .users import add_user, check, read_password
+    from .mysql.users import add_user, check, read_password
 
     check(username, role)
     settings = load_settings(mysql_uri=mysql)
@@ -208,7 +218,7 @@ def sample(
     seed: int = typer.Option(7, help="Random seed: the same seed gives byte-identical files."),
 ):
     """Write a deterministic sample export (the app's export layout, with its real-world quirks)."""
-    from .sample import write_sample
+    from .source.sample import write_sample
 
     show(write_sample(out_dir, tickets=tickets, incidents=incidents, customers=customers, vendors=vendors, seed=seed))
 
@@ -228,7 +238,7 @@ def export_cmd(
                                           "on every core [default: 128]."),
 ):
     """Check an export and write it as a normalized, immutable export folder (what `etl transform` reads)."""
-    from .export import export
+    from .source.export import export
 
     settings = load_settings(export_dir=out_dir)
     show(export(source, settings.export_dir, force=force, **({"part_bytes": part_mb << 20} if part_mb else {})))
@@ -241,7 +251,7 @@ def snippet(
     as_bookmarklet: bool = typer.Option(False, "--bookmarklet", help="The snippet as a javascript: URL for a bookmark."),
 ):
     """Print the JavaScript that exports the app's IndexedDB from the browser (paste it into the devtools console)."""
-    from .snippet import bookmarklet, snippet_source, write_snippet
+    from .source.snippet import bookmarklet, snippet_source, write_snippet
 
     if out_file is not None:
         show(write_snippet(out_file, as_bookmarklet=as_bookmarklet))
@@ -264,7 +274,7 @@ def transform(
     with file, record, key, field, value and reason. The stage folder is replaced as a whole, and
     only when it is a stage (any other folder, the export or a folder holding it is refused).
     """
-    from .transform import transform as run
+    from .stage.transform import transform as run
 
     settings = load_settings(export_dir=in_dir, stage_dir=out_dir)
     show(run(settings.export_dir, settings.stage_dir))
@@ -293,7 +303,7 @@ def sql(
 
     Stage against target in one query: etl sql --mysql "SELECT count(*) FROM tickets s ANTI JOIN mysql_tickets m USING (id)".
     """
-    from . import query as q
+    from .report import query as q
 
     formats = [f for f, on in (("table", as_table), ("csv", as_csv), ("json", as_json), ("markdown", as_markdown)) if on]
     if len(formats) > 1:
@@ -359,7 +369,7 @@ def load_cmd(
     Each chunk is recorded in the table etl_load_ledger; a run that was interrupted is continued by the next. Rows the server refuses go to STAGE/load/<table>.rejects.parquet.
     """
     from . import playbook
-    from .load import load as run
+    from .mysql.load import load as run
 
     settings = load_settings(mysql_uri=mysql, stage_dir=stage, chunk_size=chunk_size)
     with _load_progress(not quiet and err.is_terminal) as progress:
@@ -385,7 +395,7 @@ def parity(
     Writes RUNTIME_DIR/parity/<time>/report.html (the verdict, then the differing buckets, a month-by-dimension heatmap of them and the differing rows, one per key) and report.json (totals, differing buckets and rows).
     """
     from . import playbook
-    from .parity_report import parity_with_report
+    from .report.parity import parity_with_report
 
     settings = load_settings(mysql_uri=dst_mysql)
     result = parity_with_report(src or settings.stage_dir, playbook.target(settings), runtime_dir=settings.runtime_dir,
@@ -409,7 +419,7 @@ def validate_cmd(
 
     Expected values (value sets, the views' rows) are computed from the stage at run time. A rule the source export already breaks is a warning (a finding about the source) unless --strict is given; a rule the source keeps but MySQL breaks is a failure. Exit status: 0 passed (warnings allowed), 1 failed. Rebuilds the data docs (see `etl docs`).
     """
-    from .validate import validate_settings
+    from .check.validate import validate_settings
 
     result = validate_settings(load_settings(mysql_uri=mysql, stage_dir=stage), strict=strict)
     show(result)
@@ -424,7 +434,7 @@ def docs_cmd():
 
     Written to expectations/gx/uncommitted/data_docs/local_site/index.html. Needs no database.
     """
-    from .validate import build_docs, gx_root
+    from .check.validate import build_docs, gx_root
 
     show(build_docs(gx_root(load_settings().root)))
 

@@ -14,10 +14,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from .config import Settings, mask_uri
-from .errors import EtlError
-from .db import MySQLTarget, apply_schema, resolve_target
-from .server import LocalServer
+from .core.config import Settings, mask_uri
+from .core.errors import EtlError
+from .mysql.db import MySQLTarget, apply_schema, resolve_target
+from .mysql.server import LocalServer
 
 
 def local_server(settings: Settings) -> LocalServer:
@@ -62,19 +62,19 @@ def normalize_export(settings: Settings, source: Path):
     """`source` -> settings.export_dir. Re-running with the same, unchanged source reuses the
     export folder (its summary names the source, and the source files' sizes and modification
     times are as they were); anything else replaces it atomically."""
-    from .export import export_or_reuse
+    from .source.export import export_or_reuse
 
     return export_or_reuse(source, settings.export_dir)
 
 
 def transform_export(settings: Settings):
-    from .transform import transform
+    from .stage.transform import transform
 
     return transform(settings.export_dir, settings.stage_dir)
 
 
 def sample_export(settings: Settings, tickets: int):
-    from .sample import write_sample
+    from .source.sample import write_sample
 
     out = settings.runtime_dir / "sample-export"
     summary = out / "export-summary.json"
@@ -85,14 +85,14 @@ def sample_export(settings: Settings, tickets: int):
 
 def load_stage(settings: Settings):
     """Write the stage into MySQL (chunked, checked, resumable; loading it again writes nothing)."""
-    from .load import load
+    from .mysql.load import load
 
     return load(settings.stage_dir, target(settings), chunk_size=settings.chunk_size)
 
 
 def parity_check(settings: Settings):
     """Parity of the stage with MySQL; a mismatch raises ParityError, which stops the run."""
-    from .parity_report import parity_with_report
+    from .report.parity import parity_with_report
 
     result = parity_with_report(settings.stage_dir, target(settings), runtime_dir=settings.runtime_dir)
     result.raise_for_mismatch()
@@ -101,7 +101,7 @@ def parity_check(settings: Settings):
 
 def validate_migration(settings: Settings, echo: Callable[[object], None] = print):
     """The expectation suites against MySQL, then the data docs; a failed expectation raises ValidationError."""
-    from .validate import check, validate_settings
+    from .check.validate import check, validate_settings
 
     return check(validate_settings(settings), echo=echo)
 

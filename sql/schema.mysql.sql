@@ -6,12 +6,12 @@
 -- tables are CREATE ... IF NOT EXISTS, views CREATE OR REPLACE, routines and
 -- triggers dropped and created again (they hold no data), seed rows inserted only when absent.
 -- Tables made by an older version of this file are brought to this one by
--- `etl schema apply --upgrade` (etl/upgrade.py), which names each change first.
+-- `etl schema apply --upgrade` (etl/mysql/upgrade.py), which names each change first.
 --
--- The data tables' columns mirror etl/stores.py (the one description of each store);
+-- The data tables' columns mirror etl/core/stores.py (the one description of each store);
 -- tests/test_schema.py checks the two against information_schema on a live server.
 -- Each data table's `row_digest` (a STORED generated column parity reads instead of the
--- rows) is rendered from the description by etl/digest.py: `python -m etl.digest` prints
+-- rows) is rendered from the description by etl/core/digest.py: `python -m etl.core.digest` prints
 -- the lines, and the tests fail when this file's copy differs.
 --
 -- Where MySQL and MariaDB differ, this file keeps to what both accept:
@@ -349,7 +349,7 @@ CREATE TABLE IF NOT EXISTS upload_sessions (
 -- not migrated). They are created here only where the backend has not made them yet, with the
 -- columns it reads: login selects by username where is_active, compares the bcrypt hash in
 -- password and sets last_login. `etl schema apply` never drops, empties or narrows them, nor
--- touches their rows; `etl users add` creates the first admin (etl/users.py).
+-- touches their rows; `etl users add` creates the first admin (etl/mysql/users.py).
 CREATE TABLE IF NOT EXISTS users (
   id                           INT NOT NULL AUTO_INCREMENT,
   username                     VARCHAR(255) NOT NULL,
@@ -435,7 +435,7 @@ CREATE TABLE IF NOT EXISTS migration_mismatches (
   KEY idx_migration_mismatches_last_seen (last_seen)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
--- The load ledger (etl/ledger.py): one row per chunk the loader plans. A chunk's rows and its
+-- The load ledger (etl/mysql/ledger.py): one row per chunk the loader plans. A chunk's rows and its
 -- 'written' mark commit in one transaction; 'done' follows once the rows the server then
 -- holds were read back and matched what was sent (count and checksum). A run that finds a
 -- plan with chunks not done continues it.
@@ -475,7 +475,7 @@ CREATE TABLE IF NOT EXISTS etl_load_indexes (
   PRIMARY KEY (table_name, index_name)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
--- Who holds the etl lock of this database (etl/lock.py): the lock itself is a MySQL named lock
+-- Who holds the etl lock of this database (etl/mysql/lock.py): the lock itself is a MySQL named lock
 -- (GET_LOCK), released by the server when its connection ends; this row only says who took it,
 -- for the message the next comer gets. A row whose connection no longer holds the lock is stale.
 CREATE TABLE IF NOT EXISTS etl_locks (

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from etl.db import MySQLTarget
-from etl.errors import EtlError
-from etl.server import LocalServer
+from etl.mysql.db import MySQLTarget
+from etl.core.errors import EtlError
+from etl.mysql.server import LocalServer
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_EXPORT = ROOT / "data" / "sample-export"
@@ -75,7 +75,7 @@ def mysql_target(mysql_server):
 @pytest.fixture
 def schema_target(mysql_target):
     """A fresh database with the schema applied."""
-    from etl.db import apply_schema
+    from etl.mysql.db import apply_schema
 
     apply_schema(mysql_target)
     return mysql_target

@@ -22,12 +22,12 @@ from pymysql.constants import FIELD_TYPE
 from typer.testing import CliRunner
 
 from etl.cli import app
-from etl.db import MySQLTarget, apply_schema
-from etl.load import load
-from etl.parity import parity
-from etl.stage import read_stage
-from etl.stores import STORES, store
-from etl.users import PASSWORD_ENV, ROLES, UserError, add_user, read_password
+from etl.mysql.db import MySQLTarget, apply_schema
+from etl.mysql.load import load
+from etl.check.parity import parity
+from etl.stage.folder import read_stage
+from etl.core.stores import STORES, store
+from etl.mysql.users import PASSWORD_ENV, ROLES, UserError, add_user, read_password
 
 from load_helpers import staged_sample
 

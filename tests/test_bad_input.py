@@ -23,9 +23,9 @@ from urllib.parse import quote
 import polars as pl
 import pytest
 
-from etl.export import export
-from etl.sample import write_sample
-from etl.stores import STORES
+from etl.source.export import export
+from etl.source.sample import write_sample
+from etl.core.stores import STORES
 
 ROOT = Path(__file__).resolve().parent.parent
 # Every character a URI gives a meaning to, and the percent sign that encodes them.
@@ -407,9 +407,9 @@ TIME_CASES = [  # (closeTime, staged UTC time or a part of the reject's reason)
 
 
 def test_every_time_form_is_converted_or_rejected_with_its_reason(tmp_path):
-    from etl.stage import read_stage, rejects_path, stage_summary
-    from etl.stores import store
-    from etl.transform import transform
+    from etl.stage.folder import read_stage, rejects_path, stage_summary
+    from etl.core.stores import store
+    from etl.stage.transform import transform
 
     cases = TIME_CASES
     tickets = [{"id": f"t{i}", "openTime": "2024-07-15T17:35:00", "closeTime": v} for i, (v, _) in enumerate(cases)]
@@ -444,10 +444,10 @@ def raw_tickets(tmp_path: Path, text: str) -> Path:
 
 
 def test_a_lone_surrogate_is_replaced_counted_and_named_and_the_store_goes_through(tmp_path):
-    from etl.export import read_summary
-    from etl.stage import read_stage
-    from etl.stores import store
-    from etl.transform import transform
+    from etl.source.export import read_summary
+    from etl.stage.folder import read_stage
+    from etl.core.stores import store
+    from etl.stage.transform import transform
 
     # JSON.stringify of a string cut inside an emoji; an escaped backslash before "u" and a whole pair stay
     raw = raw_tickets(tmp_path,
@@ -464,9 +464,9 @@ def test_a_lone_surrogate_is_replaced_counted_and_named_and_the_store_goes_throu
 
 
 def test_a_repeated_property_rejects_its_record_only(tmp_path):
-    from etl.stage import read_stage, rejects_path
-    from etl.stores import store
-    from etl.transform import transform
+    from etl.stage.folder import read_stage, rejects_path
+    from etl.core.stores import store
+    from etl.stage.transform import transform
 
     raw = raw_tickets(tmp_path,
         '[{"id": "a", "openTime": "2024-07-15T17:35:00"},'

@@ -13,7 +13,7 @@ import typer.main
 from typer.testing import CliRunner
 
 from etl.cli import app
-from etl.db import SCHEMA_FILE
+from etl.mysql.db import SCHEMA_FILE
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,13 +9,13 @@ import math
 import duckdb
 import polars as pl
 
-from etl.db import SCHEMA_FILE, apply_schema
-from etl.digest import DIGEST, column_sql, duckdb_expression, stage_digests
-from etl.export import export
-from etl.load import load
-from etl.parity_report import parity_with_report as parity
-from etl.stage import read_stage, stage_path
-from etl.stores import STORES, store
+from etl.mysql.db import SCHEMA_FILE, apply_schema
+from etl.core.digest import DIGEST, column_sql, duckdb_expression, stage_digests
+from etl.source.export import export
+from etl.mysql.load import load
+from etl.report.parity import parity_with_report as parity
+from etl.stage.folder import read_stage, stage_path
+from etl.core.stores import STORES, store
 
 VENDORS = store("vendors")
 
@@ -23,7 +23,7 @@ VENDORS = store("vendors")
 def test_schema_file_carries_the_rendered_digest_of_every_table():
     text = SCHEMA_FILE.read_text(encoding="utf-8")
     for s in STORES:
-        assert column_sql(s) in text, f"{s.table}: row_digest differs from `python -m etl.digest`; paste its line"
+        assert column_sql(s) in text, f"{s.table}: row_digest differs from `python -m etl.core.digest`; paste its line"
 
 
 def test_the_hashed_text_is_injective():
@@ -76,7 +76,7 @@ def _edge_export(raw):
 
 
 def test_mysql_and_duckdb_compute_the_same_digest(mysql_target, tmp_path):
-    from etl.transform import transform
+    from etl.stage.transform import transform
 
     _edge_export(tmp_path / "raw")
     export(tmp_path / "raw", tmp_path / "export")
@@ -141,7 +141,7 @@ def _edge_doubles() -> list[float]:
 def test_mysql_and_duckdb_render_every_double_alike(mysql_target):
     from fractions import Fraction
 
-    from etl.digest import _double
+    from etl.core.digest import _double
 
     values = _edge_doubles()
     with mysql_target.connect() as conn, conn.cursor() as cur:

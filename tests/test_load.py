@@ -18,13 +18,14 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from etl import bulk
+from etl.mysql import bulk
 from etl.cli import app
-from etl.errors import EtlError, LoadError
-from etl.load import finalize_sessions, load
-from etl.rowhash import checksum, mysql_row_hashes, row_hashes
-from etl.stage import read_stage, stage_path, staged_stores
-from etl.stores import store
+from etl.core.errors import EtlError, LoadError
+from etl.mysql.load import finalize_sessions, load
+from etl.core.rowhash import checksum, row_hashes
+from etl.mysql.read import mysql_row_hashes
+from etl.stage.folder import read_stage, stage_path, staged_stores
+from etl.core.stores import store
 
 from load_helpers import index_names, staged_sample, table_state
 
@@ -139,8 +140,8 @@ def _newer_export(sample_dir: Path, out: Path) -> dict:
 
 
 def test_a_newer_export_writes_only_its_differences(schema_target, stage, sample_dir, tmp_path):
-    from etl.export import export
-    from etl.transform import transform
+    from etl.source.export import export
+    from etl.stage.transform import transform
 
     load(stage, schema_target, batch_rows=BATCH)
     before = dict((r[0], r[1:]) for r in _sql(schema_target, "SELECT id, created_at, updated_at FROM tickets"))
@@ -202,7 +203,7 @@ def test_refused_rows_go_to_rejects_and_the_rest_of_their_chunk_loads(schema_tar
 def test_insert_method_gives_the_same_tables(schema_target, stage, mysql_server):
     base, _ = mysql_server
     other = type(base)(base.host, base.port, base.user, base.password, f"t_{uuid.uuid4().hex[:12]}", base.unix_socket)
-    from etl.db import apply_schema
+    from etl.mysql.db import apply_schema
 
     apply_schema(other)
     try:
@@ -275,7 +276,7 @@ def test_load_refuses_a_target_without_the_schema(mysql_target, stage):
 
 def test_keys_are_ordered_as_mysql_orders_them(schema_target):
     """utf8mb4_bin pads with spaces: 'a\\t' sorts before 'a', which sorts before 'a!'; chunk key ranges rely on it."""
-    from etl.load import mysql_order
+    from etl.mysql.load import mysql_order
 
     keys = ["b", "a!", "a", "a\t", "a\x01x", "a\nb", "ab", "é", "Z", "a\tz", "🙂", "a-"]
     with schema_target.connect() as conn, conn.cursor() as cur:

@@ -21,11 +21,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from etl import bulk
-from etl.db import MySQLTarget, apply_schema
-from etl.errors import EtlError
-from etl.load import LOAD_DIR, load
-from etl.server import LocalServer, alive
+from etl.mysql import bulk
+from etl.mysql.db import MySQLTarget, apply_schema
+from etl.core.errors import EtlError
+from etl.mysql.load import LOAD_DIR, load
+from etl.mysql.server import LocalServer, alive
 
 from load_helpers import TICKETS, frame, staged_sample, table_state, ticket
 
@@ -156,7 +156,7 @@ def test_two_loads_at_once_end_as_one_stage_with_one_success(which, stages, refe
 
 
 def test_lock_names_its_holder_and_is_released(mysql_target):
-    from etl.lock import LockError, database_lock
+    from etl.mysql.lock import LockError, database_lock
 
     apply_schema(mysql_target)
     with database_lock(mysql_target, "flags") as me:

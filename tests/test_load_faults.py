@@ -27,9 +27,9 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from etl.db import MySQLTarget, apply_schema
-from etl.load import LOAD_DIR, WORK_PREFIX, load
-from etl.server import LocalServer
+from etl.mysql.db import MySQLTarget, apply_schema
+from etl.mysql.load import LOAD_DIR, WORK_PREFIX, load
+from etl.mysql.server import LocalServer
 
 from load_helpers import index_names, staged_sample, table_state
 

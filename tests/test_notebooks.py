@@ -17,8 +17,8 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 def test_notebook_runs_top_to_bottom_beside_a_migration(path, mysql_target, tmp_path, monkeypatch):
     """After a migration, the notebook runs in a database and folders of its own: parity of the
     migrated database still passes afterwards."""
-    from etl.config import load_settings
-    from etl.parity import parity
+    from etl.core.config import load_settings
+    from etl.report.parity import parity_with_report
     from etl.playbook import migrate
 
     monkeypatch.setenv("MYSQL_URI", mysql_target.uri)  # the kernel inherits the environment
@@ -36,7 +36,7 @@ def test_notebook_runs_top_to_bottom_beside_a_migration(path, mysql_target, tmp_
         printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
         assert "staged" in printed and "parity" in printed.lower()
         assert notebook_db.database in printed  # it loaded into its own database
-        after = parity(settings.stage_dir, mysql_target, report_dir=tmp_path / "parity-after")
+        after = parity_with_report(settings.stage_dir, mysql_target, report_dir=tmp_path / "parity-after")
         assert after.ok, str(after)
         assert (tmp_path / "runtime" / "notebook" / "stage" / "transform-summary.json").is_file()  # its own folders
     finally:

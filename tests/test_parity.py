@@ -20,16 +20,16 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from etl.config import load_settings
-from etl.db import MySQLTarget, apply_schema
-from etl.errors import ParityError
-from etl.export import export
-from etl.load import load
-from etl.parity import CHANGED, EXTRA, MISSING, MySQLSide, check_buckets, split_points, table_buckets
-from etl.parity_report import parity_with_report as parity
-from etl.stage import read_stage
-from etl.stores import STORES, store
-from etl.transform import transform
+from etl.core.config import load_settings
+from etl.mysql.db import MySQLTarget, apply_schema
+from etl.core.errors import ParityError
+from etl.source.export import export
+from etl.mysql.load import load
+from etl.check.parity import CHANGED, EXTRA, MISSING, MySQLSide, check_buckets, split_points, table_buckets
+from etl.report.parity import parity_with_report as parity
+from etl.stage.folder import read_stage
+from etl.core.stores import STORES, store
+from etl.stage.transform import transform
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_EXPORT = ROOT / "data" / "sample-export"
@@ -267,7 +267,7 @@ def test_hard_text_round_trips_and_a_changed_emoji_is_seen(mysql_target, tmp_pat
 
 
 def test_digests_kept_by_the_load_answer_only_for_their_stage(migrated, stage, tmp_path):
-    """The load keeps the stage's row digests (etl.digest); parity reads them, and a stage
+    """The load keeps the stage's row digests (etl.core.digest); parity reads them, and a stage
     transformed again after that is hashed afresh, never through the digests of the old one."""
     kept = sorted(p.name for p in (stage / "digests").glob("*.parquet"))
     assert [n.split(".")[0] for n in kept] == ["customers", "incidents", "tickets", "vendors"]

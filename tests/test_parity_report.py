@@ -18,12 +18,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from etl.db import MySQLTarget, apply_schema
-from etl.load import load
-from etl.parity import CHANGED, EXTRA, MISSING
-from etl.parity_report import REPORT_ROWS, heatmap, parity_with_report, plain_text, visible
-from etl.stage import read_stage
-from etl.stores import store
+from etl.mysql.db import MySQLTarget, apply_schema
+from etl.mysql.load import load
+from etl.check.parity import CHANGED, EXTRA, MISSING
+from etl.report.parity import REPORT_ROWS, heatmap, parity_with_report, plain_text, visible
+from etl.stage.folder import read_stage
+from etl.core.stores import store
 
 ROOT = Path(__file__).resolve().parent.parent
 TICKETS = 200_000

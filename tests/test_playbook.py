@@ -6,9 +6,9 @@ import json
 import shutil
 from pathlib import Path
 
-from etl.config import Settings
+from etl.core.config import Settings
 from etl.playbook import migrate
-from etl.validate import GX_DIR, ValidationResult, copy_context, docs_index
+from etl.check.validate import GX_DIR, ValidationResult, copy_context, docs_index
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = ["preflight: mysql server", "apply schema", "export", "transform", "load", "parity", "validate + data docs"]

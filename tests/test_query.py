@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from etl.errors import EtlError
-from etl.export import export, read_summary
-from etl.query import mysql_names, mysql_tables, run_sql, shell_binary, views, write_init
-from etl.sample import write_sample
-from etl.transform import transform
+from etl.core.errors import EtlError
+from etl.source.export import export, read_summary
+from etl.report.query import mysql_names, mysql_tables, run_sql, shell_binary, views, write_init
+from etl.source.sample import write_sample
+from etl.stage.transform import transform
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -122,7 +122,7 @@ def test_cli_output_flags(staged):
 @pytest.fixture
 def migrated(schema_target, staged):
     """The staged sample loaded into a fresh database by the real load."""
-    from etl.load import load
+    from etl.mysql.load import load
 
     load(staged[1], schema_target)
     return schema_target
@@ -188,7 +188,7 @@ def test_etl_sql_shell_opens_duckdbs_shell(staged, tmp_path):
 
 def test_the_fallback_prompt_answers_too(staged):
     export_dir, stage_dir = staged
-    code = ("import sys; from pathlib import Path; from etl.query import prompt; "
+    code = ("import sys; from pathlib import Path; from etl.report.query import prompt; "
             f"prompt(Path({str(stage_dir)!r}), Path({str(export_dir)!r}))")
     done = subprocess.run([sys.executable, "-c", code], input=".views\nSELECT count(*) AS n\n FROM tickets;\n.quit\n",
                           capture_output=True, text=True, cwd=ROOT, timeout=120)

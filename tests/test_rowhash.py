@@ -6,9 +6,10 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from etl import bulk
-from etl.rowhash import HASH, Checksum, checksum, mysql_row_hashes, read_mysql, row_hashes
-from etl.stores import store
+from etl.mysql import bulk
+from etl.core.rowhash import HASH, Checksum, checksum, row_hashes
+from etl.mysql.read import mysql_row_hashes, read_mysql
+from etl.core.stores import store
 
 from load_helpers import TICKETS, frame, ticket, tricky_tickets
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from etl.sample import STORES, SampleResult, _uuid4, write_sample
+from etl.source.sample import STORES, SampleResult, _uuid4, write_sample
 
 FILES = [f"{store}.json" for store in STORES] + ["export-summary.json"]
 TICKET_KEYS = (

@@ -7,9 +7,9 @@ import subprocess
 
 import pytest
 
-from etl.db import SCHEMA_FILE, apply_schema, split_statements
-from etl.digest import has_digest, mysql_expression
-from etl.stores import STORES, store
+from etl.mysql.db import SCHEMA_FILE, apply_schema, split_statements
+from etl.core.digest import has_digest, mysql_expression
+from etl.core.stores import STORES, store
 
 
 def _snapshot(target) -> dict:

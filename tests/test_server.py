@@ -1,9 +1,9 @@
-"""The project-local server (etl.server.LocalServer) on a real mariadbd."""
+"""The project-local server (etl.mysql.server.LocalServer) on a real mariadbd."""
 
 from __future__ import annotations
 
-from etl.db import MySQLTarget
-from etl.server import LocalServer
+from etl.mysql.db import MySQLTarget
+from etl.mysql.server import LocalServer
 
 
 def test_a_server_in_a_relative_folder_starts_and_stops(tmp_path, monkeypatch):

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from etl.errors import ExportError
-from etl.export import SUMMARY, export, export_files, read_records as records
-from etl.snippet import bookmarklet, snippet_source
+from etl.core.errors import ExportError
+from etl.source.export import SUMMARY, export, export_files, read_records as records
+from etl.source.snippet import bookmarklet, snippet_source
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE_DIR = ROOT / "tests" / "fixtures" / "browser"

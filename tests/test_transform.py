@@ -12,13 +12,13 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from etl.errors import TransformError
-from etl.export import export, fingerprint, read_records, read_summary
-from etl.sample import write_sample
-from etl.stage import read_stage, rejects_path, stage_summary
-from etl.stores import STORES, store
-from etl import transform as transform_module
-from etl.transform import INCIDENT_UPLOAD_GAP_MS, transform
+from etl.core.errors import TransformError
+from etl.source.export import export, fingerprint, read_records, read_summary
+from etl.source.sample import write_sample
+from etl.stage.folder import read_stage, rejects_path, stage_summary
+from etl.core.stores import STORES, store
+from etl.stage import transform as transform_module
+from etl.stage.transform import INCIDENT_UPLOAD_GAP_MS, transform
 
 ROOT = Path(__file__).resolve().parent.parent
 

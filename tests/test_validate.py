@@ -1,6 +1,6 @@
 """etl validate: Great Expectations suites on a real migration of the committed sample.
 
-The chain is the real one: sample export -> etl.transform -> etl.load into a fresh database.
+The chain is the real one: sample export -> etl.stage.transform -> etl.mysql.load into a fresh database.
 Violations are injected with SQL into MySQL, one at a time (and undone afterwards), and each
 must make its named expectations fail, and only those.
 """
@@ -18,17 +18,17 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from etl.aggregates import AGGREGATES, expected_rows, mysql_query
+from etl.check.aggregates import AGGREGATES, expected_rows, mysql_query
 from etl.cli import app
-from etl.db import MySQLTarget, apply_schema
-from etl.errors import ValidationError
-from etl.export import export
-from etl.load import load
-from etl.rules import DUCKDB, MYSQL, RULES
-from etl.stage import read_stage
-from etl.stores import TICKETS
-from etl.transform import transform
-from etl.validate import (
+from etl.mysql.db import MySQLTarget, apply_schema
+from etl.core.errors import ValidationError
+from etl.source.export import export
+from etl.mysql.load import load
+from etl.check.rules import DUCKDB, MYSQL, RULES
+from etl.stage.folder import read_stage
+from etl.core.stores import TICKETS
+from etl.stage.transform import transform
+from etl.check.validate import (
     GX_DIR,
     URL_ENV,
     _connection_env,
@@ -244,7 +244,7 @@ def _files(root: Path) -> dict[str, str]:
 
 
 def test_the_committed_context_is_what_the_code_generates(schema_target, tmp_path):
-    """The reviewable suites in expectations/ cannot drift from etl/rules.py and etl/aggregates.py."""
+    """The reviewable suites in expectations/ cannot drift from etl/check/rules.py and etl/check/aggregates.py."""
     root = copy_context(ROOT / GX_DIR, tmp_path / GX_DIR)
     before = _files(root)
     ctx = open_context(root)
@@ -349,7 +349,7 @@ def _both_engines(target, stage, tmp_path, **kw):
 
 @pytest.mark.parametrize("case", [None, *INJECTIONS])
 def test_the_computed_results_are_those_great_expectations_computes(migrated, stage, tmp_path, case):
-    """etl/figures.py against Great Expectations' own checkpoint (engine="gx", the code validate ran
+    """etl/check/figures.py against Great Expectations' own checkpoint (engine="gx", the code validate ran
     before): the same ValidationResult, and expectation by expectation the same stored result."""
     undo = _inject(migrated, *INJECTIONS[case][:4])[1] if case else (lambda: None)
     try:

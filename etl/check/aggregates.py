@@ -1,0 +1,224 @@
+"""The aggregations the app's UI shows, as MySQL's views return them and as the source implies them.
+
+Each `Aggregate` names a view of sql/schema.mysql.sql, its group keys and its measures.
+From that one description come:
+
+* `mysql_query`: one text row per view row (``status='closed' | tickets=286``), which a
+  Great Expectations query asset reads and an expectation compares, as a set, with
+* `expected_rows`: the same rows computed from the staged source with Polars, at run time.
+
+Both sides render values the same way: keys as MySQL groups them (its utf8mb4_unicode_ci
+collation ignores case and trailing spaces, so ``Closed``, ``CLOSED`` and ``Closed `` are
+one group; accents and ignorable characters are not modelled), numbers at the view
+column's scale. Divisions and averages are rounded half up from the exact value, as
+MariaDB and MySQL round DECIMAL arithmetic (checked against MariaDB: 0 mismatches in
+17,851 quotients). Sums and averages of DOUBLE columns are floating point, whose last bits
+depend on the order of the additions: both sides give them at AVG_SCALE decimals, MySQL by
+CAST AS DECIMAL (which rounds the double's shortest decimal text half up) and the source
+side by rounding Python's shortest text (repr) the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal, localcontext
+
+import polars as pl
+
+from ..core.stores import CUSTOMERS, INCIDENTS, SLA_HOURS, TICKETS, UPLOAD_SESSIONS, Store
+
+ROW_COLUMN = "aggregate_row"  # the query asset's one column
+MONTH = "month"  # a key that is the month of the store's time column, as DATE_FORMAT(.., '%Y-%m')
+AVG_SCALE = 4  # averages are compared rounded to this many decimals (the view keeps 10)
+
+
+@dataclass(frozen=True)
+class Measure:
+    name: str  # the view's column
+    kind: str  # count | count_not_null | count_true | sum | avg | min | max | pct
+    column: str | None = None
+    of: tuple[str, str] | None = None  # pct: (numerator, denominator) measure names
+    scale: int = 0  # decimals the view's column has (avg: compared at AVG_SCALE)
+
+    def __post_init__(self):
+        kinds = ("count", "count_not_null", "count_true", "sum", "avg", "min", "max", "pct")
+        if self.kind not in kinds:
+            raise ValueError(f"measure {self.name}: unknown kind {self.kind!r}")
+        if (self.kind == "pct") != (self.of is not None):
+            raise ValueError(f"measure {self.name}: pct, and only pct, is computed from two other measures")
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    view: str
+    store: Store
+    keys: tuple[str, ...]
+    measures: tuple[Measure, ...]
+
+    @property
+    def suite(self) -> str:
+        return self.view
+
+    @property
+    def parameter(self) -> str:
+        return f"{self.view}__rows"
+
+    @property
+    def count_parameter(self) -> str:
+        return f"{self.view}__row_count"
+
+    @property
+    def rule(self) -> str:
+        return f"{self.view}.matches_source"
+
+    @property
+    def description(self) -> str:
+        by = f" by {', '.join(self.keys)}" if self.keys else ""
+        return (f"{self.view} ({', '.join(m.name for m in self.measures)}{by}) returns exactly the rows the staged "
+                "source gives: each of its rows is one of them")
+
+    @property
+    def count_description(self) -> str:
+        return f"{self.view} returns as many rows as the staged source gives (with the rows check: the same rows)"
+
+
+def _counts(name: str) -> tuple[Measure, ...]:
+    return (Measure(name, "count"),)
+
+
+def _sla() -> tuple[Measure, ...]:
+    bands = tuple(Measure(f"within_{h}h", "count_true", f"sla_{h}h") for h in SLA_HOURS)
+    pcts = tuple(Measure(f"pct_{h}h", "pct", of=(f"within_{h}h", "closed"), scale=2) for h in SLA_HOURS)
+    return (Measure("tickets", "count"), Measure("closed", "count_not_null", "close_time"), *bands, *pcts)
+
+
+def _incident_durations() -> tuple[Measure, ...]:
+    return (
+        Measure("incidents", "count"),
+        Measure("total_duration_min", "sum", "duration_min", scale=6),
+        Measure("avg_duration_min", "avg", "duration_min", scale=AVG_SCALE),
+        Measure("total_net_duration_min", "sum", "net_duration_min", scale=6),
+        Measure("avg_net_duration_min", "avg", "net_duration_min", scale=AVG_SCALE),
+        Measure("total_pause_min", "sum", "total_duration_pause_min", scale=6),
+        Measure("total_vendor_min", "sum", "total_duration_vendor_min", scale=6),
+    )
+
+
+AGGREGATES: tuple[Aggregate, ...] = (
+    Aggregate("v_tickets_by_status", TICKETS, ("status",), _counts("tickets")),
+    Aggregate("v_tickets_by_category", TICKETS, ("category",), _counts("tickets")),
+    Aggregate("v_tickets_by_cabang", TICKETS, ("cabang",), _counts("tickets")),
+    Aggregate("v_tickets_by_month", TICKETS, (MONTH,), _counts("tickets")),
+    Aggregate("v_ticket_sla", TICKETS, (), _sla()),
+    Aggregate("v_ticket_sla_by_cabang", TICKETS, ("cabang",), _sla()),
+    Aggregate("v_incidents_by_status", INCIDENTS, ("status",), _incident_durations()),
+    Aggregate("v_incidents_by_priority", INCIDENTS, ("priority",), _incident_durations()),
+    Aggregate("v_incidents_by_site", INCIDENTS, ("site",), _incident_durations()),
+    Aggregate("v_customers_by_jenis_klien", CUSTOMERS, ("jenis_klien",), _counts("customers")),
+    Aggregate("v_customers_by_layanan", CUSTOMERS, ("layanan",), _counts("customers")),
+    Aggregate("v_customers_by_kategori", CUSTOMERS, ("kategori",), _counts("customers")),
+    Aggregate("v_upload_session_summary", UPLOAD_SESSIONS, ("data_type", "status"), (
+        Measure("sessions", "count"),
+        Measure("reconstructed", "count_true", "reconstructed"),
+        Measure("records", "sum", "record_count"),
+        Measure("successes", "sum", "success_count"),
+        Measure("errors", "sum", "error_count"),
+        Measure("first_upload_ms", "min", "upload_timestamp"),
+        Measure("last_upload_ms", "max", "upload_timestamp"),
+    )),
+)
+
+
+# ---------------------------------------------------------------- MySQL side
+
+
+def mysql_query(agg: Aggregate) -> str:
+    """The view's rows, each as one text in the shared rendering (compared byte for byte)."""
+    parts = [f"CONCAT('{k}=', COALESCE(CONCAT('''', LOWER(TRIM(TRAILING ' ' FROM {k})), ''''), 'NULL'))"
+             for k in agg.keys]
+    for m in agg.measures:
+        if _floating(agg, m):
+            value = f"CAST({m.name} AS DECIMAL(65,{AVG_SCALE}))"
+        else:
+            value = f"ROUND({m.name}, {AVG_SCALE})" if m.kind == "avg" else m.name
+        parts.append(f"CONCAT('{m.name}=', COALESCE(CAST({value} AS CHAR), 'NULL'))")
+    # utf8mb4_bin: the comparison with the expected rows must not ignore case or trailing spaces.
+    return f"SELECT CONCAT_WS(' | ', {', '.join(parts)}) COLLATE utf8mb4_bin AS {ROW_COLUMN} FROM {agg.view}"
+
+
+# ---------------------------------------------------------------- source side
+
+
+def group_key(col: str) -> pl.Expr:
+    """A text key as MySQL's collation groups it (case and trailing spaces ignored)."""
+    return pl.col(col).str.strip_chars_end(" ").str.to_lowercase()
+
+
+def _frame_aggs(agg: Aggregate) -> list[pl.Expr]:
+    out = []
+    for m in agg.measures:
+        c = pl.col(m.column) if m.column else None
+        if m.kind == "count":
+            out.append(pl.len().alias(m.name))
+        elif m.kind == "count_not_null":
+            out.append(c.is_not_null().sum().alias(m.name))
+        elif m.kind == "count_true":  # SUM(flag = 1): NULL when every flag is NULL
+            out.append(pl.when(c.is_not_null().any()).then(c.cast(pl.Int64).sum()).alias(m.name))
+        elif m.kind in ("sum", "avg"):  # exact sums; SUM and AVG of only NULLs are NULL
+            out.append(pl.when(c.is_not_null().any()).then(c.sum()).alias(m.name))
+            out.append(c.count().alias(f"__n_{m.name}"))
+        elif m.kind in ("min", "max"):
+            out.append(getattr(c, m.kind)().alias(m.name))
+    return out
+
+
+def _floating(agg: Aggregate, m: Measure) -> bool:
+    """A sum or average of a DOUBLE column (see the module docstring)."""
+    return m.kind in ("sum", "avg") and agg.store.column(m.column).kind == "double"
+
+
+def _fixed(value: Decimal, scale: int) -> str:
+    with localcontext() as ctx:
+        ctx.prec = 60
+        return format(value.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP), "f")
+
+
+def _render(agg: Aggregate, row: dict) -> str:
+    parts = [f"{k}=NULL" if row[k] is None else f"{k}='{row[k]}'" for k in agg.keys]
+    values: dict[str, object] = {}
+    for m in agg.measures:
+        v = row.get(m.name)
+        if m.kind == "pct":
+            num, den = (values[x] for x in m.of)
+            v = None if num is None or not den else Decimal(100) * Decimal(num) / Decimal(den)
+        elif m.kind == "avg" and v is not None and not _floating(agg, m):
+            v = Decimal(v) / row[f"__n_{m.name}"]
+        elif m.kind == "avg" and v is not None:
+            v = v / row[f"__n_{m.name}"]
+        values[m.name] = v
+        if v is None:
+            text = "NULL"
+        elif _floating(agg, m):
+            text = _fixed(Decimal(repr(float(v))), AVG_SCALE)
+        elif isinstance(v, Decimal) or m.scale:
+            text = _fixed(Decimal(v), m.scale)
+        else:
+            text = str(int(v))
+        parts.append(f"{m.name}={text}")
+    return " | ".join(parts)
+
+
+def expected_rows(agg: Aggregate, frame: pl.DataFrame) -> list[str]:
+    """The view's rows as the source gives them, rendered like `mysql_query`, sorted."""
+    keyed = frame.with_columns(
+        (pl.col(agg.store.time_column).dt.strftime("%Y-%m") if k == MONTH else group_key(k)).alias(k)
+        for k in agg.keys
+    )
+    if agg.keys:
+        grouped = keyed.group_by(list(agg.keys)).agg(_frame_aggs(agg))
+    else:
+        grouped = keyed.select(_frame_aggs(agg))
+    return sorted(_render(agg, row) for row in grouped.iter_rows(named=True))
+
+
+BY_VIEW = {a.view: a for a in AGGREGATES}
