@@ -136,9 +136,13 @@ def sample(
 @cli_errors
 def export_cmd(
     source: Path = typer.Option(..., "--from", help="An export folder (JSON arrays or NDJSON, parts allowed), a single-file "
-                                "dump {store: records-array}, or a dexie-export-import file."),
+                                "dump {store: records-array}, a dexie-export-import file, or a Chromium-family browser profile "
+                                "(user-data dir, profile dir, or an <origin>.indexeddb.leveldb folder; the browser closed), "
+                                "read offline."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="The normalized export folder (default: EXPORT_DIR)."),
     force: bool = typer.Option(False, "--force", help="Replace an output folder that already holds an export."),
+    origin: Optional[str] = typer.Option(None, "--origin", help="For a profile where several origins hold the app's database: "
+                                         "the app's origin (http://host:port, or the folder name)."),
     part_mb: Optional[int] = typer.Option(None, "--part-mb", min=1, help="Store a JSON array over 1.5 times this size (MB) "
                                           "as parts of this size cut at record boundaries, so that counting and the transform parse it "
                                           "on every core [default: 128]."),
@@ -147,7 +151,7 @@ def export_cmd(
     from .export import export
 
     settings = load_settings(export_dir=out_dir)
-    show(export(source, settings.export_dir, force=force, **({"part_bytes": part_mb << 20} if part_mb else {})))
+    show(export(source, settings.export_dir, force=force, origin=origin, **({"part_bytes": part_mb << 20} if part_mb else {})))
 
 
 @app.command()
