@@ -154,6 +154,27 @@ def export_cmd(
     show(export(source, settings.export_dir, force=force, origin=origin, **({"part_bytes": part_mb << 20} if part_mb else {})))
 
 
+@app.command("merge")
+@cli_errors
+def merge_cmd(
+    sources: list[str] = typer.Argument(..., help="Two exports or more, oldest first: export folders, files, or browser "
+                                        "profiles (anything `etl export --from` reads). LABEL=PATH names a source."),
+    out_dir: Path = typer.Option(..., "--out", help="The merged export folder (what `etl transform --in` reads)."),
+    force: bool = typer.Option(False, "--force", help="Replace an output folder that already holds an export."),
+):
+    """Merge many browsers' exports into one export whose records name their source ("$source", "$seenIn").
+
+    The same record in several exports is kept once, by the transform's rule (etl/duplicates.py): the same
+    id, or the same natural identity (tickets: customerId + openTime + openBy; incidents: noCase + startTime)
+    with the same content apart from upload metadata; kept: the latest uploadTimestamp, then the later export.
+    Records sharing a natural identity but differing in content are all kept; they and same-id edits are
+    listed in merge-conflicts.ndjson. merge-report.json gives per-source coverage (read, kept, only here).
+    """
+    from .merge import merge
+
+    show(merge(sources, out_dir, force=force))
+
+
 @app.command()
 @cli_errors
 def snippet(
