@@ -230,3 +230,15 @@ def _write_leveldb(folder: Path, puts) -> None:
     (folder / "CURRENT").write_text("MANIFEST-000001\n")
     (folder / "MANIFEST-000001").write_bytes(b"")
     _append_log(folder / "000003.log", 1, puts)
+
+
+def test_a_profile_merges_with_the_snippet_export_of_the_same_browser(profile, tmp_path):
+    from etl.merge import merge
+
+    result = merge([f"profile={profile.user_data}", f"snippet={profile.snippet}"], tmp_path / "merged")
+    tickets = len(profile.written["tickets"]) - len(profile.deleted["tickets"])
+    assert result.counts["tickets"] == tickets
+    cov = result.coverage["tickets"]
+    assert cov["profile"]["read"] == cov["snippet"]["read"] == tickets
+    assert cov["profile"]["only"] == cov["snippet"]["only"] == 0  # the same records, each seen in both
+    assert cov["profile"]["kept"] + cov["snippet"]["kept"] == tickets
