@@ -194,8 +194,8 @@ def test_an_unknown_envelope_version(profile, tmp_path):
     folder = next((copy / "IndexedDB").glob("*.leveldb"))
     # a later write of one ticket whose value says Blink version 99, in a newer log file
     files = leveldb.live_files(folder)
-    key = next(e.key for _, e in leveldb.entries(files) if e.key[:4] == b"\x00\x01\x01\x01")
-    top = max(e.seq for _, e in leveldb.entries(files))
+    key = next(e[0] for _, e in leveldb.entries(files) if e[0][:4] == b"\x00\x01\x01\x01")
+    top = max(e[1] for _, e in leveldb.entries(files))
     _append_log(folder / "999999.log", top + 1, [(key, b"\x05\xff\x63\xfe" + bytes(12) + b"\xff\x0f_")])
     refused(tmp_path, copy, r"unknown Blink serialization version 99 .*store tickets, record key")
 

@@ -20,6 +20,7 @@ from .leveldb import varint
 GLOBAL = (0, 0, 0)
 DATABASE_NAME = 201
 SCOPES = 50  # in the global metadata: the scopes' undo log
+_SCOPES_KEY = bytes([0, 0, 0, 0, SCOPES])
 USER_VERSION = 4
 OBJECT_STORE_META = 50
 OBJECT_STORE_NAME = 0
@@ -48,6 +49,16 @@ def prefix(key: bytes) -> tuple[int, int, int, int] | None:
     os_ = int.from_bytes(key[1 + db_len:1 + db_len + os_len], "little")
     ix = int.from_bytes(key[1 + db_len + os_len:end], "little")
     return db, os_, ix, end
+
+
+def not_records(low: bytes, high: bytes) -> bool:
+    """Whether a table block bounded by these keys holds only index or "exists" entries of one
+    object store (both bounds share that prefix, and keys sort by prefix first): such blocks, most
+    of a profile, need not be read."""
+    if low.startswith(_SCOPES_KEY) and high.startswith(_SCOPES_KEY):
+        return True  # the scopes' undo log (often most entries of all)
+    a, b = prefix(low), prefix(high)
+    return a is not None and b is not None and a[:3] == b[:3] and a[1] != 0 and a[2] not in (DATA, BLOB_ENTRY)
 
 
 def string_with_length(buf: bytes, pos: int) -> tuple[str, int]:

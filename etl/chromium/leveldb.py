@@ -31,12 +31,7 @@ class LevelDBError(Exception):
         self.file = str(file)
 
 
-@dataclass(frozen=True)
-class Entry:
-    key: bytes
-    seq: int
-    kind: int  # VALUE or DELETION
-    value: bytes
+Entry = tuple[bytes, int, int, bytes]  # (user key, sequence number, VALUE or DELETION, value): tuples, being many
 
 
 def varint(buf, pos: int) -> tuple[int, int]:
@@ -114,7 +109,7 @@ def log_entries(path: Path) -> Iterator[Entry]:
                     value, pos = _prefixed(rec, pos)
                 elif kind != DELETION:
                     raise ValueError(f"unknown entry type {kind}")
-                yield Entry(key, seq + i, kind, value)
+                yield key, seq + i, kind, value
         except (IndexError, ValueError) as e:
             raise LevelDBError(f"malformed write batch at sequence {seq}: {e}", path) from None
 
@@ -147,9 +142,22 @@ def _block_entries(block: bytes, path: Path) -> Iterator[tuple[bytes, bytes]]:
     pos, key = 0, b""
     try:
         while pos < end:
-            shared, pos = varint(block, pos)
-            own, pos = varint(block, pos)
-            vlen, pos = varint(block, pos)
+            # three varints; one byte each in almost every entry, so that case is inlined
+            shared = block[pos]
+            if shared < 0x80:
+                pos += 1
+            else:
+                shared, pos = varint(block, pos)
+            own = block[pos]
+            if own < 0x80:
+                pos += 1
+            else:
+                own, pos = varint(block, pos)
+            vlen = block[pos]
+            if vlen < 0x80:
+                pos += 1
+            else:
+                vlen, pos = varint(block, pos)
             key = key[:shared] + block[pos:pos + own]
             pos += own
             yield key, block[pos:pos + vlen]
@@ -158,8 +166,11 @@ def _block_entries(block: bytes, path: Path) -> Iterator[tuple[bytes, bytes]]:
         raise LevelDBError("block entry runs past the block's end", path) from None
 
 
-def table_entries(path: Path) -> Iterator[Entry]:
-    """Every entry of a table file, in its (sorted) order."""
+def table_entries(path: Path, skip=None) -> Iterator[Entry]:
+    """Every entry of a table file, in its (sorted) order, as (user key, seq, kind, value).
+    `skip(low, high)`, given the user keys that bound a data block (low: the previous block's
+    last key, exclusive; high: this block's last key, inclusive), may say the block holds
+    nothing wanted: it is then neither decompressed nor walked."""
     data = path.read_bytes()
     if len(data) < 48 or struct.unpack_from("<Q", data, len(data) - 8)[0] != TABLE_MAGIC:
         raise LevelDBError("not a complete LevelDB table (no footer magic: truncated or foreign file)", path)
@@ -171,14 +182,20 @@ def table_entries(path: Path) -> Iterator[Entry]:
         index_size, pos = varint(footer, pos)
     except IndexError:
         raise LevelDBError("malformed table footer", path) from None
-    for _, handle in _block_entries(_block(data, index_offset, index_size, path), path):
+    low = None
+    for separator, handle in _block_entries(_block(data, index_offset, index_size, path), path):
+        high = separator[:-8]
+        if skip is not None and low is not None and skip(low, high):
+            low = high
+            continue
+        low = high
         offset, p = varint(handle, 0)
         size, _ = varint(handle, p)
         for ikey, value in _block_entries(_block(data, offset, size, path), path):
             if len(ikey) < 8:
                 raise LevelDBError("internal key shorter than its trailer", path)
             trailer = int.from_bytes(ikey[-8:], "little")
-            yield Entry(ikey[:-8], trailer >> 8, trailer & 0xFF, value)
+            yield ikey[:-8], trailer >> 8, trailer & 0xFF, value
 
 
 # ---------------------------------------------------------------- the folder
@@ -249,10 +266,11 @@ def live_files(folder: Path) -> Files:
     return Files(tuple(tables), tuple(logs))
 
 
-def entries(files: Files) -> Iterator[tuple[Path, Entry]]:
-    """Every entry of every live file (older versions included: the caller keeps the latest)."""
+def entries(files: Files, skip=None) -> Iterator[tuple[Path, Entry]]:
+    """Every entry of every live file (older versions included: the caller keeps the latest);
+    `skip` as in table_entries (the logs, unsorted, are read whole)."""
     for path in files.tables:
-        for e in table_entries(path):
+        for e in table_entries(path, skip):
             yield path, e
     for path in files.logs:
         for e in log_entries(path):

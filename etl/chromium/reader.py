@@ -53,25 +53,26 @@ class _Scan:
 
 def scan(files: leveldb.Files) -> _Scan:
     s = _Scan(files)
-    for path, e in leveldb.entries(files):
-        p = idbkeys.prefix(e.key)
+    latest = s.latest
+    for path, (key, seq, kind, value) in leveldb.entries(files, idbkeys.not_records):
+        p = idbkeys.prefix(key)
         if p is None:
             continue
         db, store, index, _ = p
-        if db == 0 and e.key[p[3]:p[3] + 1] == bytes([idbkeys.SCOPES]):
-            continue  # LevelDB scopes' undo log: bookkeeping, not data
         if index == idbkeys.DATA and store:
-            seen = s.latest.get(e.key)
-            if seen is None or e.seq > seen[0]:
-                s.latest[e.key] = (e.seq, e.kind)
+            seen = latest.get(key)
+            if seen is None or seq > seen[0]:
+                latest[key] = (seq, kind)
         elif store == 0 and index == 0:
-            seen = s.meta.get(e.key)
-            if seen is None or e.seq > seen[0]:
-                s.meta[e.key] = (e.seq, e.kind, e.value)
+            if db == 0 and key[p[3]:p[3] + 1] == bytes([idbkeys.SCOPES]):
+                continue  # LevelDB scopes' undo log: bookkeeping, not data
+            seen = s.meta.get(key)
+            if seen is None or seq > seen[0]:
+                s.meta[key] = (seq, kind, value)
         elif index == idbkeys.BLOB_ENTRY and store:
-            seen = s.blob_entries.get(e.key)
-            if seen is None or e.seq > seen[0]:
-                s.blob_entries[e.key] = (e.seq, e.kind, e.value)
+            seen = s.blob_entries.get(key)
+            if seen is None or seq > seen[0]:
+                s.blob_entries[key] = (seq, kind, value)
     return s
 
 
@@ -168,14 +169,15 @@ def _write(cand: profile.Candidate, s: _Scan, work: Path) -> ProfileRead:
     scratch = {i: open(work / f".{m.name}.scratch", "wb") for i, m in by_id.items()}
     index: dict[int, list[tuple]] = {i: [] for i in by_id}
     try:
-        for path, e in leveldb.entries(s.files):
-            if e.kind != leveldb.VALUE:
+        for path, e in leveldb.entries(s.files, idbkeys.not_records):
+            raw_key, seq, kind, _ = e
+            if kind != leveldb.VALUE:
                 continue
-            p = idbkeys.prefix(e.key)
-            if not p or p[0] != db or p[2] != idbkeys.DATA or p[1] not in by_id or s.latest.get(e.key) != (e.seq, e.kind):
+            p = idbkeys.prefix(raw_key)
+            if not p or p[0] != db or p[2] != idbkeys.DATA or p[1] not in by_id or s.latest.get(raw_key) != (seq, kind):
                 continue
             meta = by_id[p[1]]
-            key, _ = idbkeys.decode_key(e.key, p[3])
+            key, _ = idbkeys.decode_key(raw_key, p[3])
             record = _record(cand, s, e, p, meta, key, path, warnings)
             f = scratch[p[1]]
             start = f.tell()
@@ -209,7 +211,7 @@ def _write(cand: profile.Candidate, s: _Scan, work: Path) -> ProfileRead:
 def _record(cand, s: _Scan, e: leveldb.Entry, p, meta: _StoreMeta, key, path: Path, warnings: set) -> dict:
     """One live record as the export contract's JSON object."""
     def blob(i: int) -> bytes:
-        objects = idbkeys.external_objects(_blob_entry(s, e.key, p))
+        objects = idbkeys.external_objects(_blob_entry(s, e[0], p))
         number = objects[i]["number"]
         blob_path = cand.blob_dir / str(p[0]) / f"{(number >> 8) & 0xFF:02x}" / f"{number:x}"
         if not blob_path.is_file():
@@ -218,14 +220,14 @@ def _record(cand, s: _Scan, e: leveldb.Entry, p, meta: _StoreMeta, key, path: Pa
 
     label = idbkeys.key_text(key)
     try:
-        _, pos = leveldb.varint(e.value, 0)  # the record's version
+        _, pos = leveldb.varint(e[3], 0)  # the record's version
         store_warnings: set[str] = set()
-        value = v8value.decode(e.value[pos:], blob, store_warnings)
+        value = v8value.decode(e[3][pos:], blob, store_warnings)
         warnings.update(f"{meta.name}.{w}" for w in store_warnings)
     except v8value.UnknownEnvelope as err:
         raise ExportError(str(err), file=str(path), store=meta.name, record=f"key {label}") from None
     except (ValueError, IndexError) as err:
-        field_ = getattr(err, "field", None)
+        field_ = ".".join(err.path) or None if isinstance(err, v8value.Unsupported) else None
         raise ExportError(f"cannot decode the stored value: {err}", file=str(path), store=meta.name,
                           record=f"key {label}", field=field_) from None
     if not isinstance(value, dict):

@@ -38,7 +38,12 @@ class UnknownEnvelope(ValueError):
 
 
 class Unsupported(ValueError):
-    """A value the export cannot hold (a Blob or File), or a tag this reader does not know."""
+    """A value the export cannot hold (a Blob or File), or a tag this reader does not know;
+    `path` names the property (filled in as the error leaves the objects that hold it)."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.path: list[str] = []
 
 
 class _Undefined:
@@ -49,7 +54,6 @@ class _Undefined:
 
 
 UNDEFINED = _Undefined()
-_HOLE = object()
 
 
 def unwrap(value: bytes, blob_reader=None) -> bytes:
@@ -96,205 +100,228 @@ def decode(value: bytes, blob_reader=None, warnings: set | None = None):
     if v8_version not in V8_VERSIONS:
         raise UnknownEnvelope(f"unknown V8 serialization version {v8_version} (this reader knows "
                               f"{V8_VERSIONS.start}-{V8_VERSIONS.stop - 1})")
-    reader = _Reader(data, pos, warnings if warnings is not None else set())
+    state = _State(warnings if warnings is not None else set())
     try:
-        return _json(reader.value())
+        value, _ = _read(data, pos, state)
     except (IndexError, struct.error):
-        raise ValueError(f"the serialized value ends early (at byte {reader.pos} of {len(data)})") from None
+        raise ValueError(f"the serialized value ends early ({len(data)} bytes)") from None
+    return None if value is UNDEFINED or value.__class__ is _Lossy else value
 
 
-class _Reader:
-    def __init__(self, data: bytes, pos: int, warnings: set):
-        self.data, self.pos, self.warnings = data, pos, warnings
+class _State:
+    __slots__ = ("objects", "warnings")
+
+    def __init__(self, warnings: set):
         self.objects: list = []  # by id, for back references ('^')
-        self.path: list[str] = []
+        self.warnings = warnings
 
-    def _varint(self) -> int:
-        n, self.pos = varint(self.data, self.pos)
-        return n
 
-    def _tag(self) -> int:
-        while self.data[self.pos] == 0x00:  # padding (aligns two-byte strings)
-            self.pos += 1
-        tag = self.data[self.pos]
-        self.pos += 1
-        return tag
+class _Lossy:
+    """A value JSON cannot hold as it is: the property that holds it writes `value` with a warning."""
 
-    def _peek(self) -> int:
-        p = self.pos
-        while self.data[p] == 0x00:
-            p += 1
-        return self.data[p]
+    __slots__ = ("kind", "value")
 
-    def _double(self) -> float:
-        v = struct.unpack_from("<d", self.data, self.pos)[0]
-        self.pos += 8
-        return v
+    def __init__(self, kind: str, value=None):
+        self.kind, self.value = kind, value
 
-    def _bytes(self, n: int) -> bytes:
-        if self.pos + n > len(self.data):
+    def note(self, where: str, warnings: set):
+        if self.value is None:
+            warnings.add(f"{where}: a {self.kind}, which JSON cannot hold: written as null")
+        else:
+            warnings.add(f"{where}: a {self.kind}, written as text")
+        return self.value
+
+
+def _varint_at(d: bytes, pos: int) -> tuple[int, int]:
+    b = d[pos]
+    return (b, pos + 1) if b < 0x80 else varint(d, pos)
+
+
+# The decoder is one function with the common tags first and their varints inlined: a profile
+# holds millions of values, and this is where reading one spends its time.
+def _read(d: bytes, pos: int, st: _State):
+    t = d[pos]
+    pos += 1
+    while t == 0:  # padding (aligns two-byte strings)
+        t = d[pos]
+        pos += 1
+    if t == 0x22:  # '"' one-byte (Latin-1) string
+        n = d[pos]
+        if n < 0x80:
+            pos += 1
+        else:
+            n, pos = varint(d, pos)
+        end = pos + n
+        if end > len(d):
             raise IndexError
-        b = self.data[self.pos:self.pos + n]
-        self.pos += n
-        return b
+        return d[pos:end].decode("latin-1"), end
+    if t == 0x49:  # 'I' zigzag int32
+        n = d[pos]
+        if n < 0x80:
+            pos += 1
+        else:
+            n, pos = varint(d, pos)
+        return (n >> 1) ^ -(n & 1), pos
+    if t == 0x6F:  # 'o' object
+        obj: dict = {}
+        st.objects.append(obj)
+        while True:
+            c = d[pos]
+            while c == 0:
+                pos += 1
+                c = d[pos]
+            if c == 0x7B:  # '{' end, then the property count
+                _, pos = _varint_at(d, pos + 1)
+                return obj, pos
+            k, pos = _read(d, pos, st)
+            if k.__class__ is not str:
+                k = str(k) if isinstance(k, int) else repr(k)
+            try:
+                v, pos = _read(d, pos, st)
+            except Unsupported as e:
+                e.path.insert(0, k)
+                raise
+            if v is UNDEFINED:
+                continue  # JSON.stringify leaves it out
+            if v.__class__ is _Lossy:
+                v = v.note(k, st.warnings)
+            obj[k] = v
+    if t == 0x4E:  # 'N' double
+        return _number(struct.unpack_from("<d", d, pos)[0]), pos + 8
+    if t == 0x63:  # 'c' two-byte string
+        n, pos = _varint_at(d, pos)
+        end = pos + n
+        if end > len(d):
+            raise IndexError
+        return d[pos:end].decode("utf-16-le", "surrogatepass"), end
+    if t == 0x44:  # 'D' Date
+        ms = struct.unpack_from("<d", d, pos)[0]
+        date = {"$date": None if math.isnan(ms) else int(ms)}
+        st.objects.append(date)
+        return date, pos + 8
+    if t == 0x30:  # '0' null
+        return None, pos
+    if t == 0x5F:  # '_' undefined
+        return UNDEFINED, pos
+    if t == 0x54:  # 'T'
+        return True, pos
+    if t == 0x46:  # 'F'
+        return False, pos
+    if t == 0x55:  # 'U' uint32
+        return _varint_at(d, pos)
+    if t == 0x53:  # 'S' UTF-8 string (old writers)
+        n, pos = _varint_at(d, pos)
+        return d[pos:pos + n].decode("utf-8", "surrogatepass"), pos + n
+    if t == 0x5E:  # '^' a reference to an object read before
+        i, pos = _varint_at(d, pos)
+        return st.objects[i], pos
+    if t == 0x41:  # 'A' dense array: length, the elements ('-' a hole), properties, '$', counts
+        length, pos = _varint_at(d, pos)
+        arr: list = []
+        st.objects.append(arr)
+        for i in range(length):
+            if d[pos] == 0x2D:
+                pos += 1
+                arr.append(None)  # a hole: JSON.stringify writes null
+                continue
+            v, pos = _read_element(d, pos, st, i)
+            arr.append(v)
+        pos = _skip_properties(d, pos, st, 0x24)
+        return arr, pos
+    if t == 0x61:  # 'a' sparse array: length, index/value pairs, '@', counts
+        length, pos = _varint_at(d, pos)
+        arr = [None] * length
+        st.objects.append(arr)
+        while d[pos] != 0x40:
+            k, pos = _read(d, pos, st)
+            v, pos = _read_element(d, pos, st, k)
+            if isinstance(k, int) and 0 <= k < length:
+                arr[k] = v
+        _, pos = _varint_at(d, pos + 1)
+        _, pos = _varint_at(d, pos)
+        return arr, pos
+    if t in (0x79, 0x78):  # 'y' / 'x' Boolean objects
+        st.objects.append(t == 0x79)
+        return t == 0x79, pos
+    if t == 0x6E:  # 'n' Number object
+        v = _number(struct.unpack_from("<d", d, pos)[0])
+        st.objects.append(v)
+        return v, pos + 8
+    if t == 0x73:  # 's' String object: the string takes no id, the wrapper the next one
+        v, pos = _read(d, pos, st)
+        st.objects.append(v)
+        return v, pos
+    if t in (0x5A, 0x7A):  # 'Z' BigInt, 'z' BigInt object: the snippet writes the digits as text
+        bits, pos = _varint_at(d, pos)
+        n = int.from_bytes(d[pos:pos + (bits >> 1)], "little")
+        v = _Lossy("BigInt", str(-n if bits & 1 else n))
+        if t == 0x7A:
+            st.objects.append(v)
+        return v, pos + (bits >> 1)
+    if t == 0x52:  # 'R' RegExp: pattern, flags
+        st.objects.append(None)
+        _, pos = _read(d, pos, st)
+        _, pos = _varint_at(d, pos)
+        return _Lossy("RegExp"), pos
+    if t in (0x3B, 0x27):  # ';' Map, "'" Set: entries, then ':' / ',' and a count
+        st.objects.append(None)
+        end = 0x3A if t == 0x3B else 0x2C
+        while d[pos] != end:
+            _, pos = _read(d, pos, st)
+        _, pos = _varint_at(d, pos + 1)
+        return _Lossy("Map" if t == 0x3B else "Set"), pos
+    if t == 0x42:  # 'B' ArrayBuffer, perhaps with a view ('V') over it
+        n, pos = _varint_at(d, pos)
+        pos += n
+        st.objects.append(None)
+        if d[pos:pos + 1] == b"V":
+            pos = _skip_view(d, pos + 1)
+        return _Lossy("ArrayBuffer"), pos
+    if t == 0x56:  # 'V' a view
+        return _Lossy("typed array"), _skip_view(d, pos)
+    if t == 0x5C:  # '\\' a host object: Blink's Blob, File, ... in the record
+        sub = chr(d[pos]) if pos < len(d) else "?"
+        kind = {"b": "Blob", "i": "Blob", "f": "File", "e": "File", "l": "FileList", "L": "FileList"}.get(sub, "host object")
+        raise Unsupported(f"a {kind} in the record: blobs are not exported (store their content as text, or leave the "
+                          "field out)")
+    raise Unsupported(f"unknown V8 serialization tag {chr(t)!r} (0x{t:02x}) at byte {pos - 1}")
 
-    def _lossy(self, kind: str, as_null=True):
-        where = ".".join(self.path) or "(the record)"
-        self.warnings.add(f"{where}: a {kind}, which JSON cannot hold: written as null" if as_null
-                          else f"{where}: a {kind}, written as text")
 
-    def value(self):
-        t = chr(self._tag())
-        if t == "_":
-            return UNDEFINED
-        if t == "0":
-            return None
-        if t == "T":
-            return True
-        if t == "F":
-            return False
-        if t == "I":
-            n = self._varint()
-            return (n >> 1) ^ -(n & 1)  # zigzag
-        if t == "U":
-            return self._varint()
-        if t == "N":
-            return _number(self._double())
-        if t == '"':
-            return self._bytes(self._varint()).decode("latin-1")
-        if t == "c":
-            return self._bytes(self._varint()).decode("utf-16-le", "surrogatepass")
-        if t == "S":
-            return self._bytes(self._varint()).decode("utf-8", "surrogatepass")
-        if t == "^":
-            return self.objects[self._varint()]
-        if t == "o":
-            obj: dict = {}
-            self.objects.append(obj)
-            self._properties(obj, ord("{"))
-            return obj
-        if t == "A":
-            length = self._varint()
-            arr: list = []
-            self.objects.append(arr)
-            for i in range(length):
-                if self._peek() == ord("-"):
-                    self.pos += 1
-                    arr.append(_HOLE)
-                    continue
-                self.path.append(str(i))
-                arr.append(self.value())
-                self.path.pop()
-            self._properties({}, ord("$"), extra=2)
-            return arr
-        if t == "a":
-            length = self._varint()
-            arr = [_HOLE] * length
-            self.objects.append(arr)
-            props: dict = {}
-            self._properties(props, ord("@"), extra=2)
-            for k, v in props.items():
-                if k.isdigit() and int(k) < length:
-                    arr[int(k)] = v
-            return arr
-        if t == "D":
-            ms = self._double()
-            d = {"$date": None if math.isnan(ms) else int(ms)}
-            self.objects.append(d)
-            return d
-        if t in "yx":
-            self.objects.append(t == "y")
-            return t == "y"
-        if t == "n":
-            v = _number(self._double())
-            self.objects.append(v)
-            return v
-        if t == "s":
-            v = self.value()  # a string takes no id: the wrapper's is the next one
-            self.objects.append(v)
-            return v
-        if t in "Zz":
-            v = self._bigint()
-            if t == "z":
-                self.objects.append(v)
-            self._lossy("BigInt", as_null=False)
-            return v
-        if t == "R":
-            self.value()  # pattern
-            self._varint()  # flags
-            self.objects.append(None)
-            self._lossy("RegExp")
-            return None
-        if t in ";'":
-            holder: list = []
-            self.objects.append(None)
-            end = ord(":") if t == ";" else ord(",")
-            while self._peek() != end:
-                holder.append(self.value())
-            self.pos += 1
-            self._varint()
-            self._lossy("Map" if t == ";" else "Set")
-            return None
-        if t == "B":
-            self._bytes(self._varint())
-            self.objects.append(None)
-            if self._peek() == ord("V"):  # a view over it follows
-                self.pos += 1
-                self._view()
-            self._lossy("ArrayBuffer")
-            return None
-        if t == "V":
-            self._view()
-            self._lossy("typed array")
-            return None
-        if t == "\\":  # a host object: Blink's Blob, File, ... in the record
-            sub = chr(self.data[self.pos]) if self.pos < len(self.data) else "?"
-            kind = {"b": "Blob", "i": "Blob", "f": "File", "e": "File", "l": "FileList", "L": "FileList"}.get(sub, "host object")
-            raise Unsupported(f"a {kind} in the record at {'.'.join(self.path) or '(the record)'}: "
-                              "blobs are not exported (store their content as text, or leave the field out)")
-        raise Unsupported(f"unknown V8 serialization tag {t!r} (0x{ord(t):02x}) at byte {self.pos - 1}")
+def _read_element(d: bytes, pos: int, st: _State, index):
+    """An array element: undefined is null in JSON, a lossy value its stand-in."""
+    try:
+        v, pos = _read(d, pos, st)
+    except Unsupported as e:
+        e.path.insert(0, str(index))
+        raise
+    if v is UNDEFINED:
+        return None, pos
+    if v.__class__ is _Lossy:
+        v = v.note(str(index), st.warnings)
+    return v, pos
 
-    def _properties(self, obj: dict, end: int, extra: int = 1) -> None:
-        while self._peek() != end:
-            key = self.value()
-            key = key if isinstance(key, str) else _key_text(key)
-            self.path.append(key)
-            obj[key] = self.value()
-            self.path.pop()
-        self.pos += 1
-        for _ in range(extra):
-            self._varint()
 
-    def _view(self) -> None:
-        self._tag()  # subtag
-        self._varint()
-        self._varint()
-        self._varint()  # flags (V8 >= 14)
+def _skip_properties(d: bytes, pos: int, st: _State, end: int) -> int:
+    """A dense array's extra named properties (JSON.stringify ignores them), its end tag and two counts."""
+    while d[pos] != end:
+        _, pos = _read(d, pos, st)
+        _, pos = _read(d, pos, st)
+    _, pos = _varint_at(d, pos + 1)
+    _, pos = _varint_at(d, pos)
+    return pos
 
-    def _bigint(self) -> str:
-        """As text, as the snippet writes a BigInt: sign bit, then the length of the digits in bytes."""
-        bitfield = self._varint()
-        n = int.from_bytes(self._bytes(bitfield >> 1), "little")
-        return str(-n if bitfield & 1 else n)
+
+def _skip_view(d: bytes, pos: int) -> int:
+    pos += 1  # subtag
+    for _ in range(3):  # offset, length, flags
+        _, pos = _varint_at(d, pos)
+    return pos
 
 
 def _number(v: float):
     """A double as JSON.stringify writes it: whole values as integers, NaN and infinities as null."""
-    if math.isnan(v) or math.isinf(v):
+    if v != v or v in (math.inf, -math.inf):
         return None
-    if v == int(v) and abs(v) < 2 ** 53:
+    if v == int(v) and -9007199254740992 < v < 9007199254740992:
         return int(v)  # also turns -0 into 0, as JavaScript prints it
-    return v
-
-
-def _key_text(v) -> str:
-    return str(v) if isinstance(v, int) else repr(v)
-
-
-def _json(v):
-    """Drop undefined properties; undefined and holes in arrays become null (JSON.stringify's rules)."""
-    if isinstance(v, dict):
-        return {k: _json(x) for k, x in v.items() if x is not UNDEFINED}
-    if isinstance(v, list):
-        return [None if x is UNDEFINED or x is _HOLE else _json(x) for x in v]
     return v
