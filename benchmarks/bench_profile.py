@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import functools
 import http.server
+import os
+import resource
 import shutil
 import sys
 import threading
@@ -76,14 +78,24 @@ def main() -> None:
     size = sum(p.stat().st_size for p in leveldb.iterdir()) / 1e6
     files = sorted(p.suffix for p in leveldb.iterdir() if p.suffix in (".ldb", ".log"))
     print(f"profile: {size:,.0f} MB of LevelDB ({files.count('.ldb')} tables, {files.count('.log')} logs)")
-    prof = run("profile etl export", [*ETL, "export", "--from", str(user_data), "--out", str(OUT / "profile-export"), "--force"])
-    snip = run("snippet etl export", [*ETL, "export", "--from", str(snippet_layout(tickets)), "--out",
-                                      str(OUT / "profile-snippet-export"), "--force"])
+    prof, prof_cpu = timed("profile etl export", [*ETL, "export", "--from", str(user_data), "--out",
+                                                   str(OUT / "profile-export"), "--force"])
+    snip, snip_cpu = timed("snippet etl export", [*ETL, "export", "--from", str(snippet_layout(tickets)), "--out",
+                                                  str(OUT / "profile-snippet-export"), "--force"])
     print(prof.output.splitlines()[0])
-    print(f"| input | wall s | peak RSS (MB) |\n|---|---|---|")
-    print(f"| profile ({size:,.0f} MB LevelDB) | {prof.seconds:.1f} | {prof.peak_mb:,.0f} |")
-    print(f"| snippet download of the same records | {snip.seconds:.1f} | {snip.peak_mb:,.0f} |")
-    print(f"ratio profile / snippet: {prof.seconds / snip.seconds:.1f}x wall")
+    print("| input | wall s | CPU s (all processes) | peak RSS of the largest process (MB) |\n|---|---|---|---|")
+    print(f"| profile ({size:,.0f} MB LevelDB) | {prof.seconds:.1f} | {prof_cpu:.1f} | {prof.peak_mb:,.0f} |")
+    print(f"| snippet download of the same records | {snip.seconds:.1f} | {snip_cpu:.1f} | {snip.peak_mb:,.0f} |")
+    print(f"ratio profile / snippet: {prof.seconds / snip.seconds:.1f}x wall, {prof_cpu / snip_cpu:.1f}x CPU")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+
+
+def timed(label: str, args: list[str]):
+    """`run` plus the CPU seconds of the command and every process it started (its workers)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = run(label, args)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return done, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 if __name__ == "__main__":

@@ -12,9 +12,12 @@ copying byte ranges: no record is held in memory, only the keys and offsets.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import mmap
+import multiprocessing
 import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -159,6 +162,13 @@ def _scan_or_fail(folder: Path) -> _Scan:
         raise ExportError(f"cannot read the profile's LevelDB: {e}", file=e.file) from None
 
 
+PARALLEL_BYTES = 4 << 20  # below this, decoding in this process beats starting workers
+
+
+class _Failed(Exception):
+    """An ExportError's parts (message, where): picklable, so a worker can hand it back."""
+
+
 def _write(cand: profile.Candidate, s: _Scan, work: Path) -> ProfileRead:
     db = s.databases()[DATABASE_NAME]
     stores, version = _stores(s, db)
@@ -166,34 +176,28 @@ def _write(cand: profile.Candidate, s: _Scan, work: Path) -> ProfileRead:
     out_files, claimed, origin_of = {}, {}, {}
     by_id = {m.id: m for m in stores.values() if m.name in BY_NAME}
     ignored = sorted(m.name for m in stores.values() if m.name not in BY_NAME)
-    scratch = {i: open(work / f".{m.name}.scratch", "wb") for i, m in by_id.items()}
-    index: dict[int, list[tuple]] = {i: [] for i in by_id}
+    parts = _split(s.files)
+    jobs = [(i, part, cand, s, db, by_id, work) for i, part in enumerate(parts)]
     try:
-        for path, e in leveldb.entries(s.files, idbkeys.not_records):
-            raw_key, seq, kind, _ = e
-            if kind != leveldb.VALUE:
-                continue
-            p = idbkeys.prefix(raw_key)
-            if not p or p[0] != db or p[2] != idbkeys.DATA or p[1] not in by_id or s.latest.get(raw_key) != (seq, kind):
-                continue
-            meta = by_id[p[1]]
-            key, _ = idbkeys.decode_key(raw_key, p[3])
-            record = _record(cand, s, e, p, meta, key, path, warnings)
-            f = scratch[p[1]]
-            start = f.tell()
-            f.write(_dumps(record).encode("utf-8", "surrogatepass") + b"\n")
-            index[p[1]].append((key, start, f.tell() - start))
-    except leveldb.LevelDBError as e:
-        raise ExportError(f"cannot read the profile's LevelDB: {e}", file=e.file) from None
-    finally:
-        for f in scratch.values():
-            f.close()
+        if len(jobs) == 1:
+            results = [_decode_part(jobs[0])]
+        else:  # decoding values is most of the time: one process per core, each its own share of the files
+            with ProcessPoolExecutor(len(jobs), mp_context=multiprocessing.get_context("spawn")) as pool:
+                results = list(pool.map(_decode_part, jobs))
+    except _Failed as e:
+        message, where = e.args
+        raise ExportError(message, **where) from None
+    index: dict[int, list[tuple]] = {i: [] for i in by_id}
+    for part_index, part_warnings in results:
+        warnings |= part_warnings
+        for i, rows in part_index.items():
+            index[i] += rows
     for i, meta in by_id.items():
-        tmp = work / f".{meta.name}.scratch"
         rows = sorted(index.pop(i), key=lambda r: r[0])
         name = f"{meta.name}.ndjson" if rows else f"{meta.name}.json"
-        _copy_in_order(tmp, work / name, rows)
-        tmp.unlink()
+        _copy_in_order([_scratch(work, meta, k) for k in range(len(parts))], work / name, rows)
+        for k in range(len(parts)):
+            _scratch(work, meta, k).unlink(missing_ok=True)
         out_files[meta.name] = [(name, "newline_delimited" if rows else "array")]
         claimed[meta.name] = len(rows)
         origin_of[name] = f"{cand.folder} (object store {meta.name})"
@@ -206,6 +210,55 @@ def _write(cand: profile.Candidate, s: _Scan, work: Path) -> ProfileRead:
             "databaseVersion": version // 10 if version and version % 10 == 0 else version,  # Dexie: IndexedDB version / 10
             "exportedAt": datetime.fromtimestamp(mtime, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")}
     return ProfileRead(out_files, claimed, meta, notes, list(s.files.all), origin_of, str(cand))
+
+
+def _split(files: leveldb.Files) -> list[leveldb.Files]:
+    """The live files in shares of about equal size, one per worker (the logs with the smallest)."""
+    total = sum(p.stat().st_size for p in files.all)
+    n = min(os.cpu_count() or 1, 4, len(files.tables)) if total > PARALLEL_BYTES else 1
+    shares: list[list[Path]] = [[] for _ in range(max(n, 1))]
+    sizes = [0] * len(shares)
+    for path in sorted(files.tables, key=lambda p: p.stat().st_size, reverse=True):
+        k = sizes.index(min(sizes))
+        shares[k].append(path)
+        sizes[k] += path.stat().st_size
+    k = sizes.index(min(sizes))
+    return [leveldb.Files(tuple(share), files.logs if i == k else ()) for i, share in enumerate(shares)]
+
+
+def _scratch(work: Path, meta: _StoreMeta, part: int) -> Path:
+    return work / f".{meta.name}.{part}.scratch"
+
+
+def _decode_part(job) -> tuple[dict[int, list[tuple]], set[str]]:
+    """Decode the latest records of one share of the files into scratch NDJSON files:
+    ({store id: [(key, share, start, length)]}, warnings). Runs in a worker process."""
+    part, files, cand, s, db, by_id, work = job
+    warnings: set[str] = set()
+    index: dict[int, list[tuple]] = {i: [] for i in by_id}
+    latest = s.latest
+    scratch = {i: open(_scratch(work, m, part), "wb") for i, m in by_id.items()}
+    try:
+        for path, e in leveldb.entries(files, idbkeys.not_records):
+            raw_key, seq, kind, _ = e
+            if kind != leveldb.VALUE or latest.get(raw_key) != (seq, kind):
+                continue
+            p = idbkeys.prefix(raw_key)
+            if p[0] != db or p[1] not in by_id:
+                continue
+            meta = by_id[p[1]]
+            key, _ = idbkeys.decode_key(raw_key, p[3])
+            record = _record(cand, s, e, p, meta, key, path, warnings)
+            f = scratch[p[1]]
+            start = f.tell()
+            f.write(_dumps(record).encode("utf-8", "surrogatepass") + b"\n")
+            index[p[1]].append((key, part, start, f.tell() - start))
+    except leveldb.LevelDBError as e:
+        raise _Failed(f"cannot read the profile's LevelDB: {e}", {"file": e.file}) from None
+    finally:
+        for f in scratch.values():
+            f.close()
+    return index, warnings
 
 
 def _record(cand, s: _Scan, e: leveldb.Entry, p, meta: _StoreMeta, key, path: Path, warnings: set) -> dict:
@@ -225,14 +278,14 @@ def _record(cand, s: _Scan, e: leveldb.Entry, p, meta: _StoreMeta, key, path: Pa
         value = v8value.decode(e[3][pos:], blob, store_warnings)
         warnings.update(f"{meta.name}.{w}" for w in store_warnings)
     except v8value.UnknownEnvelope as err:
-        raise ExportError(str(err), file=str(path), store=meta.name, record=f"key {label}") from None
+        raise _Failed(str(err), {"file": str(path), "store": meta.name, "record": f"key {label}"}) from None
     except (ValueError, IndexError) as err:
         field_ = ".".join(err.path) or None if isinstance(err, v8value.Unsupported) else None
-        raise ExportError(f"cannot decode the stored value: {err}", file=str(path), store=meta.name,
-                          record=f"key {label}", field=field_) from None
+        raise _Failed(f"cannot decode the stored value: {err}", {"file": str(path), "store": meta.name,
+                                                                 "record": f"key {label}", "field": field_}) from None
     if not isinstance(value, dict):
-        raise ExportError(f"the stored value is not an object ({type(value).__name__})", file=str(path),
-                          store=meta.name, record=f"key {label}")
+        raise _Failed(f"the stored value is not an object ({type(value).__name__})",
+                      {"file": str(path), "store": meta.name, "record": f"key {label}"})
     if meta.auto_increment and meta.key_path and meta.key_path not in value:
         # A generated key is not in the stored value: the browser puts it in when it reads the record.
         value[meta.key_path] = _key_value(key)
@@ -258,14 +311,20 @@ def _key_value(key):
     raise ValueError("an auto-increment key that is not a number")
 
 
-def _copy_in_order(scratch: Path, out: Path, rows: list[tuple]) -> None:
+def _copy_in_order(scratch: list[Path], out: Path, rows: list[tuple]) -> None:
+    """Write the records of the scratch files (one per share) in the order of `rows`."""
     with open(out, "wb") as f:
         if not rows:
             f.write(b"[]\n")
             return
-        with open(scratch, "rb") as src, mmap.mmap(src.fileno(), 0, access=mmap.ACCESS_READ) as m:
-            for _, start, length in rows:
-                f.write(m[start:start + length])
+        with contextlib.ExitStack() as stack:
+            maps = []
+            for path in scratch:
+                src = stack.enter_context(open(path, "rb"))
+                size = os.fstat(src.fileno()).st_size
+                maps.append(stack.enter_context(mmap.mmap(src.fileno(), 0, access=mmap.ACCESS_READ)) if size else b"")
+            for _, part, start, length in rows:
+                f.write(maps[part][start:start + length])
         f.flush()
         os.fsync(f.fileno())
 
