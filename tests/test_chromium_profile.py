@@ -156,6 +156,16 @@ def test_no_such_origin(profile, tmp_path):
     refused(tmp_path, profile.user_data, "no origin 'http://example.com:8080' in this profile", origin="http://example.com:8080")
 
 
+def test_several_origins_holding_the_database_need_origin(profile, tmp_path):
+    copy = copy_profile(profile, tmp_path)
+    folder = next((copy / "IndexedDB").glob("*.leveldb"))
+    shutil.copytree(folder, folder.parent / "https_app.example.com_443.indexeddb.leveldb")
+    refused(tmp_path, copy, r"2 origins hold InsightTicketDatabase: choose one with --origin")
+    result = export(copy, tmp_path / "chosen", origin="https://app.example.com:443")
+    assert result.counts["tickets"] == len(profile.written["tickets"]) - len(profile.deleted["tickets"])
+    assert any("origin https://app.example.com:443" in w for w in result.warnings)
+
+
 def test_a_profile_without_the_database(tmp_path):
     # a LevelDB folder holding another database: a real one, written by this reader's own test helper below
     folder = tmp_path / "p" / "IndexedDB" / "http_other_80.indexeddb.leveldb"
