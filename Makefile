@@ -22,15 +22,23 @@ $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 
 venv: $(VENV)/.synced ## Create or update the virtual environment from uv.lock
 
-system-deps: ## Install the Debian packages tests need when missing (mariadb-server, chromium)
+system-deps: ## Install the Debian packages tests need when missing (mariadb-server, chromium, npm)
 	@missing=""; \
 	command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || command -v mysqld >/dev/null || missing="$$missing mariadb-server"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	  else echo "missing system packages:$$missing (install them, or set ETL_TEST_MYSQL_URI)"; fi; \
 	fi
+
+BROWSER_FIXTURES := tests/fixtures/browser
+$(BROWSER_FIXTURES)/node_modules/.installed: $(BROWSER_FIXTURES)/package.json $(BROWSER_FIXTURES)/package-lock.json
+	npm ci --prefix $(BROWSER_FIXTURES) --no-audit --no-fund --silent
+	@touch $@
+
+node-deps: system-deps $(BROWSER_FIXTURES)/node_modules/.installed ## Install Dexie (npm) for the browser-profile tests
 
 migrate: venv ## Run the migration playbook (sample data and a local server unless MYSQL_URI / --from say otherwise)
 	$(ETL) migrate $(ARGS)
@@ -44,10 +52,10 @@ parity: venv ## Compare the stage with MySQL (exit 1 on a mismatch); report in r
 docs: venv ## Build the Great Expectations data docs: expectations/gx/uncommitted/data_docs/local_site/index.html
 	$(ETL) docs
 
-test: venv system-deps ## Run the test suite against real MySQL, DuckDB and files
+test: venv system-deps node-deps ## Run the test suite against real MySQL, DuckDB and files
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-test-mysql: venv system-deps ## The test suite against Oracle MySQL (Debian sid's, in a chroot; root; builds it the first time)
+test-mysql: venv system-deps node-deps ## The test suite against Oracle MySQL (Debian sid's, in a chroot; root; builds it the first time)
 	tests/mysql/chroot.sh up
 	ETL_TEST_MYSQL_URI=mysql://root@127.0.0.1:$${MYSQL_CHROOT_PORT:-3307}/etl_test $(VENV)/bin/pytest $(PYTEST_ARGS)
 
@@ -63,4 +71,4 @@ duckdb: venv ## Open DuckDB's shell on the staged data (views per table, rejects
 clean: ## Remove generated data (keeps the virtual environment and the local server's data)
 	rm -rf data/stage runtime/sample-export runtime/runs
 
-.PHONY: help venv system-deps migrate load parity docs test test-mysql db-up db-down duckdb clean
+.PHONY: help venv system-deps node-deps migrate load parity docs test test-mysql db-up db-down duckdb clean

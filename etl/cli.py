@@ -230,9 +230,13 @@ def sample(
 @cli_errors
 def export_cmd(
     source: Path = typer.Option(..., "--from", help="An export folder (JSON arrays or NDJSON, parts allowed), a single-file "
-                                "dump {store: records-array}, or a dexie-export-import file."),
+                                "dump {store: records-array}, a dexie-export-import file, or a Chromium-family browser profile "
+                                "(user-data dir, profile dir, or an <origin>.indexeddb.leveldb folder; the browser closed), "
+                                "read offline."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="The normalized export folder (default: EXPORT_DIR)."),
     force: bool = typer.Option(False, "--force", help="Replace an output folder that holds an earlier export (any other folder is refused, never deleted)."),
+    origin: Optional[str] = typer.Option(None, "--origin", help="For a profile where several origins hold the app's database: "
+                                         "the app's origin (http://host:port, or the folder name)."),
     part_mb: Optional[int] = typer.Option(None, "--part-mb", min=1, help="Store a JSON array over 1.5 times this size (MB) "
                                           "as parts of this size cut at record boundaries, so that counting and the transform parse it "
                                           "on every core [default: 128]."),
@@ -241,7 +245,28 @@ def export_cmd(
     from .source.export import export
 
     settings = load_settings(export_dir=out_dir)
-    show(export(source, settings.export_dir, force=force, **({"part_bytes": part_mb << 20} if part_mb else {})))
+    show(export(source, settings.export_dir, force=force, origin=origin, **({"part_bytes": part_mb << 20} if part_mb else {})))
+
+
+@app.command("merge")
+@cli_errors
+def merge_cmd(
+    sources: list[str] = typer.Argument(..., help="Two exports or more, oldest first: export folders, files, or browser "
+                                        "profiles (anything `etl export --from` reads). LABEL=PATH names a source."),
+    out_dir: Path = typer.Option(..., "--out", help="The merged export folder (what `etl transform --in` reads)."),
+    force: bool = typer.Option(False, "--force", help="Replace an output folder that already holds an export."),
+):
+    """Merge many browsers' exports into one export whose records name their source ("$source", "$seenIn").
+
+    The same record in several exports is kept once, by the transform's rule (etl/duplicates.py): the same
+    id, or the same natural identity (tickets: customerId + openTime + openBy; incidents: noCase + startTime)
+    with the same content apart from upload metadata; kept: the latest uploadTimestamp, then the later export.
+    Records sharing a natural identity but differing in content are all kept; they and same-id edits are
+    listed in merge-conflicts.ndjson. merge-report.json gives per-source coverage (read, kept, only here).
+    """
+    from .source.merge import merge
+
+    show(merge(sources, out_dir, force=force))
 
 
 @app.command()

@@ -108,22 +108,27 @@ def run_snippet(chromium, page_url: str, folder: Path, *, seed: dict | None, opt
         page.goto(page_url)
         if seed is not None:
             page.evaluate("stores => seedDatabase(stores)", seed)
-        for name, value in (options or {}).items():
-            page.evaluate("([k, v]) => { window[k] = v; }", [name, value])
-        downloads = []
-        page.on("download", lambda d: downloads.append(d))
-        summary = page.evaluate(snippet_source())
-        expected = 1 + sum(len(files) for files in summary["files"].values())
-        deadline = time.monotonic() + 30
-        while len(downloads) < expected and time.monotonic() < deadline:
-            page.wait_for_timeout(100)
-        assert len(downloads) == expected, [d.suggested_filename for d in downloads]
-        folder.mkdir(parents=True, exist_ok=True)
-        for d in downloads:
-            d.save_as(folder / d.suggested_filename)
-        return summary
+        return snippet_downloads(page, folder, options=options)
     finally:
         context.close()
+
+
+def snippet_downloads(page, folder: Path, *, options: dict | None = None) -> dict:
+    """Run the snippet in `page` (the database already there) and save its downloads into `folder`."""
+    for name, value in (options or {}).items():
+        page.evaluate("([k, v]) => { window[k] = v; }", [name, value])
+    downloads = []
+    page.on("download", lambda d: downloads.append(d))
+    summary = page.evaluate(snippet_source())
+    expected = 1 + sum(len(files) for files in summary["files"].values())
+    deadline = time.monotonic() + 30
+    while len(downloads) < expected and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    assert len(downloads) == expected, [d.suggested_filename for d in downloads]
+    folder.mkdir(parents=True, exist_ok=True)
+    for d in downloads:
+        d.save_as(folder / d.suggested_filename)
+    return summary
 
 
 @dataclass(frozen=True)

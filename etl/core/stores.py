@@ -103,6 +103,8 @@ class Store:
     categorical: tuple[str, ...] = field(default=())
     # Stored lengths of time and the times they measure (expectations check them against each other).
     spans: tuple[Span, ...] = field(default=())
+    # Columns an upload sets besides the provenance ones (incidents: importedAt).
+    per_upload: tuple[str, ...] = field(default=())
 
     def __post_init__(self):
         names = [c.name for c in self.columns]
@@ -117,7 +119,7 @@ class Store:
                 raise ValueError(f"store {self.name}: primary key column {key!r} must be NOT NULL")
         for b in self.default_buckets:
             self.bucket_column(b)
-        for name in (*self.categorical, *(n for sp in self.spans for n in (sp.value, sp.start, sp.end, sp.formatted) if n)):
+        for name in (*self.categorical, *self.per_upload, *(n for sp in self.spans for n in (sp.value, sp.start, sp.end, sp.formatted) if n)):
             if name not in names:
                 raise ValueError(f"store {self.name}: column {name!r} named by categorical/spans is not a column")
 
@@ -126,6 +128,17 @@ class Store:
             if c.name == name:
                 return c
         raise KeyError(f"store {self.name} has no column {name!r}")
+
+    @property
+    def upload_metadata(self) -> tuple[str, ...]:
+        """Record properties an upload sets: provenance, per_upload, and the primary key when it is
+        not the natural identity (tickets' and incidents' ids are new at every upload). Two records
+        differing only there are the same record (etl.duplicates)."""
+        uploaded = "upload_session_id" in self.column_names  # a record of an upload (not a session itself)
+        per_upload = ({c.name for c in provenance()} if uploaded else set()) | set(self.per_upload)
+        if self.primary_key != self.natural_key:
+            per_upload |= set(self.primary_key)
+        return tuple(c.source for c in self.columns if c.name in per_upload and c.source)
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -289,6 +302,7 @@ INCIDENTS = Store(
     default_buckets=("day", "site", "status", "priority"),
     managed=MANAGED,
     categorical=("status", "priority", "site", "level", "klasifikasi_gangguan"),
+    per_upload=("imported_at",),
     spans=(
         Span("duration_min", "start_time", "end_time", "minutes"),
         Span("duration_vendor_min", "start_escalation_vendor", "end_time", "minutes"),

@@ -57,7 +57,7 @@ SUMMARY = "export-summary.json"
 DATABASE_NAME = "InsightTicketDatabase"
 NOT_MIGRATED = ("users", "menuPermissions")  # in the app's database, but the backend owns them
 ARRAY, NDJSON = "array", "newline_delimited"
-FORMS = ("folder", "single", "dexie")
+FORMS = ("folder", "single", "dexie", "chromium")
 # DuckDB reads one JSON array file on one thread but many files side by side: an array file
 # over 1.5 times this size is cut at record boundaries into parts of about this size, so
 # counting here and parsing in the transform use every core. (The snippet writes a large store
@@ -113,9 +113,11 @@ class _Found:
 # ---------------------------------------------------------------- public API
 
 
-def export(source: Path, out_dir: Path, *, force: bool = False, part_bytes: int = PART_BYTES) -> ExportResult:
-    """Normalize `source` (a folder, a single-file dump or a dexie file) into `out_dir`.
-    Array files over 1.5 times `part_bytes` are stored as parts cut at record boundaries."""
+def export(source: Path, out_dir: Path, *, force: bool = False, part_bytes: int = PART_BYTES,
+           origin: str | None = None) -> ExportResult:
+    """Normalize `source` (a folder, a single-file dump, a dexie file or a Chromium profile) into
+    `out_dir`. Array files over 1.5 times `part_bytes` are stored as parts cut at record boundaries.
+    `origin` chooses among a profile's origins when several hold the database."""
     t0 = time.perf_counter()
     source, out_dir = Path(source), Path(out_dir)
     if not source.exists():
@@ -132,7 +134,7 @@ def export(source: Path, out_dir: Path, *, force: bool = False, part_bytes: int 
     work = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
     work.mkdir()
     try:
-        found = _read_source(src, work)
+        found = _read_source(src, work, origin)
         counts, missing = _check(found, work, src, part_bytes)
         summary = _summary(found, work, src, counts, missing)
         _write_json(work / SUMMARY, summary)  # last: its presence means the folder is complete
@@ -213,7 +215,15 @@ def detect_form(source: Path) -> str:
                       file=str(source))
 
 
-def _read_source(source: Path, work: Path) -> _Found:
+def _read_source(source: Path, work: Path, origin: str | None = None) -> _Found:
+    from .chromium import profile, reader  # the profile form: etl/chromium reads it, the checks below are shared
+
+    if profile.is_profile(source):
+        r = reader.read_profile(source, work, origin=origin)
+        return _Found("chromium", files=r.files, claimed=r.claimed, claimed_in=r.source_label, meta=r.meta,
+                      warnings=r.warnings, inputs=r.inputs, origin=r.origin)
+    if origin:
+        raise ExportError("--origin is for a browser profile, and this is not one", file=str(source))
     form = detect_form(source)
     return {"folder": _read_folder, "single": _read_single, "dexie": _read_dexie}[form](source, work)
 

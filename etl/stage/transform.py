@@ -60,6 +60,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..core import duck
+from ..core.duplicates import RULE, pad_space, winners
 from ..core.errors import TransformError
 from ..source.export import MAX_OBJECT_BYTES, check_fingerprints, export_files, read_summary, record_origins
 from ..source.export import SUMMARY as EXPORT_SUMMARY
@@ -312,25 +313,22 @@ def _key_text(store: Store) -> pl.Expr:
 
 
 def duplicate_losers(store: Store, meta: pl.DataFrame) -> pl.DataFrame:
-    """Rejects (with __pos) for the records that lose a duplicate primary key, by the documented rule:
-    keys compared as MySQL compares them (trailing spaces ignored); the latest uploadTimestamp
-    wins, then the later record in the export."""
-    norm = [pl.col(k).cast(pl.String).str.strip_chars_end(" ").alias(f"__norm_{k}") for k in store.primary_key]
+    """Rejects (with __pos) for the records that lose a duplicate primary key, by the one rule
+    (etl.duplicates): keys compared as MySQL compares them (trailing spaces ignored); the latest
+    uploadTimestamp wins, then the later record in the export."""
     keys = [f"__norm_{k}" for k in store.primary_key]
-    meta = meta.with_columns(norm)
+    meta = meta.with_columns(pad_space(k).alias(f"__norm_{k}") for k in store.primary_key)
     if meta.height == 0 or not meta.select(pl.struct(keys).is_duplicated().any()).item():
         return pl.DataFrame(schema={"__pos": pl.Int64, **REJECT_SCHEMA})  # the usual case
-    dupes = meta.filter(pl.struct(keys).is_duplicated())
-    order = ["upload_timestamp", "__pos"] if "upload_timestamp" in dupes.columns else ["__pos"]
-    dupes = dupes.sort(order, nulls_last=False)
-    winner = dupes.group_by(keys).agg(pl.col("__pos").last().alias("__win"),
-                                      pl.format("{} record {}", pl.col("__file"), pl.col("__record")).last().alias("__kept"))
-    losers = dupes.join(winner, on=keys).filter(pl.col("__pos") != pl.col("__win"))
+    dupes = winners(meta, keys)
+    kept = dupes.filter(pl.col("__pos") == pl.col("__win")).select(
+        "__win", pl.format("{} record {}", pl.col("__file"), pl.col("__record")).alias("__kept"))
+    losers = dupes.filter(pl.col("__pos") != pl.col("__win")).join(kept, on="__win")
     return losers.select(
         pl.col("__pos"), pl.lit(store.name).alias("store"), pl.col("__file").cast(pl.String).alias("file"), pl.col("__record").alias("record"),
         _key_text(store).alias("key"), pl.lit(store.column(store.primary_key[0]).source).alias("field"),
         _key_text(store).str.slice(0, EXCERPT).alias("value"),
-        ("duplicate key: kept " + pl.col("__kept") + " (latest uploadTimestamp, then later in the export)").alias("reason"),
+        ("duplicate key: kept " + pl.col("__kept") + f" ({RULE})").alias("reason"),
     ).sort("__pos")
 
 
