@@ -197,11 +197,8 @@ def users_add(
     The password is read from ETL_USER_PASSWORD when set, else asked twice at the prompt; never from the command line. It is stored only as a bcrypt hash ($2b$, cost 12) and never printed or logged.
     """
     from . import playbook
-    from .mysql.users import add_user, check, read_password
 
-    check(username, role)
-    settings = load_settings(mysql_uri=mysql)
-    show(add_user(playbook.target(settings), username, role, read_password(), update=update))
+    show(playbook.users_add(load_settings(mysql_uri=mysql), username, role, update=update))
 
 
 # ---------------------------------------------------------------- sample
@@ -218,9 +215,9 @@ def sample(
     seed: int = typer.Option(7, help="Random seed: the same seed gives byte-identical files."),
 ):
     """Write a deterministic sample export (the app's export layout, with its real-world quirks)."""
-    from .source.sample import write_sample
+    from . import playbook
 
-    show(write_sample(out_dir, tickets=tickets, incidents=incidents, customers=customers, vendors=vendors, seed=seed))
+    show(playbook.sample(out_dir, tickets=tickets, incidents=incidents, customers=customers, vendors=vendors, seed=seed))
 
 
 # ---------------------------------------------------------------- export (issue 4)
@@ -242,10 +239,10 @@ def export_cmd(
                                           "on every core [default: 128]."),
 ):
     """Check an export and write it as a normalized, immutable export folder (what `etl transform` reads)."""
-    from .source.export import export
+    from . import playbook
 
-    settings = load_settings(export_dir=out_dir)
-    show(export(source, settings.export_dir, force=force, origin=origin, **({"part_bytes": part_mb << 20} if part_mb else {})))
+    show(playbook.export_source(load_settings(export_dir=out_dir), source, force=force, origin=origin,
+                                part_bytes=part_mb << 20 if part_mb else None))
 
 
 @app.command("merge")
@@ -264,9 +261,9 @@ def merge_cmd(
     Records sharing a natural identity but differing in content are all kept; they and same-id edits are
     listed in merge-conflicts.ndjson. merge-report.json gives per-source coverage (read, kept, only here).
     """
-    from .source.merge import merge
+    from . import playbook
 
-    show(merge(sources, out_dir, force=force))
+    show(playbook.merge_exports(sources, out_dir, force=force))
 
 
 @app.command()
@@ -276,12 +273,13 @@ def snippet(
     as_bookmarklet: bool = typer.Option(False, "--bookmarklet", help="The snippet as a javascript: URL for a bookmark."),
 ):
     """Print the JavaScript that exports the app's IndexedDB from the browser (paste it into the devtools console)."""
-    from .source.snippet import bookmarklet, snippet_source, write_snippet
+    from . import playbook
 
+    result = playbook.snippet(out_file, as_bookmarklet=as_bookmarklet)
     if out_file is not None:
-        show(write_snippet(out_file, as_bookmarklet=as_bookmarklet))
+        show(result)
     else:
-        sys.stdout.write(bookmarklet() + "\n" if as_bookmarklet else snippet_source())
+        sys.stdout.write(result)
 
 
 # ---------------------------------------------------------------- transform and sql (issue 4)
@@ -299,10 +297,9 @@ def transform(
     with file, record, key, field, value and reason. The stage folder is replaced as a whole, and
     only when it is a stage (any other folder, the export or a folder holding it is refused).
     """
-    from .stage.transform import transform as run
+    from . import playbook
 
-    settings = load_settings(export_dir=in_dir, stage_dir=out_dir)
-    show(run(settings.export_dir, settings.stage_dir))
+    show(playbook.transform_export(load_settings(export_dir=in_dir, stage_dir=out_dir)))
 
 
 @app.command()
@@ -328,22 +325,15 @@ def sql(
 
     Stage against target in one query: etl sql --mysql "SELECT count(*) FROM tickets s ANTI JOIN mysql_tickets m USING (id)".
     """
-    from .report import query as q
+    from . import playbook
 
     formats = [f for f, on in (("table", as_table), ("csv", as_csv), ("json", as_json), ("markdown", as_markdown)) if on]
     if len(formats) > 1:
         raise EtlError(f"choose one output format, not {' and '.join('--' + f for f in formats)}")
     settings = load_settings(stage_dir=stage, export_dir=export, mysql_uri=mysql_uri)
-    target = None
-    if mysql or mysql_uri:
-        from . import playbook
-
-        target = playbook.target(settings)
-    if shell or not query:
-        q.open_shell(settings.stage_dir, settings.export_dir, settings.runtime_dir, mysql=target)
-        return
-    text = q.run_sql(query, settings.stage_dir, settings.export_dir, mysql=target).render((formats or ["table"])[0], max_rows)
-    sys.stdout.write(text)
+    result = playbook.query(settings, query, mysql=bool(mysql or mysql_uri), shell=shell)
+    if result is not None:
+        sys.stdout.write(result.render((formats or ["table"])[0], max_rows))
 
 
 # ---------------------------------------------------------------- load (issue 5)
@@ -394,12 +384,11 @@ def load_cmd(
     Each chunk is recorded in the table etl_load_ledger; a run that was interrupted is continued by the next. Rows the server refuses go to STAGE/load/<table>.rejects.parquet.
     """
     from . import playbook
-    from .mysql.load import load as run
 
     settings = load_settings(mysql_uri=mysql, stage_dir=stage, chunk_size=chunk_size)
     with _load_progress(not quiet and err.is_terminal) as progress:
-        result = run(settings.stage_dir, playbook.target(settings), chunk_size=settings.chunk_size,
-                     batch_rows=batch_rows, method=method, delete_missing=delete_missing, progress=progress, wait=wait)
+        result = playbook.load_stage(settings, batch_rows=batch_rows, method=method, delete_missing=delete_missing,
+                                     progress=progress, wait=wait)
     show(result)
 
 
@@ -420,11 +409,9 @@ def parity(
     Writes RUNTIME_DIR/parity/<time>/report.html (the verdict, then the differing buckets, a month-by-dimension heatmap of them and the differing rows, one per key) and report.json (totals, differing buckets and rows).
     """
     from . import playbook
-    from .report.parity import parity_with_report
 
-    settings = load_settings(mysql_uri=dst_mysql)
-    result = parity_with_report(src or settings.stage_dir, playbook.target(settings), runtime_dir=settings.runtime_dir,
-                                buckets=buckets.split(",") if buckets is not None else None, tables=table)
+    result = playbook.parity_check(load_settings(mysql_uri=dst_mysql), src=src, tables=table, fail_on_mismatch=False,
+                                   buckets=buckets.split(",") if buckets is not None else None)
     show(result)
     if fail_on_mismatch:
         result.raise_for_mismatch()
@@ -444,9 +431,9 @@ def validate_cmd(
 
     Expected values (value sets, the views' rows) are computed from the stage at run time. A rule the source export already breaks is a warning (a finding about the source) unless --strict is given; a rule the source keeps but MySQL breaks is a failure. Exit status: 0 passed (warnings allowed), 1 failed. Rebuilds the data docs (see `etl docs`).
     """
-    from .check.validate import validate_settings
+    from . import playbook
 
-    result = validate_settings(load_settings(mysql_uri=mysql, stage_dir=stage), strict=strict)
+    result = playbook.validate_target(load_settings(mysql_uri=mysql, stage_dir=stage), strict=strict)
     show(result)
     if not result.ok:
         raise typer.Exit(1)
@@ -459,9 +446,9 @@ def docs_cmd():
 
     Written to expectations/gx/uncommitted/data_docs/local_site/index.html. Needs no database.
     """
-    from .check.validate import build_docs, gx_root
+    from . import playbook
 
-    show(build_docs(gx_root(load_settings().root)))
+    show(playbook.build_docs(load_settings()))
 
 
 # ---------------------------------------------------------------- migrate

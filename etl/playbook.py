@@ -1,26 +1,33 @@
-"""The migration playbook: each step a function; `migrate` runs them in order and records the run.
+"""The application layer: one verb per command, and `migrate`, which runs the steps in order and records the run.
 
-The CLI and the notebooks call these functions; they hold no logic of their own.
+The CLI and the notebooks call these functions with settings and options; they hold no logic of
+their own. Every verb that talks to MySQL takes an optional `target`: `migrate` resolves it once
+(a server check, and the local server started when MYSQL_URI is not set) and hands it to its steps.
+The MySQL client and the stages are imported inside the verbs, so `etl export` starts fast.
 """
 
 from __future__ import annotations
 
 import json
-import time
 import os
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from .core.config import Settings, mask_uri
 from .core.errors import EtlError
-from .mysql.db import MySQLTarget, apply_schema, resolve_target
-from .mysql.server import LocalServer
+
+if TYPE_CHECKING:
+    from .mysql.db import MySQLTarget
+    from .mysql.server import LocalServer
 
 
-def local_server(settings: Settings) -> LocalServer:
+def local_server(settings: Settings) -> "LocalServer":
+    from .mysql.server import LocalServer
+
     return LocalServer(settings.runtime_dir / "mysql")
 
 
@@ -44,18 +51,64 @@ class DbStatus:
         lines.append(f"project-local server: {self.local}" if self.local else "project-local server: not running")
         return "\n".join(lines)
 
+    def asdict(self) -> dict:
+        return {"ok": True, "configured_uri": mask_uri(self.configured_uri) if self.configured_uri else None,
+                "local": str(self.local) if self.local else None}
+
 
 def db_status(settings: Settings) -> DbStatus:
     return DbStatus(settings.mysql_uri, local_server(settings).status())
 
 
-def target(settings: Settings) -> MySQLTarget:
+def target(settings: Settings) -> "MySQLTarget":
     """The MySQL every stage talks to: MYSQL_URI, else the local server (started on demand)."""
+    from .mysql.db import resolve_target
+
     return resolve_target(settings, start=True)
 
 
-def schema_apply(settings: Settings, *, upgrade_digests: bool = False, upgrade: bool = False):
-    return apply_schema(target(settings), upgrade_digests=upgrade_digests, upgrade=upgrade)
+def schema_apply(settings: Settings, *, upgrade_digests: bool = False, upgrade: bool = False, target_=None):
+    from .mysql.db import apply_schema
+
+    return apply_schema(target_ or target(settings), upgrade_digests=upgrade_digests, upgrade=upgrade)
+
+
+def users_add(settings: Settings, username: str, role: str, *, update: bool = False):
+    """Create (or with `update`, replace) a user the backend can log in; the password is read from
+    ETL_USER_PASSWORD or a prompt, never taken as an argument."""
+    from .mysql.users import add_user, check, read_password
+
+    check(username, role)  # before any password is asked
+    return add_user(target(settings), username, role, read_password(), update=update)
+
+
+def sample(out_dir: Path, **options):
+    from .source.sample import write_sample
+
+    return write_sample(out_dir, **options)
+
+
+def snippet(out_file: Path | None = None, *, as_bookmarklet: bool = False):
+    """The export snippet as text (or a javascript: URL), or written to `out_file` (a SnippetFile)."""
+    from .source.snippet import bookmarklet, snippet_source, write_snippet
+
+    if out_file is not None:
+        return write_snippet(out_file, as_bookmarklet=as_bookmarklet)
+    return bookmarklet() + "\n" if as_bookmarklet else snippet_source()
+
+
+def export_source(settings: Settings, source: Path, *, force: bool = False, origin: str | None = None,
+                  part_bytes: int | None = None):
+    """`etl export`: check `source` and write settings.export_dir."""
+    from .source.export import export
+
+    return export(source, settings.export_dir, force=force, origin=origin, **({"part_bytes": part_bytes} if part_bytes else {}))
+
+
+def merge_exports(sources: Sequence[str], out_dir: Path, *, force: bool = False):
+    from .source.merge import merge
+
+    return merge(sources, out_dir, force=force)
 
 
 def normalize_export(settings: Settings, source: Path):
@@ -73,37 +126,82 @@ def transform_export(settings: Settings):
     return transform(settings.export_dir, settings.stage_dir)
 
 
+@dataclass(frozen=True)
+class SampleReused:
+    """The sample export a previous run generated, found again unchanged."""
+
+    path: str
+    tickets: int
+
+    def __str__(self) -> str:
+        return f"sample export already at {self.path} ({self.tickets} tickets)"
+
+    def asdict(self) -> dict:
+        return {"ok": True, "path": self.path, "tickets": self.tickets, "reused": True}
+
+
 def sample_export(settings: Settings, tickets: int):
     from .source.sample import write_sample
 
     out = settings.runtime_dir / "sample-export"
     summary = out / "export-summary.json"
     if summary.is_file() and json.loads(summary.read_text()).get("counts", {}).get("tickets") == tickets:
-        return f"sample export already at {out} ({tickets} tickets)"
+        return SampleReused(str(out), tickets)
     return write_sample(out, tickets=tickets)
 
 
-def load_stage(settings: Settings):
-    """Write the stage into MySQL (chunked, checked, resumable; loading it again writes nothing)."""
+def query(settings: Settings, sql: str | None, *, mysql: bool = False, shell: bool = False):
+    """`etl sql`: a query's result over the stage's views (and MySQL's tables with `mysql`), or
+    DuckDB's shell on them (None)."""
+    from .report import query as q
+
+    mysql_target = target(settings) if mysql else None
+    if shell or not sql:
+        q.open_shell(settings.stage_dir, settings.export_dir, settings.runtime_dir, mysql=mysql_target)
+        return None
+    return q.run_sql(sql, settings.stage_dir, settings.export_dir, mysql=mysql_target)
+
+
+def load_stage(settings: Settings, *, target_=None, **options):
+    """Write the stage into MySQL (chunked, checked, resumable; loading it again writes nothing).
+    `options`: batch_rows, method, delete_missing, progress, wait (etl.mysql.load.load)."""
     from .mysql.load import load
 
-    return load(settings.stage_dir, target(settings), chunk_size=settings.chunk_size)
+    return load(settings.stage_dir, target_ or target(settings), chunk_size=settings.chunk_size, **options)
 
 
-def parity_check(settings: Settings):
-    """Parity of the stage with MySQL; a mismatch raises ParityError, which stops the run."""
+def parity_check(settings: Settings, *, src: Path | None = None, buckets: Sequence[str] | None = None,
+                 tables: Sequence[str] | None = None, fail_on_mismatch: bool = True, target_=None):
+    """Parity of the stage (or `src`) with MySQL, its reports written under RUNTIME_DIR/parity; with
+    `fail_on_mismatch` a mismatch raises ParityError, which stops a run."""
     from .report.parity import parity_with_report
 
-    result = parity_with_report(settings.stage_dir, target(settings), runtime_dir=settings.runtime_dir)
-    result.raise_for_mismatch()
+    result = parity_with_report(src or settings.stage_dir, target_ or target(settings), runtime_dir=settings.runtime_dir,
+                                buckets=buckets, tables=tables)
+    if fail_on_mismatch:
+        result.raise_for_mismatch()
     return result
 
 
-def validate_migration(settings: Settings, echo: Callable[[object], None] = print):
-    """The expectation suites against MySQL, then the data docs; a failed expectation raises ValidationError."""
-    from .check.validate import check, validate_settings
+def validate_target(settings: Settings, *, strict: bool = False, docs: bool = True, target_=None):
+    """The expectation suites against MySQL with expected values from the stage, then the data docs."""
+    from .check.validate import gx_root, validate
 
-    return check(validate_settings(settings), echo=echo)
+    return validate(target_ or target(settings), settings.stage_dir, strict=strict, root=gx_root(settings.root), docs=docs)
+
+
+def validate_migration(settings: Settings, echo: Callable[[object], None] = print, *, target_=None):
+    """validate_target; a failed expectation raises ValidationError (after showing the result)."""
+    from .check.validate import check
+
+    return check(validate_target(settings, target_=target_), echo=echo)
+
+
+def build_docs(settings: Settings):
+    """The data docs from the suites and past results; needs no database."""
+    from .check.validate import build_docs as build, gx_root
+
+    return build(gx_root(settings.root))
 
 
 # ---------------------------------------------------------------- the run
@@ -172,9 +270,15 @@ def migrate(settings: Settings, *, source: Path | None = None, sample_tickets: i
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     run = RunRecord(started_at=stamp, settings=settings.public(), path=runs / f"{stamp}.json")
 
+    resolved: dict[str, MySQLTarget] = {}  # the target, resolved once by the preflight and handed to every step
+
+    def preflight():
+        resolved["target"] = target(settings)
+        return resolved["target"]
+
     steps: list[tuple[str, Callable[[], object]]] = [
-        ("preflight: mysql server", lambda: target(settings)),
-        ("apply schema", lambda: schema_apply(settings)),
+        ("preflight: mysql server", preflight),
+        ("apply schema", lambda: schema_apply(settings, target_=resolved["target"])),
     ]
     if source is None:
         steps.append(("generate sample export", lambda: sample_export(settings, sample_tickets)))
@@ -183,12 +287,12 @@ def migrate(settings: Settings, *, source: Path | None = None, sample_tickets: i
     steps.append(("export", lambda: normalize_export(settings, source)))
     steps.append(("transform", lambda: transform_export(settings)))
     # load (issue 5)
-    steps.append(("load", lambda: load_stage(settings)))
+    steps.append(("load", lambda: load_stage(settings, target_=resolved["target"])))
     # parity (issue 6): stops the run on a mismatch
-    steps.append(("parity", lambda: parity_check(settings)))
+    steps.append(("parity", lambda: parity_check(settings, target_=resolved["target"])))
     # validate + data docs (issue 7): failed expectations stop the run; rules the source export
     # already breaks only warn (etl validate --strict makes them fail)
-    steps.append(("validate + data docs", lambda: validate_migration(settings, echo)))
+    steps.append(("validate + data docs", lambda: validate_migration(settings, echo, target_=resolved["target"])))
 
     # Parity and validation only read the stage and MySQL: validation runs beside parity (one core
     # each; at 1M tickets they took 8 s + 100 s one after the other) and is reported after it.

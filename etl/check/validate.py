@@ -634,14 +634,6 @@ def _computed_results(ctx, figs: dict, views: dict, params: dict, docs: bool) ->
     return results
 
 
-def validate_settings(settings, *, strict: bool = False, docs: bool = True) -> ValidationResult:
-    """`validate` on the configured target (MYSQL_URI, else the local server) and STAGE_DIR."""
-    from ..mysql.db import resolve_target
-
-    return validate(resolve_target(settings, start=True), settings.stage_dir, strict=strict,
-                    root=gx_root(settings.root), docs=docs)
-
-
 def check(result: ValidationResult, echo=None) -> ValidationResult:
     """The result, or ValidationError when it failed (after showing it through `echo`)."""
     if not result.ok:
