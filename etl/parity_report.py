@@ -26,6 +26,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 
 from .digest import DIGEST
+from .errors import ParityError
 from .parity import CHANGED, EXTRA, KINDS, MISSING, ParityResult, RowDiff, TableReport, parity
 from .stores import store as lookup
 
@@ -309,3 +310,24 @@ def summary_text(result: ParityResult, width: int = 160) -> str:
     if result.report_dir:
         lines.append(f"  report: {result.report_dir}/report.html (and report.json)")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- the notebooks
+
+
+def parity_cells(result: ParityResult, table: str = "tickets") -> pl.DataFrame:
+    """One table's buckets folded to months by its first other dimension (as the report's heatmap):
+    month, <dimension>, buckets, differing (buckets whose count or checksum differs)."""
+    report = next((r for r in result.details if r.summary.table == table), None)
+    if report is None:
+        raise ParityError(f"the parity result holds no details for {table}", store=table)
+    buckets = report.summary.buckets
+    when = _time_bucket(table, buckets)
+    others = [b for b in buckets if b != when]
+    dim = others[0] if others else "table"
+    frame = report.buckets
+    month = pl.col(when).cast(pl.String).str.slice(0, 7) if when else pl.lit("all")
+    other = pl.col(dim).cast(pl.String) if others else pl.lit(table)
+    return (frame.group_by(month.alias("month"), other.alias(dim))
+            .agg(pl.len().alias("buckets"), (~pl.col("ok")).sum().cast(pl.Int64).alias("differing"))
+            .sort("month", dim, nulls_last=True))

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import asdict, dataclass, field, is_dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
 from .config import Settings, mask_uri
+from .errors import ConfigError
 from .db import MySQLTarget, apply_schema, resolve_target
 from .server import LocalServer
 
@@ -49,6 +50,17 @@ def db_status(settings: Settings) -> DbStatus:
 def target(settings: Settings) -> MySQLTarget:
     """The MySQL every stage talks to: MYSQL_URI, else the local server (started on demand)."""
     return resolve_target(settings, start=True)
+
+
+def notebook_target(settings: Settings, database: str | None = None, suffix: str = "nb") -> MySQLTarget:
+    """A database of a notebook's own on the server the stages use: `database`, else
+    `<configured database>_<suffix>` (created by `apply_schema`). Never the configured database
+    itself, so a notebook cannot disturb what `etl migrate` loaded there."""
+    base = target(settings)
+    name = database or f"{base.database}_{suffix}"
+    if name == base.database:
+        raise ConfigError(f"a notebook works in a database of its own, not in {base.database}, which migrate uses")
+    return replace(base, database=name)
 
 
 def schema_apply(settings: Settings, *, upgrade_digests: bool = False):
@@ -128,6 +140,12 @@ class RunRecord:
         for s in self.steps:
             lines.append(f"  {s.status:<7} {s.name:<28} {s.seconds:7.2f} s")
         return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        from .htmlrepr import heading, html_table
+
+        return html_table(heading(self), ("step", "status", "seconds", "error"),
+                          [(s.name, s.status, round(s.seconds, 2), s.error or "") for s in self.steps])
 
     def save(self) -> None:
         def plain(x):

@@ -346,6 +346,16 @@ class TransformResult:
         lines += [f"  note: {f}" for f in self.findings]
         return "\n".join(lines)
 
+    def _repr_html_(self) -> str:
+        from .htmlrepr import heading, html_table
+
+        rows = [(n, c.records_in, c.staged, c.rejected, c.duplicates, "yes" if c.balanced else "NO")
+                for n, c in self.counts.items()]
+        notes = ([f"reconstructed upload sessions: {self.reconstructed_sessions}"] if self.reconstructed_sessions
+                 else []) + list(self.findings)
+        return html_table(heading(self), ("store", "in", "staged", "rejected", "duplicates", "in = staged + rejected"),
+                          rows, notes)
+
 
 @dataclass
 class _Pass:
