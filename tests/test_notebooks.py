@@ -12,6 +12,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from urllib.parse import unquote
 
 import nbformat
 import pytest
@@ -137,10 +138,22 @@ def test_the_rejects_notebook_shows_the_planted_rejects(executed):
     assert "time does not parse" in html and "not a number" in html
 
 
+def test_the_expectations_notebook_links_the_data_docs(executed):
+    nb, error = executed["05-expectations.ipynb"]
+    assert error is None, error
+    html = "".join(o.data.get("text/html", "") for o in outputs(nb) if o.output_type == "execute_result")
+    pages = [Path(unquote(p)) for p in re.findall(r'href="file://([^"]+)"', html)]
+    assert any(p.name == "index.html" for p in pages) and any(p.name == "tickets.html" for p in pages)
+    assert all(p.is_file() for p in pages)
+    assert "<td>warning</td>" in html  # the sample breaks two rules at the source: warnings, not failures
+
+
 @pytest.mark.slow
 def test_migrate_parity_still_passes_after_the_notebooks(migrated, executed):
-    target, env, _ = migrated
+    target, env, tmp = migrated
     assert executed and all(error is None for _, error in executed.values())
+    for path in NOTEBOOKS:  # the injected work folders were used
+        assert (tmp / "notebooks" / path.stem / "stage" / "tickets.parquet").is_file(), path.name
     with target.connect() as conn, conn.cursor() as cur:  # the notebooks' databases are their own
         cur.execute("SHOW DATABASES LIKE %s", (f"{target.database}_nb%",))
         assert {r[0] for r in cur.fetchall()} == {f"{target.database}_nb03", f"{target.database}_nb04",
