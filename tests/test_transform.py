@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -17,8 +18,9 @@ from etl.export import export, read_records, read_summary
 from etl.sample import write_sample
 from etl.stage import read_stage, rejects_path, stage_summary
 from etl.stores import STORES, store
-from etl import transform as transform_module
 from etl.transform import INCIDENT_UPLOAD_GAP_MS, transform
+
+transform_module = importlib.import_module("etl.transform")  # the module: `etl.transform` is the stage function
 
 ROOT = Path(__file__).resolve().parent.parent
 
