@@ -525,7 +525,7 @@ def parity(src: Path, target, *, buckets: Sequence[str] | None = None, tables: S
     carries the buckets and rows behind it (`details`) for `etl.parity_report.write_report`.
 
     `report_dir` / `runtime_dir` keep callers of the earlier signature (which wrote the reports
-    here; the first notebook) working: given either, the reports are written by
+    here) working: given either, the reports are written by
     `etl.parity_report`. New callers use `etl.parity_report.parity_with_report`."""
     t0 = time.perf_counter()
     stage_dir, tmp = _stage_from(src)
