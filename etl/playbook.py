@@ -12,13 +12,13 @@ import json
 import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from .core.config import Settings, mask_uri
-from .core.errors import EtlError
+from .core.errors import ConfigError, EtlError
 
 if TYPE_CHECKING:
     from .mysql.db import MySQLTarget
@@ -65,6 +65,17 @@ def target(settings: Settings) -> "MySQLTarget":
     from .mysql.db import resolve_target
 
     return resolve_target(settings, start=True)
+
+
+def notebook_target(settings: Settings, database: str | None = None, suffix: str = "nb") -> "MySQLTarget":
+    """A database of a notebook's own on the server the stages use: `database`, else
+    `<configured database>_<suffix>` (created by `apply_schema`). Never the configured database
+    itself, so a notebook cannot disturb what `etl migrate` loaded there."""
+    base = target(settings)
+    name = database or f"{base.database}_{suffix}"
+    if name == base.database:
+        raise ConfigError(f"a notebook works in a database of its own, not in {base.database}, which migrate uses")
+    return replace(base, database=name)
 
 
 def schema_apply(settings: Settings, *, upgrade_digests: bool = False, upgrade: bool = False, target_=None):
@@ -229,6 +240,12 @@ class RunRecord:
         for s in self.steps:
             lines.append(f"  {s.status:<7} {s.name:<28} {s.seconds:7.2f} s")
         return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        from .core.htmlrepr import heading, html_table
+
+        return html_table(heading(self), ("step", "status", "seconds", "error"),
+                          [(s.name, s.status, round(s.seconds, 2), s.error or "") for s in self.steps])
 
     def save(self) -> None:
         """Write the record, private to the user (0600). Each value is stored in its safe form:

@@ -154,6 +154,19 @@ class LoadResult:
     def asdict(self) -> dict:
         return asdict(self)
 
+    def frame(self) -> pl.DataFrame:
+        """One row per table: the counts, its seconds and rows written per second."""
+        return pl.DataFrame([{**asdict(t), "written": t.written, "rows_per_s": t.rows_per_s} for t in self.tables])
+
+    def _repr_html_(self) -> str:
+        from ..core.htmlrepr import heading, html_table
+
+        cols = ("table", "staged", "inserted", "updated", "deleted", "unchanged", "gone", "rejected", "chunks",
+                "path", "seconds", "rows_per_s")
+        rows = [tuple(getattr(t, c) for c in cols) for t in self.tables]
+        notes = [line.strip() for line in str(self).splitlines()[2 + len(self.tables):]]
+        return html_table(heading(self), cols, rows, notes)
+
     def __str__(self) -> str:
         lines = [
             f"loaded {self.stage_dir} into {self.target} in {self.seconds:.1f} s: {self.written:,} rows written "
