@@ -32,6 +32,7 @@ from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..db import MySQLTarget
 from ..errors import EtlError
@@ -207,6 +208,10 @@ def create_app(cfg: ApiConfig) -> FastAPI:
     async def _failure(request, exc: ApiFailure):
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         return _error(exc.status, exc.message, headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request, exc: StarletteHTTPException):  # 404, 405: the same error shape as the rest
+        return _error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(data.BadInput)
     async def _bad(request, exc: data.BadInput):
