@@ -19,10 +19,11 @@ import pytest
 from api_helpers import READ_TOKEN, TOKEN, client, free_port, running_api
 from etl.api import data
 from etl.config import load_settings
-from etl.db import MySQLTarget, apply_schema
+from conftest import _fresh_database
+from etl.db import apply_schema
 from etl.export import export
 from etl.load import load
-from etl.stores import STORES, store
+from etl.stores import store
 from etl.transform import transform
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,15 +42,12 @@ def stage(tmp_path_factory):
 @pytest.fixture(scope="module")
 def loaded(mysql_server, stage):
     base, _ = mysql_server
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    with base.connect(database=False) as conn, conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
-    target = MySQLTarget(base.host, base.port, base.user, base.password, name, base.unix_socket)
+    target = _fresh_database(base)
     apply_schema(target)
     load(stage, target)
     yield target
     with base.connect(database=False) as conn, conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        cur.execute(f"DROP DATABASE IF EXISTS `{target.database}`")
 
 
 @pytest.fixture(scope="module")
