@@ -363,5 +363,69 @@ def serve(
     show(run(settings, playbook.target(settings), host=host, port=port, pool_size=pool_size, echo=show))
 
 
+@app.command()
+@cli_errors
+def monitor(
+    base_url: Optional[str] = BaseUrlOpt,
+    token: Optional[str] = TokenOpt,
+    mysql: Optional[str] = MysqlOpt,
+    threshold_error: float = typer.Option(0.01, "--threshold-error", help="Largest tolerated share of failed API requests in a sample."),
+    threshold_latency_p95: float = typer.Option(2000, "--threshold-latency-p95", help="Largest tolerated p95 of the API probes, in ms."),
+    interval: float = typer.Option(5.0, "--interval", min=0, help="Seconds between samples."),
+    count: int = typer.Option(12, "--count", min=1, help="Samples to take (the run is bounded; 12 x 5 s = a minute)."),
+    probes: int = typer.Option(5, "--probes", min=1, help="Reads of a page of 100 tickets per sample (latency and errors)."),
+    fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first sample with a breach."),
+    no_db: bool = typer.Option(False, "--no-db", help="Watch the API only (no database health)."),
+):
+    """Watch the API (health, errors, p95 latency), the database (Threads_running, connections against max_connections, buffer-pool hit ratio, slow-query and aborted-connect rates, restarts, replica lag) and the API's connection pool.
+
+    Each sample is appended to RUNTIME_DIR/monitor/<time>.jsonl; a terminal shows a live table. Exit status 1 when any sample breached a threshold, each breach named with its metric, value and threshold. Database thresholds follow the mysqld_exporter alert rules (connections > 80 % and Threads_running > 60 % of max_connections, any slow query, uptime < 60 s, replica lag > 30 s) plus a buffer-pool hit ratio under 95 % and over 1 aborted connect per second.
+    """
+    from .api.monitor import Thresholds, monitor as run, rows_for_display
+    from .db import resolve_target
+    from .errors import ServerError
+
+    settings = load_settings(mysql_uri=mysql, base_url=base_url, api_token=token)
+    target = None
+    if not no_db:
+        try:
+            target = resolve_target(settings)
+        except ServerError as e:
+            err.print(f"note: no database health: {escape(str(e))}", highlight=False)
+    thresholds = Thresholds(error_rate=threshold_error, latency_p95_ms=threshold_latency_p95)
+    live = _monitor_display(thresholds, rows_for_display)
+    with live as on_sample:
+        result = run(settings.base_url, settings.api_token, target, settings.runtime_dir, thresholds=thresholds,
+                     interval=interval, count=count, probes=probes, fail_fast=fail_fast, on_sample=on_sample)
+    show(result)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@contextlib.contextmanager
+def _monitor_display(thresholds, rows_for_display):
+    """A live table on a terminal; one line per sample otherwise."""
+    from rich.live import Live
+    from rich.table import Table
+
+    def table(sample):
+        t = Table(title=f"sample {sample['sample']} at {sample['time']}")
+        for name in ("metric", "value", "threshold", "state"):
+            t.add_column(name)
+        for row in rows_for_display(sample, thresholds):
+            t.add_row(*row, style="bold red" if row[3] == "BREACH" else None)
+        return t
+
+    if not out.is_terminal:
+        def line(sample):
+            api = sample["api"]
+            out.print(f"sample {sample['sample']}: api up={api['up']} p95={api['p95_ms']} ms errors={api['error_rate']:.3f}; "
+                      f"breaches: {', '.join(b['metric'] for b in sample['breaches']) or 'none'}", highlight=False, markup=False)
+        yield line
+        return
+    with Live(console=out, auto_refresh=False) as live:
+        yield lambda sample: live.update(table(sample), refresh=True)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     sys.exit(app())
