@@ -49,3 +49,9 @@ class ParityError(EtlError):
 
 class ValidationError(EtlError):
     stage = "validate"
+
+
+class ApiError(EtlError):
+    """etl serve, etl monitor, etl bench and the load through the API."""
+
+    stage = "api"

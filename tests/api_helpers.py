@@ -29,7 +29,8 @@ def running_api(target, *, runtime_dir=None, stall=None, chunk_size=200, pool_si
     kw = {"runtime_dir": runtime_dir} if runtime_dir else {}
     app = create_app(ApiConfig(target, TOKEN, READ_TOKEN, chunk_size=chunk_size, pool_size=pool_size, stall=stall, **kw))
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
+                                          timeout_keep_alive=30))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 120

@@ -9,13 +9,13 @@
 * A QueuePool of PyMySQL connections; a request that waits `pool_timeout` for one gets 503.
 * Request bodies are bounded (413); bad input is a 4xx naming the field, never a 500.
 
-Test hook: ETL_SERVE_STALL="SECONDS[/EVERY]" makes every EVERY-th /api/ request (every one when
-EVERY is left out) wait SECONDS before it is answered: a stalling server for the benchmark's
-and the monitor's tests. It is read once at start and named in the startup line.
+Test hook: ETL_SERVE_STALL="SECONDS[/EVERY]" stops the whole server for SECONDS at every EVERY-th
+/api/ request (every one when EVERY is left out), as a GC pause or a held lock would: nothing is
+answered meanwhile, so requests arriving during the stall queue behind it. A stalling server for
+the benchmark's and the monitor's tests; read once at start and named in the startup line.
 """
 
 
-import asyncio
 import hmac
 import itertools
 import json
@@ -35,7 +35,7 @@ from fastapi.security import HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..db import MySQLTarget
-from ..errors import EtlError
+from ..errors import ApiError, EtlError
 from . import control, data
 from .metrics import Metrics
 
@@ -74,9 +74,9 @@ def parse_stall(text: str | None) -> tuple[float, int] | None:
     try:
         s, n = float(seconds), int(every or 1)
     except ValueError:
-        raise EtlError(f"{STALL_ENV} must look like SECONDS or SECONDS/EVERY, got {text!r}") from None
+        raise ApiError(f"{STALL_ENV} must look like SECONDS or SECONDS/EVERY, got {text!r}") from None
     if s < 0 or n < 1:
-        raise EtlError(f"{STALL_ENV} must look like SECONDS or SECONDS/EVERY, got {text!r}")
+        raise ApiError(f"{STALL_ENV} must look like SECONDS or SECONDS/EVERY, got {text!r}")
     return s, n
 
 
@@ -137,7 +137,7 @@ class Guard:
                 return message
 
             if self.stall and scope["path"].startswith("/api/") and next(self.counter) % self.stall[1] == 0:
-                await asyncio.sleep(self.stall[0])
+                time.sleep(self.stall[0])  # blocking on purpose: the whole server stops (see the docstring)
             try:
                 await self.app(scope, bounded_receive, send_status)
             except _TooLarge:
@@ -156,7 +156,7 @@ class _TooLarge(Exception):
 
 def create_app(cfg: ApiConfig) -> FastAPI:
     if not cfg.token:
-        raise EtlError("etl serve needs API_TOKEN (the read + write token); set it in the environment or .env")
+        raise ApiError("etl serve needs API_TOKEN (the read + write token); set it in the environment or .env")
     pool = make_pool(cfg)
     metrics = Metrics()
     bearer = HTTPBearer(auto_error=False, description="API_TOKEN (read and write) or API_READ_TOKEN (read only)")

@@ -33,7 +33,7 @@ import pymysql
 
 from ..config import mask_secrets
 from ..db import MySQLTarget
-from ..errors import EtlError
+from ..errors import ApiError, EtlError
 from .metrics import parse as parse_metrics
 
 STATUS = ("Threads_running", "Threads_connected", "Slow_queries", "Aborted_connects", "Innodb_buffer_pool_reads",
@@ -249,7 +249,7 @@ def monitor(base_url: str, token: str | None, target: MySQLTarget | None, runtim
             fail_fast: bool = False, on_sample: Callable[[dict], None] | None = None) -> MonitorResult:
     """Take `count` samples `interval` seconds apart (a bounded run); every sample lands in the JSONL."""
     if count < 1 or interval < 0 or probes < 1:
-        raise EtlError("monitor: --count and --probes must be at least 1, --interval not negative")
+        raise ApiError("monitor: --count and --probes must be at least 1, --interval not negative")
     folder = runtime_dir / "monitor"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / (datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ") + ".jsonl")

@@ -41,7 +41,8 @@ def serve(settings: Settings, target: MySQLTarget, *, host: str | None = None, p
     echo(f"etl serve: {url} over {target} (pool {cfg.pool_size}+{cfg.max_overflow}; OpenAPI at {url}/openapi.json"
          + (f"; test hook ETL_SERVE_STALL={cfg.stall}" if cfg.stall else "") + ")")
     # access_log off: a log line per request costs more than the request; /metrics counts them.
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, server_header=False)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, server_header=False,
+                timeout_keep_alive=30)
     app.state.pool.dispose()
     total = int(sum(app.state.metrics.requests.values()))
     return ServeResult(url, str(target), total)
