@@ -434,6 +434,7 @@ def bench(
     token: Optional[str] = typer.Option(None, "--token", help="Bearer token (default: API_TOKEN; else a login with API_USERNAME/API_PASSWORD at POST /api/auth/login, for the app's backend). Never printed."),
     rate: float = typer.Option(20.0, "--rate", help="Requests started per second, on schedule whatever the server does (open model)."),
     duration: float = typer.Option(10.0, "--duration", help="Seconds of load."),
+    endpoint: Optional[list[str]] = typer.Option(None, "--endpoint", help="A path (with its query) to request, repeatable; default: a page of 100 of tickets, incidents, customers, vendors and upload-sessions (the backend's page=1&limit=100)."),
     bulk_chunks: int = typer.Option(3, "--bulk-chunks", min=0, help="Bulk-insert chunks of CHUNK_SIZE synthetic tickets to time (batch_id test-bench-*, deleted afterwards); 0: none."),
     chunk_size: Optional[int] = typer.Option(None, "--chunk-size", help="Rows per bulk chunk (default: CHUNK_SIZE, 200)."),
     threshold_p95: float = typer.Option(2000, "--threshold-p95", help="Largest tolerated p95 latency over all endpoints, ms."),
@@ -445,11 +446,11 @@ def bench(
 
     Requests start on schedule whatever the server does and latency counts from that due time (open model, as wrk2 and vegeta: a stall cannot hide). Prints p50/p90/p95/p99/p99.9/max per endpoint (HDR histogram), errors by class, achieved against target rate, seconds per bulk chunk and the bench's own peak memory; writes RUNTIME_DIR/bench/<time>/report.json and a self-contained report.html. Exit status 1 on any breach (defaults: p95 < 2 s, < 5 s a chunk, errors < 1 %, memory < 100 MB).
     """
-    from .api.bench import BenchThresholds, bench as run
+    from .api.bench import ENDPOINTS, BenchThresholds, bench as run
 
     settings = load_settings(base_url=base_url, api_token=token, chunk_size=chunk_size)
     result = run(settings.base_url, settings.api_token, settings.runtime_dir, rate=rate, duration=duration,
-                 bulk_chunks=bulk_chunks, chunk_size=settings.chunk_size,
+                 endpoints=tuple(endpoint) if endpoint else ENDPOINTS, bulk_chunks=bulk_chunks, chunk_size=settings.chunk_size,
                  thresholds=BenchThresholds(threshold_p95, threshold_chunk, threshold_error, threshold_memory))
     show(result)
     if not result.ok:

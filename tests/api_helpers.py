@@ -46,6 +46,23 @@ def running_api(target, *, runtime_dir=None, stall=None, chunk_size=200, pool_si
         app.state.pool.dispose()
 
 
+@contextlib.contextmanager
+def loaded_database(base, stage):
+    """A fresh database of the test server holding `stage` as the real load writes it; dropped after."""
+    from conftest import _fresh_database
+    from etl.db import apply_schema
+    from etl.load import load
+
+    target = _fresh_database(base)
+    apply_schema(target)
+    load(stage, target)
+    try:
+        yield target
+    finally:
+        with base.connect(database=False) as conn, conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{target.database}`")
+
+
 def client(base: str, token: str | None = TOKEN) -> httpx.Client:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return httpx.Client(base_url=base, headers=headers, timeout=30)

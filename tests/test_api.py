@@ -16,13 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from api_helpers import READ_TOKEN, TOKEN, client, free_port, running_api
+from api_helpers import READ_TOKEN, client, free_port, loaded_database, running_api
 from etl.api import data
 from etl.config import load_settings
-from conftest import _fresh_database
-from etl.db import apply_schema
 from etl.export import export
-from etl.load import load
 from etl.stores import store
 from etl.transform import transform
 
@@ -41,13 +38,8 @@ def stage(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def loaded(mysql_server, stage):
-    base, _ = mysql_server
-    target = _fresh_database(base)
-    apply_schema(target)
-    load(stage, target)
-    yield target
-    with base.connect(database=False) as conn, conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{target.database}`")
+    with loaded_database(mysql_server[0], stage) as target:
+        yield target
 
 
 @pytest.fixture(scope="module")

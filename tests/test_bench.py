@@ -11,10 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from api_helpers import TOKEN, running_api
+from api_helpers import TOKEN, loaded_database, running_api
 from etl.api.bench import BenchThresholds, bench
-from etl.db import apply_schema
-from etl.load import load
 from load_helpers import staged_sample
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,16 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def sample_30k(mysql_server, tmp_path_factory):
-    from conftest import _fresh_database
-
-    base, _ = mysql_server
-    stage = staged_sample(tmp_path_factory.mktemp("bench"), 30_000)
-    target = _fresh_database(base)
-    apply_schema(target)
-    load(stage, target)
-    yield target
-    with base.connect(database=False) as conn, conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{target.database}`")
+    with loaded_database(mysql_server[0], staged_sample(tmp_path_factory.mktemp("bench"), 30_000)) as target:
+        yield target
 
 
 def test_report_has_every_field_and_a_low_threshold_fails(sample_30k, tmp_path):
