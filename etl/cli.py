@@ -39,6 +39,8 @@ app.add_typer(schema_app, name="schema")
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
+BaseUrlOpt = typer.Option(None, "--base-url", help="The API's URL (default: BASE_URL, else http://127.0.0.1:8700, where `etl serve` listens).")
+TokenOpt = typer.Option(None, "--token", help="Bearer token (default: API_TOKEN). Never printed.")
 MysqlOpt = typer.Option(None, "--mysql", help="Target as mysql://user:pass@host:3306/db (default: MYSQL_URI, else the local server).")
 
 
@@ -240,6 +242,9 @@ def load_cmd(
     method: str = typer.Option("auto", "--method", help="auto (LOAD DATA LOCAL INFILE where the server allows it, else INSERT), load-data or insert."),
     delete_missing: bool = typer.Option(False, "--delete-missing", help="Delete rows MySQL holds that the stage no longer has (default: only report them)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    via_api: bool = typer.Option(False, "--via-api", help="Send the rows through the API's bulk endpoints (BASE_URL, API_TOKEN) in CHUNK_SIZE records, with the same ledger, resume and read-back checks (these still read MySQL directly)."),
+    base_url: Optional[str] = BaseUrlOpt,
+    token: Optional[str] = TokenOpt,
 ):
     """Write every staged table into MySQL: chunked, checked as it writes, idempotent, resumable.
 
@@ -250,8 +255,15 @@ def load_cmd(
     from . import playbook
     from .load import load as run
 
-    settings = load_settings(mysql_uri=mysql, stage_dir=stage, chunk_size=chunk_size)
+    settings = load_settings(mysql_uri=mysql, stage_dir=stage, chunk_size=chunk_size, base_url=base_url, api_token=token)
     with _load_progress(not quiet and err.is_terminal) as progress:
+        if via_api:
+            from .api.via_api import load_via_api
+
+            show(load_via_api(settings.stage_dir, playbook.target(settings), settings.base_url, settings.api_token,
+                              chunk_size=settings.chunk_size, batch_rows=batch_rows, delete_missing=delete_missing,
+                              progress=progress))
+            return
         result = run(settings.stage_dir, playbook.target(settings), chunk_size=settings.chunk_size,
                      batch_rows=batch_rows, method=method, delete_missing=delete_missing, progress=progress)
     show(result)
@@ -338,8 +350,6 @@ def migrate(
 
 # ---------------------------------------------------------------- the API (issue 16)
 
-BaseUrlOpt = typer.Option(None, "--base-url", help="The API's URL (default: BASE_URL, else http://127.0.0.1:8700, where `etl serve` listens).")
-TokenOpt = typer.Option(None, "--token", help="Bearer token (default: API_TOKEN). Never printed.")
 
 
 @app.command()
