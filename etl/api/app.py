@@ -299,7 +299,8 @@ def create_app(cfg: ApiConfig) -> FastAPI:
         def delete(conn: Conn, batch_id: Annotated[str, _BatchId]):
             return _json(data.delete_batch(conn, store, batch_id))
 
-        app.post(f"{spec.path}/bulk", tags=["data"], dependencies=[need(WRITE)],
+        body_schema = {"required": True, "content": {"application/json": {"schema": data.records_schema(store)}}}
+        app.post(f"{spec.path}/bulk", tags=["data"], dependencies=[need(WRITE)], openapi_extra={"requestBody": body_schema},
                  summary=f"Upsert records into {store.table} (INSERT ... ON DUPLICATE KEY UPDATE), all or nothing")(upsert)
         if "batch_id" in store.column_names:
             app.delete(f"{spec.path}/batch/{{batch_id}}", tags=["data"], dependencies=[need(WRITE)],

@@ -248,6 +248,30 @@ def _value(store: Store, col, value, record: int):
     raise bad(f"unsupported kind {kind}")  # pragma: no cover - stores.KINDS is closed
 
 
+def records_schema(store: Store) -> dict:
+    """The bulk body's JSON schema, from the store's description (for the OpenAPI document)."""
+    props = {}
+    for col in store.columns:
+        if col.is_text:
+            one = {"type": "string", **({"maxLength": col.length} if col.length else {})}
+        elif col.kind in ("int", "bigint", "epoch_ms"):
+            bound = 2**31 if col.kind == "int" else 2**63
+            one = {"type": "integer", "minimum": -bound, "maximum": bound - 1}
+        elif col.kind == "bool":
+            one = {"type": "boolean"}
+        elif col.kind == "decimal":
+            whole = col.precision - col.scale
+            one = {"anyOf": [{"type": "string", "pattern": rf"^-?\d{{1,{whole}}}(\.\d{{1,{col.scale}}})?$"},
+                             {"type": "number", "exclusiveMinimum": -(10**whole), "exclusiveMaximum": 10**whole}]}
+        else:  # datetime
+            one = {"type": "string", "format": "date-time"}
+        props[col.name] = one if not col.nullable else {"anyOf": [one, {"type": "null"}]}
+    record = {"type": "object", "properties": props, "additionalProperties": False,
+              "required": [c.name for c in store.columns if not c.nullable]}
+    return {"type": "object", "required": ["records"], "additionalProperties": False,
+            "properties": {"records": {"type": "array", "items": record, "maxItems": MAX_BULK_RECORDS}}}
+
+
 def upsert_statement(store: Store, columns: tuple[str, ...]) -> str:
     """INSERT ... ON DUPLICATE KEY UPDATE of the given columns (the key is not updated).
 
@@ -279,10 +303,12 @@ def prepare_records(store: Store, records: list) -> tuple[tuple[str, ...], list[
     columns = tuple(c for c in known if c in named)
     described = [store.column(c) for c in columns]
     rows = []
+    required = [c.name for c in store.columns if not c.nullable]  # none of them has a default
     for i, rec in enumerate(records):
-        for key in store.primary_key:
+        for key in required:
             if rec.get(key) is None:
-                raise BadInput(f"{store.table}: record {i}, field {key}: the primary key is required")
+                what = "the primary key" if key in store.primary_key else "a value"
+                raise BadInput(f"{store.table}: record {i}, field {key}: {what} is required")
         row = []
         for col in described:
             v = _value(store, col, rec.get(col.name), i)
@@ -291,6 +317,11 @@ def prepare_records(store: Store, records: list) -> tuple[tuple[str, ...], list[
             row.append(v)
         rows.append(tuple(row))
     return columns, rows
+
+
+# Server errors that mean "this value does not fit", whichever exception class PyMySQL gives them:
+# no default (1364), incorrect value (1366), out of range (1264), too long (1406), bad date (1292).
+DATA_ERRORS = {1364, 1366, 1264, 1406, 1292, 1048}
 
 
 def bulk_upsert(conn, store: Store, records: list, chunk_size: int) -> dict:
@@ -306,11 +337,13 @@ def bulk_upsert(conn, store: Store, records: list, chunk_size: int) -> dict:
             for start in range(0, len(rows), chunk_size):
                 affected += cur.executemany(sql, rows[start:start + chunk_size]) or 0
         conn.commit()
-    except (pymysql.err.DataError, pymysql.err.IntegrityError, pymysql.err.InternalError) as e:
-        conn.rollback()
-        raise BadInput(f"{store.table}: the server refused the records: {e.args[-1]}") from None
-    except BaseException:
-        conn.rollback()
+    except pymysql.err.MySQLError as e:
+        try:
+            conn.rollback()
+        except pymysql.err.MySQLError:
+            pass  # the connection is gone: the server rolled back; the pool's pre-ping replaces it
+        if isinstance(e, (pymysql.err.DataError, pymysql.err.IntegrityError)) or (e.args and e.args[0] in DATA_ERRORS):
+            raise BadInput(f"{store.table}: the server refused the records: {e.args[-1]}") from None
         raise
     return {"success": True, "received": len(rows), "affectedRows": affected}
 
