@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from api_helpers import TOKEN, free_port, running_api
-from etl.api.monitor import Thresholds, monitor
+from etl.api.monitor import Thresholds, monitor, rows_for_display
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,6 +48,8 @@ def test_a_slow_endpoint_breaches_the_p95(schema_target, tmp_path):
     found = [b for _, b in result.breaches if b.metric == "api.p95_ms"]
     assert len(found) == 2 and all(b.value >= 2200 and b.threshold == 2000 for b in found)
     assert len(series(result)) == 2 and all(s["breaches"] for s in series(result))
+    rows = {r[0]: r for r in rows_for_display(series(result)[-1], Thresholds())}  # the live table's rows
+    assert rows["api.p95_ms"][3] == "BREACH" and rows["api.p95_ms"][2] == "<= 2000" and rows["api.up"][3] == "ok"
 
 
 def test_command_exits_non_zero_naming_a_stopped_api(schema_target, tmp_path):
