@@ -19,7 +19,6 @@ import json
 import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from decimal import Decimal, InvalidOperation
 
 import pymysql
 from pymysql.constants import FIELD_TYPE
@@ -227,16 +226,17 @@ def _value(store: Store, col, value, record: int):
         if value in (True, False, 0, 1):
             return int(value)
         raise bad("expected true, false, 0 or 1")
-    if kind == "decimal":
+    if kind == "double":
+        # A JavaScript number (stores.py: DOUBLE); numeric text is taken too (mysql2 sends DECIMAL as text).
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
             raise bad("expected a number")
         try:
-            d = Decimal(str(value))
-        except InvalidOperation:
+            f = float(value)
+        except (ValueError, OverflowError):
             raise bad("expected a number") from None
-        if not d.is_finite() or abs(d) >= Decimal(10) ** (col.precision - col.scale):
-            raise bad(f"not a number that fits DECIMAL({col.precision},{col.scale})")
-        return d
+        if not math.isfinite(f):
+            raise bad("expected a finite number")
+        return f
     if kind == "datetime":
         try:
             dt = _datetime(value)
@@ -246,6 +246,11 @@ def _value(store: Store, col, value, record: int):
             raise bad("year out of range")
         return dt
     raise bad(f"unsupported kind {kind}")  # pragma: no cover - stores.KINDS is closed
+
+
+def required_columns(store: Store) -> list[str]:
+    """NOT NULL columns without a DEFAULT: every record must give them."""
+    return [c.name for c in store.columns if not c.nullable and getattr(c, "default", None) is None]
 
 
 def records_schema(store: Store) -> dict:
@@ -259,15 +264,13 @@ def records_schema(store: Store) -> dict:
             one = {"type": "integer", "minimum": -bound, "maximum": bound - 1}
         elif col.kind == "bool":
             one = {"type": "boolean"}
-        elif col.kind == "decimal":
-            whole = col.precision - col.scale
-            one = {"anyOf": [{"type": "string", "pattern": rf"^-?\d{{1,{whole}}}(\.\d{{1,{col.scale}}})?$"},
-                             {"type": "number", "exclusiveMinimum": -(10**whole), "exclusiveMaximum": 10**whole}]}
+        elif col.kind == "double":
+            one = {"type": "number"}
         else:  # datetime
             one = {"type": "string", "format": "date-time"}
         props[col.name] = one if not col.nullable else {"anyOf": [one, {"type": "null"}]}
     record = {"type": "object", "properties": props, "additionalProperties": False,
-              "required": [c.name for c in store.columns if not c.nullable]}
+              "required": required_columns(store)}
     return {"type": "object", "required": ["records"], "additionalProperties": False,
             "properties": {"records": {"type": "array", "items": record, "maxItems": MAX_BULK_RECORDS}}}
 
@@ -303,7 +306,7 @@ def prepare_records(store: Store, records: list) -> tuple[tuple[str, ...], list[
     columns = tuple(c for c in known if c in named)
     described = [store.column(c) for c in columns]
     rows = []
-    required = [c.name for c in store.columns if not c.nullable]  # none of them has a default
+    required = required_columns(store)
     for i, rec in enumerate(records):
         for key in required:
             if rec.get(key) is None:

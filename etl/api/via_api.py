@@ -49,6 +49,7 @@ class ApiWriter:
 
     upserts = True
     method = "api"
+    fallback = None  # bulk.Writer's note on a method it fell back from: none here
 
     def __init__(self, client: httpx.Client, chunk_size: int, store: Store):
         self.client, self.chunk_size, self.store = client, chunk_size, store
@@ -90,7 +91,8 @@ class ApiWriter:
 
 
 def load_via_api(stage_dir: Path, target: MySQLTarget, base_url: str, token: str | None, *, chunk_size: int,
-                 batch_rows: int | None = None, delete_missing: bool = False, progress=None, timeout: float = 120.0):
+                 batch_rows: int | None = None, delete_missing: bool = False, progress=None, timeout: float = 120.0,
+                 wait: float = 0):
     """etl.load.load with the rows sent through the API (see the module docstring)."""
     from ..load import load
 
@@ -105,4 +107,4 @@ def load_via_api(stage_dir: Path, target: MySQLTarget, base_url: str, token: str
         if health.status_code != 200:
             raise ApiError(f"the API at {base_url} is not healthy: /health answered {health.status_code}")
         return load(stage_dir, target, chunk_size=chunk_size, batch_rows=batch_rows, delete_missing=delete_missing,
-                    progress=progress, writer=lambda conn, store, method, workdir: ApiWriter(client, chunk_size, store))
+                    progress=progress, wait=wait, writer=lambda conn, store, method, workdir: ApiWriter(client, chunk_size, store))
