@@ -49,6 +49,8 @@ app.add_typer(users_app, name="users")
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
+BaseUrlOpt = typer.Option(None, "--base-url", help="The API's URL (default: BASE_URL, else http://127.0.0.1:8700, where `etl serve` listens).")
+TokenOpt = typer.Option(None, "--token", help="Bearer token (default: API_TOKEN). Never printed.")
 MysqlOpt = typer.Option(None, "--mysql", help="Target as mysql://user:pass@host:3306/db (default: MYSQL_URI, else the local server).")
 
 
@@ -374,6 +376,9 @@ def load_cmd(
     delete_missing: bool = typer.Option(False, "--delete-missing", help="Delete rows MySQL holds that the stage no longer has (default: only report them)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     wait: float = typer.Option(0, "--wait", min=0, help="Seconds to wait for another load into the same database to finish (default: refuse at once)."),
+    via_api: bool = typer.Option(False, "--via-api", help="Send the rows through the API's bulk endpoints (BASE_URL, API_TOKEN) in CHUNK_SIZE records, with the same ledger, resume and read-back checks (these still read MySQL directly)."),
+    base_url: Optional[str] = BaseUrlOpt,
+    token: Optional[str] = TokenOpt,
 ):
     """Write every staged table into MySQL: chunked, checked as it writes, idempotent, resumable.
 
@@ -385,10 +390,10 @@ def load_cmd(
     """
     from . import playbook
 
-    settings = load_settings(mysql_uri=mysql, stage_dir=stage, chunk_size=chunk_size)
+    settings = load_settings(mysql_uri=mysql, stage_dir=stage, chunk_size=chunk_size, base_url=base_url, api_token=token)
     with _load_progress(not quiet and err.is_terminal) as progress:
-        result = playbook.load_stage(settings, batch_rows=batch_rows, method=method, delete_missing=delete_missing,
-                                     progress=progress, wait=wait)
+        result = playbook.load_stage(settings, via_api=via_api, batch_rows=batch_rows, method=method,
+                                     delete_missing=delete_missing, progress=progress, wait=wait)
     show(result)
 
 
@@ -466,6 +471,116 @@ def migrate(
 
     settings = load_settings(mysql_uri=mysql)
     show(playbook.migrate(settings, source=export, sample_tickets=sample_tickets, echo=show))
+
+
+# ---------------------------------------------------------------- the API (issue 16)
+
+
+
+@app.command()
+@cli_errors
+def serve(
+    mysql: Optional[str] = MysqlOpt,
+    host: Optional[str] = typer.Option(None, "--host", help="Address to listen on (default: BASE_URL's host, 127.0.0.1)."),
+    port: Optional[int] = typer.Option(None, "--port", help="Port (default: BASE_URL's port, 8700)."),
+    pool_size: int = typer.Option(16, "--pool-size", min=1, help="Database connections kept open (8 more may open under load)."),
+):
+    """Serve the migrated tables over HTTP as the app's backend does, plus the migration's control endpoints.
+
+    Data: /health, /api/tickets (page, limit, search, category, status, cabang; keyset paging with after=), /api/tickets/years, /api/incidents, /api/incidents/stats, /api/customers, /api/vendors, /api/upload-sessions, and POST /api/<table>/bulk upserts. Control: /api/feature-flags, /api/migration/status, /api/migration/mismatches, /metrics (Prometheus). OpenAPI at /openapi.json, docs at /docs.
+
+    Needs API_TOKEN (reads and writes); API_READ_TOKEN, when set, only reads (and may report mismatches). Runs until Ctrl-C.
+    """
+    from . import playbook
+
+    show(playbook.serve_api(load_settings(mysql_uri=mysql), host=host, port=port, pool_size=pool_size, echo=show))
+
+
+@app.command()
+@cli_errors
+def monitor(
+    base_url: Optional[str] = BaseUrlOpt,
+    token: Optional[str] = TokenOpt,
+    mysql: Optional[str] = MysqlOpt,
+    threshold_error: float = typer.Option(0.01, "--threshold-error", help="Largest tolerated share of failed API requests in a sample."),
+    threshold_latency_p95: float = typer.Option(2000, "--threshold-latency-p95", help="Largest tolerated p95 of the API probes, in ms."),
+    interval: float = typer.Option(5.0, "--interval", min=0, help="Seconds between samples."),
+    count: int = typer.Option(12, "--count", min=1, help="Samples to take (the run is bounded; 12 x 5 s = a minute)."),
+    probes: int = typer.Option(5, "--probes", min=1, help="Reads of a page of 100 tickets per sample (latency and errors)."),
+    fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first sample with a breach."),
+    no_db: bool = typer.Option(False, "--no-db", help="Watch the API only (no database health)."),
+):
+    """Watch the API (health, errors, p95 latency), the database (Threads_running, connections against max_connections, buffer-pool hit ratio, slow-query and aborted-connect rates, restarts, replica lag) and the API's connection pool.
+
+    Each sample is appended to RUNTIME_DIR/monitor/<time>.jsonl; a terminal shows a live table. Exit status 1 when any sample breached a threshold, each breach named with its metric, value and threshold. Database thresholds follow the mysqld_exporter alert rules (connections > 80 % and Threads_running > 60 % of max_connections, any slow query, uptime < 60 s, replica lag > 30 s) plus a buffer-pool hit ratio under 95 % and over 1 aborted connect per second.
+    """
+    from . import playbook
+
+    result = playbook.monitor_api(load_settings(mysql_uri=mysql, base_url=base_url, api_token=token),
+                                  threshold_error=threshold_error, threshold_latency_p95=threshold_latency_p95,
+                                  with_db=not no_db, note=lambda text: err.print(escape(text), highlight=False),
+                                  display=_monitor_display, interval=interval, count=count, probes=probes,
+                                  fail_fast=fail_fast)
+    show(result)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@contextlib.contextmanager
+def _monitor_display(thresholds):
+    """A live table on a terminal; one line per sample otherwise."""
+    from rich.live import Live
+
+    from .api.monitor import rows_for_display  # display only: which metrics, and their state
+    from rich.table import Table
+
+    def table(sample):
+        t = Table(title=f"sample {sample['sample']} at {sample['time']}")
+        for name in ("metric", "value", "threshold", "state"):
+            t.add_column(name)
+        for row in rows_for_display(sample, thresholds):
+            t.add_row(*row, style="bold red" if row[3] == "BREACH" else None)
+        return t
+
+    if not out.is_terminal:
+        def line(sample):
+            api = sample["api"]
+            out.print(f"sample {sample['sample']}: api up={api['up']} p95={api['p95_ms']} ms errors={api['error_rate']:.3f}; "
+                      f"breaches: {', '.join(b['metric'] for b in sample['breaches']) or 'none'}", highlight=False, markup=False)
+        yield line
+        return
+    with Live(console=out, auto_refresh=False) as live:
+        yield lambda sample: live.update(table(sample), refresh=True)
+
+
+@app.command()
+@cli_errors
+def bench(
+    base_url: Optional[str] = BaseUrlOpt,
+    token: Optional[str] = typer.Option(None, "--token", help="Bearer token (default: API_TOKEN; else a login with API_USERNAME/API_PASSWORD at POST /api/auth/login, for the app's backend). Never printed."),
+    rate: float = typer.Option(20.0, "--rate", help="Requests started per second, on schedule whatever the server does (open model)."),
+    duration: float = typer.Option(10.0, "--duration", help="Seconds of load."),
+    endpoint: Optional[list[str]] = typer.Option(None, "--endpoint", help="A path (with its query) to request, repeatable; default: a page of 100 of tickets, incidents, customers, vendors and upload-sessions (the backend's page=1&limit=100)."),
+    bulk_chunks: int = typer.Option(3, "--bulk-chunks", min=0, help="Bulk-insert chunks of CHUNK_SIZE synthetic tickets to time (batch_id test-bench-*, deleted afterwards); 0: none."),
+    chunk_size: Optional[int] = typer.Option(None, "--chunk-size", help="Rows per bulk chunk (default: CHUNK_SIZE, 200)."),
+    threshold_p95: float = typer.Option(2000, "--threshold-p95", help="Largest tolerated p95 latency over all endpoints, ms."),
+    threshold_chunk: float = typer.Option(5.0, "--threshold-chunk", help="Largest tolerated seconds per bulk chunk."),
+    threshold_error: float = typer.Option(0.01, "--threshold-error", help="Largest tolerated share of failed requests."),
+    threshold_memory: float = typer.Option(100, "--threshold-memory", help="Largest tolerated peak memory of the bench itself, MB."),
+):
+    """Benchmark the API (the seed's perf-bench): tickets, incidents, customers, vendors and upload-sessions pages, and bulk inserts.
+
+    Requests start on schedule whatever the server does and latency counts from that due time (open model, as wrk2 and vegeta: a stall cannot hide). Prints p50/p90/p95/p99/p99.9/max per endpoint (HDR histogram), errors by class, achieved against target rate, seconds per bulk chunk and the bench's own peak memory; writes RUNTIME_DIR/bench/<time>/report.json and a self-contained report.html. Exit status 1 on any breach (defaults: p95 < 2 s, < 5 s a chunk, errors < 1 %, memory < 100 MB).
+    """
+    from . import playbook
+
+    result = playbook.bench_api(load_settings(base_url=base_url, api_token=token, chunk_size=chunk_size), rate=rate,
+                                duration=duration, endpoints=endpoint, bulk_chunks=bulk_chunks, threshold_p95=threshold_p95,
+                                threshold_chunk=threshold_chunk, threshold_error=threshold_error,
+                                threshold_memory=threshold_memory)
+    show(result)
+    if not result.ok:
+        raise typer.Exit(1)
 
 
 def main() -> None:  # pragma: no cover - console entry point

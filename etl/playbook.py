@@ -173,9 +173,16 @@ def query(settings: Settings, sql: str | None, *, mysql: bool = False, shell: bo
     return q.run_sql(sql, settings.stage_dir, settings.export_dir, mysql=mysql_target)
 
 
-def load_stage(settings: Settings, *, target_=None, **options):
+def load_stage(settings: Settings, *, target_=None, via_api: bool = False, **options):
     """Write the stage into MySQL (chunked, checked, resumable; loading it again writes nothing).
-    `options`: batch_rows, method, delete_missing, progress, wait (etl.mysql.load.load)."""
+    `options`: batch_rows, method, delete_missing, progress, wait (etl.mysql.load.load). With `via_api`
+    the rows go through the API's bulk endpoints at BASE_URL (the seed's step 7), same ledger and checks."""
+    if via_api:
+        from .api.via_api import load_via_api
+
+        options.pop("method", None)  # the API decides how it writes
+        return load_via_api(settings.stage_dir, target_ or target(settings), settings.base_url, settings.api_token,
+                            chunk_size=settings.chunk_size, **options)
     from .mysql.load import load
 
     return load(settings.stage_dir, target_ or target(settings), chunk_size=settings.chunk_size, **options)
@@ -213,6 +220,47 @@ def build_docs(settings: Settings):
     from .check.validate import build_docs as build, gx_root
 
     return build(gx_root(settings.root))
+
+
+def serve_api(settings: Settings, *, host: str | None = None, port: int | None = None, pool_size: int = 16,
+              echo: Callable[[object], None] = print):
+    """`etl serve`: the migration's API over the target database, until Ctrl-C."""
+    from .api.serve import serve
+
+    return serve(settings, target(settings), host=host, port=port, pool_size=pool_size, echo=echo)
+
+
+def monitor_api(settings: Settings, *, threshold_error: float = 0.01, threshold_latency_p95: float = 2000,
+                with_db: bool = True, note: Callable[[str], None] = print, display=None, **options):
+    """`etl monitor`: samples of the API's and the database's health. Without a reachable database
+    the API alone is watched (`note` says why). `display(thresholds)` gives a context manager whose
+    value is called with each sample (the CLI's live table)."""
+    import contextlib
+
+    from .api.monitor import Thresholds, monitor
+    from .core.errors import ServerError
+    from .mysql.db import resolve_target
+
+    mysql_target = None
+    if with_db:
+        try:
+            mysql_target = resolve_target(settings)
+        except ServerError as e:
+            note(f"note: no database health: {e}")
+    thresholds = Thresholds(error_rate=threshold_error, latency_p95_ms=threshold_latency_p95)
+    with (display(thresholds) if display else contextlib.nullcontext(None)) as on_sample:
+        return monitor(settings.base_url, settings.api_token, mysql_target, settings.runtime_dir, thresholds=thresholds,
+                       on_sample=on_sample, **options)
+
+
+def bench_api(settings: Settings, *, endpoints: Sequence[str] | None = None, threshold_p95: float = 2000,
+              threshold_chunk: float = 5.0, threshold_error: float = 0.01, threshold_memory: float = 100, **options):
+    """`etl bench` (the seed's perf-bench) against BASE_URL; the report under RUNTIME_DIR/bench."""
+    from .api.bench import ENDPOINTS, BenchThresholds, bench
+
+    return bench(settings.base_url, settings.api_token, settings.runtime_dir, endpoints=tuple(endpoints or ENDPOINTS),
+                 chunk_size=settings.chunk_size,
+                 thresholds=BenchThresholds(threshold_p95, threshold_chunk, threshold_error, threshold_memory), **options)
 
 
 # ---------------------------------------------------------------- the run

@@ -268,11 +268,15 @@ def _work_dir(out_dir: Path):
 
 def load(stage_dir: Path, target: MySQLTarget, *, chunk_size: int = DEFAULT_CHUNK_SIZE, batch_rows: int | None = None,
          method: str = "auto", delete_missing: bool = False, progress: Progress | None = None,
-         wait: float = 0) -> LoadResult:
+         wait: float = 0, writer: Callable | None = None) -> LoadResult:
     """Write every staged table into `target` (see the module docstring).
 
     Holds the database's etl lock (etl/mysql/lock.py) for the whole run: a second load into the same
-    database is refused (or waits up to `wait` seconds) with a message naming the holder."""
+    database is refused (or waits up to `wait` seconds) with a message naming the holder.
+
+    `writer(conn, store, method, workdir)` replaces bulk.Writer as what sends the rows (etl.api.via_api
+    sends them through the API). A writer whose `upserts` is true writes updates as it writes inserts
+    (INSERT ... ON DUPLICATE KEY UPDATE) and leaves the secondary indexes in place."""
     t0 = time.perf_counter()
     stage_dir = Path(stage_dir)
     stores = check_stage(stage_dir)  # refuse a stage that does not agree with its own summary
@@ -307,7 +311,8 @@ def load(stage_dir: Path, target: MySQLTarget, *, chunk_size: int = DEFAULT_CHUN
                     finalized = frame.join(counts.rename({"upload_session_id": "id"}), on="id", how="semi").height
                 loader = _TableLoader(target, store, frame, chunk_size=chunk_size, batch_rows=rows_per_batch,
                                       method=method, delete_missing=delete_missing, workdir=work,
-                                      out_dir=out_dir, progress=progress, digests=digests.get(store.table))
+                                      out_dir=out_dir, progress=progress, digests=digests.get(store.table),
+                                      writer=writer)
                 try:
                     loader.write()
                 except BaseException:
@@ -511,7 +516,7 @@ class _TableLoader:
     from the frame only when its file is written, in the preparing thread."""
 
     def __init__(self, target, store: Store, frame: pl.DataFrame, *, chunk_size, batch_rows, method,
-                 delete_missing, workdir, out_dir, progress, digests: Future | None = None):
+                 delete_missing, workdir, out_dir, progress, digests: Future | None = None, writer=None):
         self.t0 = time.perf_counter()
         self.target, self.store = target, store
         self.key = _key(store)
@@ -528,7 +533,7 @@ class _TableLoader:
         self._digest_file = digests if digests is not None and has_digest(self.conn, store.table) else None
         self._digests: np.ndarray | None = None
         try:
-            self.writer = bulk.Writer(self.conn, store, method, workdir)
+            self.writer = (writer or bulk.Writer)(self.conn, store, method, workdir)
         except BaseException:
             self.close()
             raise
@@ -611,7 +616,8 @@ class _TableLoader:
         run_id = uuid.uuid4().hex
         if not self._has_rows():
             self.path = "bulk"
-            bulk.drop_secondary_indexes(self.conn, self.store.table)
+            if not getattr(self.writer, "upserts", False):
+                bulk.drop_secondary_indexes(self.conn, self.store.table)
             inserts, updates, gone = self.keys, self.keys.clear(), None
         else:
             server = self._server_hashes()
@@ -685,12 +691,13 @@ class _TableLoader:
         started = ledger.utcnow()
         refused: list[bulk.Refusal] = []
         try:
-            if chunk.kind == UPDATE:
+            upserts = getattr(self.writer, "upserts", False)
+            if chunk.kind == UPDATE and not upserts:
                 with self.conn.cursor() as cur:
                     cur.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS `etl_update_{table}` LIKE `{table}`")
             self.conn.begin()
             with self.conn.cursor() as cur:
-                if chunk.kind == INSERT:
+                if chunk.kind == INSERT or (chunk.kind == UPDATE and upserts):
                     written, refused = self.writer.write(table, rows, prepared)
                 elif chunk.kind == UPDATE:
                     cur.execute(f"DELETE FROM `etl_update_{table}`")
