@@ -35,6 +35,12 @@ db_app = typer.Typer(help="The project-local MySQL server (used when MYSQL_URI i
 schema_app = typer.Typer(help="The MySQL schema (sql/schema.mysql.sql).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(schema_app, name="schema")
+flags_app = typer.Typer(help="Feature flags the app's browsers obey (dataSource, writeMode, ...): list, set, history, rollback.\n\n"
+                        "Every change and refusal is recorded in MySQL (feature_flag_history) in the same transaction "
+                        "as the change, and mirrored to RUNTIME_DIR/feature-flags.json.", no_args_is_help=True)
+cutover_app = typer.Typer(help="The guarded cutover: stages off, dual-write, shadow, live, rampdown, complete.", no_args_is_help=True)
+app.add_typer(flags_app, name="flags")
+app.add_typer(cutover_app, name="cutover")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -334,6 +340,62 @@ def migrate(
 
     settings = load_settings(mysql_uri=mysql)
     show(playbook.migrate(settings, source=export, sample_tickets=sample_tickets, echo=show))
+
+
+# ---------------------------------------------------------------- flags and cutover (issue 17)
+
+
+@flags_app.command("list")
+@cli_errors
+def flags_list(mysql: Optional[str] = MysqlOpt):
+    """Show every flag, who changed it last, and the cutover stage the flags describe."""
+    from . import cutover, playbook
+
+    show(cutover.read_state(playbook.target(load_settings(mysql_uri=mysql))))
+
+
+@flags_app.command("set")
+@cli_errors
+def flags_set(
+    assignments: list[str] = typer.Argument(..., help="KEY=VALUE pairs: dataSource=indexeddb|mysql|dual-read, "
+                                            "writeMode=indexeddb-only|mysql-only|dual-write, migrationMode, debugMode, "
+                                            "performanceMonitoring, rollbackMode = true|false."),
+    reason: Optional[str] = typer.Option(None, "--reason", help="Why (required): recorded in the history."),
+    mysql: Optional[str] = MysqlOpt,
+):
+    """Change flags: values and the combination are checked; the change or the refusal is recorded.
+
+    A combination that makes no sense (reading from MySQL while writing only to IndexedDB, ...) is refused, and so is a move to a later cutover stage: that goes through the guards (`etl cutover stage NAME`). Moving back is allowed.
+    """
+    from . import cutover, playbook
+
+    settings = load_settings(mysql_uri=mysql)
+    show(cutover.set_flags(playbook.target(settings), assignments, reason=reason, runtime_dir=settings.runtime_dir))
+
+
+@flags_app.command("history")
+@cli_errors
+def flags_history(
+    limit: int = typer.Option(50, "--limit", min=1, help="How many of the latest entries."),
+    mysql: Optional[str] = MysqlOpt,
+):
+    """Every change and refusal, oldest first: when, who, action, stage from -> to, flags from -> to, reason."""
+    from . import cutover, playbook
+
+    show(cutover.history(playbook.target(load_settings(mysql_uri=mysql)), limit=limit))
+
+
+@flags_app.command("rollback")
+@cli_errors
+def flags_rollback(
+    reason: Optional[str] = typer.Option(None, "--reason", help="Why: recorded in the history."),
+    mysql: Optional[str] = MysqlOpt,
+):
+    """Return reads and writes to IndexedDB at once and set rollbackMode (always allowed, no guards)."""
+    from . import cutover, playbook
+
+    settings = load_settings(mysql_uri=mysql)
+    show(cutover.rollback(playbook.target(settings), reason=reason, runtime_dir=settings.runtime_dir))
 
 
 def main() -> None:  # pragma: no cover - console entry point

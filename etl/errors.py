@@ -49,3 +49,11 @@ class ParityError(EtlError):
 
 class ValidationError(EtlError):
     stage = "validate"
+
+
+class FlagError(EtlError):
+    stage = "flags"
+
+
+class CutoverError(EtlError):
+    stage = "cutover"
