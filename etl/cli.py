@@ -398,5 +398,69 @@ def flags_rollback(
     show(cutover.rollback(playbook.target(settings), reason=reason, runtime_dir=settings.runtime_dir))
 
 
+def _thresholds(max_mismatch_rate, min_compared, bench_max_age_h, monitor_max_age_h):
+    from .cutover import Thresholds
+
+    return Thresholds(bench_max_age_s=bench_max_age_h * 3600, monitor_max_age_s=monitor_max_age_h * 3600,
+                      max_mismatch_rate=max_mismatch_rate, min_compared=min_compared)
+
+
+def _move(fn, force, reason, mysql, max_mismatch_rate, min_compared, bench_max_age_h, monitor_max_age_h, **kw):
+    from . import playbook
+
+    settings = load_settings(mysql_uri=mysql)
+    result = fn(settings, playbook.target(settings), force=force, reason=reason,
+                thresholds=_thresholds(max_mismatch_rate, min_compared, bench_max_age_h, monitor_max_age_h), **kw)
+    show(result)
+    if result.refused:
+        raise typer.Exit(1)
+
+
+ForceOpt = typer.Option(False, "--force", help="Move even though guards fail (needs --reason; recorded as forced).")
+ReasonOpt = typer.Option(None, "--reason", help="Why: recorded in the history (required with --force).")
+RateOpt = typer.Option(0.001, "--max-mismatch-rate", help="Consistency guard: highest share of compared records that may differ.")
+ComparedOpt = typer.Option(1000, "--min-compared", help="Consistency guard: fewest records browsers must have compared.")
+BenchAgeOpt = typer.Option(24.0, "--bench-max-age", help="Bench guard: oldest RUNTIME_DIR/bench/latest.json accepted, in hours.")
+MonitorAgeOpt = typer.Option(1.0, "--monitor-max-age", help="Monitor guard: oldest RUNTIME_DIR/monitor/latest.json accepted, in hours.")
+
+
+@cutover_app.command("stage")
+@cli_errors
+def cutover_stage(
+    name: str = typer.Argument(..., help="off, dual-write, shadow, live, rampdown or complete."),
+    force: bool = ForceOpt, reason: Optional[str] = ReasonOpt, mysql: Optional[str] = MysqlOpt,
+    max_mismatch_rate: float = RateOpt, min_compared: int = ComparedOpt,
+    bench_max_age: float = BenchAgeOpt, monitor_max_age: float = MonitorAgeOpt,
+):
+    """Move the cutover to a stage. Forward: one stage at a time, only when every guard passes.
+
+    Guards: sequence, parity (STAGE_DIR vs MySQL, run now), expectations (the suites, run now), bench and monitor (their latest reports under RUNTIME_DIR), and from shadow on consistency (browsers' dual-read reports). A refusal names the failing guards and their figures and is recorded; exit status 1. Moving back needs no guard.
+    """
+    from .cutover import move_to
+
+    _move(move_to, force, reason, mysql, max_mismatch_rate, min_compared, bench_max_age, monitor_max_age, name=name)
+
+
+@cutover_app.command("advance")
+@cli_errors
+def cutover_advance(
+    force: bool = ForceOpt, reason: Optional[str] = ReasonOpt, mysql: Optional[str] = MysqlOpt,
+    max_mismatch_rate: float = RateOpt, min_compared: int = ComparedOpt,
+    bench_max_age: float = BenchAgeOpt, monitor_max_age: float = MonitorAgeOpt,
+):
+    """Move the cutover to the next stage, on the same guards as `etl cutover stage`."""
+    from .cutover import advance
+
+    _move(advance, force, reason, mysql, max_mismatch_rate, min_compared, bench_max_age, monitor_max_age)
+
+
+@cutover_app.command("rollback")
+@cli_errors
+def cutover_rollback(reason: Optional[str] = typer.Option(None, "--reason", help="Why: recorded in the history."),
+                     mysql: Optional[str] = MysqlOpt):
+    """The same as `etl flags rollback`: reads and writes back to IndexedDB, rollbackMode on. Always allowed."""
+    flags_rollback(reason=reason, mysql=mysql)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     sys.exit(app())
