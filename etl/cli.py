@@ -454,6 +454,16 @@ def cutover_advance(
     _move(advance, force, reason, mysql, max_mismatch_rate, min_compared, bench_max_age, monitor_max_age)
 
 
+@cutover_app.command("status")
+@cli_errors
+def cutover_status(mysql: Optional[str] = MysqlOpt,
+                   buckets: int = typer.Option(20, "--buckets", min=1, help="How many buckets with differing records to list.")):
+    """The stage, browsers' dual-read consistency per table and bucket, and the last guarded move's guards."""
+    from . import cutover, playbook
+
+    show(cutover.status(playbook.target(load_settings(mysql_uri=mysql)), bucket_limit=buckets))
+
+
 @cutover_app.command("rollback")
 @cli_errors
 def cutover_rollback(reason: Optional[str] = typer.Option(None, "--reason", help="Why: recorded in the history."),

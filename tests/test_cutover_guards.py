@@ -193,3 +193,29 @@ def test_moving_back_needs_no_guard_and_cli_force_needs_a_reason(cut):
     p = etl("stage", "nowhere")
     assert p.returncode == 1 and "unknown stage 'nowhere'; the stages are off, dual-write, shadow, live, rampdown, complete" in p.stderr
     assert read_state(target).stage == "off"
+
+
+def test_status_shows_consistency_per_table_and_bucket_and_the_figures_the_guard_used(cut):
+    settings, target = cut
+    sql(target, "UPDATE feature_flags SET value = CASE name WHEN 'writeMode' THEN '\"dual-write\"' "
+                "WHEN 'migrationMode' THEN 'true' ELSE value END")
+    browsers_compared(target, "shadow", 400, 2)
+    browsers_compared(target, "shadow", 100, 0, table="incidents")
+    for key, day, cabang, fields in (("t-1", "2024-07-15", "Semarang", ["status"]), ("t-2", "2024-07-15", "Semarang", ["description"])):
+        sql(target, "INSERT INTO migration_mismatches (table_name, record_key, stage, client_id, bucket_day, bucket_cabang, "
+                    "bucket_status, bucket_category, fields) VALUES ('tickets', %s, 'shadow', 'b', %s, %s, 'Open', 'Network', %s)",
+            key, day, cabang, json.dumps(fields))
+    refused = advance(settings, target, thresholds=FEW)
+    assert refused.refused and "2 of 500 compared records differ in shadow (rate 0.4000%, limit 0.1000%)" in refused.message
+    from etl.cutover import status
+
+    st = status(target)
+    assert st.state.stage == "shadow"
+    assert [(t.table, t.stage, t.compared, t.mismatched, t.records) for t in st.tables] == [
+        ("incidents", "shadow", 100, 0, 0), ("tickets", "shadow", 400, 2, 2)]
+    (b,) = st.buckets
+    assert (b.day, b.cabang, b.status, b.category, b.records, b.fields) == (
+        "2024-07-15", "Semarang", "Open", "Network", 2, ("description", "status"))
+    text = str(st)
+    assert "2 of 500 compared records differ in shadow" in text and "  tickets         shadow           1       400       2   0.500%        2" in text
+    assert st.last_move["guards"][-1]["figures"]["compared"] == 500
