@@ -171,6 +171,21 @@ def snippet(
         sys.stdout.write(bookmarklet() + "\n" if as_bookmarklet else snippet_source())
 
 
+@app.command()
+@cli_errors
+def adapter(out_file: Optional[Path] = typer.Option(None, "--out", help="Write it to this file instead of printing it.")):
+    """Print the JavaScript a Dexie app includes to read and write where the cutover flags say.
+
+    It fetches /api/feature-flags (cached; IndexedDB only when the API fails, said on the console and as a "fallback" event), serves reads from the stage's authoritative origin and, in shadow and live, compares a sample with the other origin and posts each differing record to /api/migration/mismatches; writes go to the authoritative origin first, and to the other only when that worked.
+    """
+    from .cutover.adapter import adapter_source, write_adapter
+
+    if out_file is not None:
+        show(write_adapter(out_file))
+    else:
+        sys.stdout.write(adapter_source())
+
+
 # ---------------------------------------------------------------- transform and sql (issue 4)
 
 
