@@ -487,5 +487,32 @@ def cutover_rollback(reason: Optional[str] = typer.Option(None, "--reason", help
     flags_rollback(reason=reason, mysql=mysql)
 
 
+# ---------------------------------------------------------------- the API (issue 16)
+
+BaseUrlOpt = typer.Option(None, "--base-url", help="The API's URL (default: BASE_URL, else http://127.0.0.1:8700, where `etl serve` listens).")
+TokenOpt = typer.Option(None, "--token", help="Bearer token (default: API_TOKEN). Never printed.")
+
+
+@app.command()
+@cli_errors
+def serve(
+    mysql: Optional[str] = MysqlOpt,
+    host: Optional[str] = typer.Option(None, "--host", help="Address to listen on (default: BASE_URL's host, 127.0.0.1)."),
+    port: Optional[int] = typer.Option(None, "--port", help="Port (default: BASE_URL's port, 8700)."),
+    pool_size: int = typer.Option(16, "--pool-size", min=1, help="Database connections kept open (8 more may open under load)."),
+):
+    """Serve the migrated tables over HTTP as the app's backend does, plus the migration's control endpoints.
+
+    Data: /health, /api/tickets (page, limit, search, category, status, cabang; keyset paging with after=), /api/tickets/years, /api/incidents, /api/incidents/stats, /api/customers, /api/vendors, /api/upload-sessions, and POST /api/<table>/bulk upserts. Control: /api/feature-flags, /api/migration/status, /api/migration/mismatches, /metrics (Prometheus). OpenAPI at /openapi.json, docs at /docs.
+
+    Needs API_TOKEN (reads and writes); API_READ_TOKEN, when set, only reads (and may report mismatches). Runs until Ctrl-C.
+    """
+    from . import playbook
+    from .api.serve import serve as run
+
+    settings = load_settings(mysql_uri=mysql)
+    show(run(settings, playbook.target(settings), host=host, port=port, pool_size=pool_size, echo=show))
+
+
 def main() -> None:  # pragma: no cover - console entry point
     sys.exit(app())
