@@ -51,9 +51,12 @@
     return JSON.stringify(v);
   }
 
-  // One value in a form both origins agree on when they hold the same value (null for absent/null).
+  const TEXT = new Set(["varchar", "text", "mediumtext", "json"]);
+
+  // One value in a form both origins agree on when they hold the same value (null for absent/null,
+  // and for "" in a column that is not text: the transform stores "" in an optional time as NULL).
   function normalize(col, v) {
-    if (v === undefined || v === null) return null;
+    if (v === undefined || v === null || (v === "" && !TEXT.has(col.kind))) return null;
     switch (col.kind) {
       case "datetime": case "epoch_ms": return instant(v);
       case "decimal": return Number.isFinite(Number(v)) ? Number(v).toFixed(col.scale) : String(v);
@@ -72,7 +75,8 @@
     for (const c of store.columns) {
       if (!c.source) continue;
       let v = get(record, c.source);
-      if (v instanceof Date) v = v.toISOString();
+      if (v === "" && !TEXT.has(c.kind)) v = null;
+      else if (v instanceof Date) v = v.toISOString();
       else if (typeof v === "number" && c.kind === "datetime") v = new Date(v).toISOString();
       row[c.name] = v === undefined ? null : v;
     }
@@ -92,8 +96,12 @@
   }
 
   function differingFields(store, record, row) {
-    return store.columns.filter((c) => c.source && normalize(c, get(record, c.source)) !== normalize(c, row[c.name]))
-      .map((c) => c.name);
+    return store.columns.filter((c) => {
+      if (!c.source) return false;
+      const mine = normalize(c, get(record, c.source));
+      if (mine === null && store.filled.includes(c.name)) return false; // the migration fills it in
+      return mine !== normalize(c, row[c.name]);
+    }).map((c) => c.name);
   }
 
   function buckets(store, row) {
@@ -124,6 +132,7 @@
       this.fallback = null; // why the adapter is on IndexedDB only, when it is
       this.fetchedAt = 0;
       this.etag = null;
+      this.body = null; // the last flags the API sent (a 304 means they still hold)
       this.reported = new Set(); // table + key of mismatches already posted
       this.timer = null;
     }
@@ -170,10 +179,13 @@
         const { body, res, notModified } = await this.api("/api/feature-flags", {
           cache: "no-cache", headers: this.etag ? { "If-None-Match": this.etag } : {} });
         this.fetchedAt = Date.now();
-        if (notModified) return this.stage;
-        this.etag = res.headers.get("ETag");
-        const flags = body.flags || {};
-        const stage = STAGES.find((s) => s.name === body.stage) ||
+        if (notModified && !this.fallback) return this.stage;
+        if (!notModified) {
+          this.etag = res.headers.get("ETag");
+          this.body = body;
+        }
+        const flags = this.body.flags || {};
+        const stage = STAGES.find((s) => s.name === this.body.stage) ||
           STAGES.find((s) => Object.entries(s.flags).every(([k, v]) => flags[k] === v));
         if (!stage) return this.useFallback(`the flags ${canonical(flags)} match no cutover stage`);
         const changed = stage !== this.stage || this.fallback;

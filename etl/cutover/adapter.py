@@ -17,6 +17,9 @@ from .stages import STAGES
 
 PLACEHOLDER = "__ETL_CUTOVER_CONFIG__"
 BUCKETS = ("cabang", "status", "category")  # the mismatch contract's buckets besides the day
+# Columns the transform fills in where the browser's record has nothing (upload sessions are
+# rebuilt for records that have none): NULL in IndexedDB and a value in MySQL is no difference.
+FILLED = ("upload_session_id",)
 
 
 def _store(s: Store) -> dict:
@@ -25,6 +28,7 @@ def _store(s: Store) -> dict:
         "name": s.name, "table": s.table, "path": "/api/" + s.table.replace("_", "-"),
         "key": key, "keySource": s.column(key).source, "time": s.time_column,
         "buckets": [b for b in BUCKETS if b in s.column_names],
+        "filled": [c for c in FILLED if c in s.column_names],
         "columns": [{"name": c.name, "source": c.source, "kind": c.kind, "scale": c.scale} for c in s.columns],
     }
 
