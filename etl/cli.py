@@ -435,8 +435,8 @@ ForceOpt = typer.Option(False, "--force", help="Move even though guards fail (ne
 ReasonOpt = typer.Option(None, "--reason", help="Why: recorded in the history (required with --force).")
 RateOpt = typer.Option(0.001, "--max-mismatch-rate", help="Consistency guard: highest share of compared records that may differ.")
 ComparedOpt = typer.Option(1000, "--min-compared", help="Consistency guard: fewest records browsers must have compared.")
-BenchAgeOpt = typer.Option(24.0, "--bench-max-age", help="Bench guard: oldest RUNTIME_DIR/bench/latest.json accepted, in hours.")
-MonitorAgeOpt = typer.Option(1.0, "--monitor-max-age", help="Monitor guard: oldest RUNTIME_DIR/monitor/latest.json accepted, in hours.")
+BenchAgeOpt = typer.Option(24.0, "--bench-max-age", help="Bench guard: oldest `etl bench` report accepted (RUNTIME_DIR/bench/*/report.json), in hours.")
+MonitorAgeOpt = typer.Option(1.0, "--monitor-max-age", help="Monitor guard: oldest `etl monitor` run accepted (RUNTIME_DIR/monitor/*.jsonl), in hours.")
 
 
 @cutover_app.command("stage")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -21,7 +22,6 @@ import pytest
 
 from etl.config import Settings
 from etl.cutover import Thresholds, advance, history, move_to, read_state, rollback
-from etl.cutover.guards import BENCH_REPORT, MONITOR_REPORT
 from etl.db import MySQLTarget, apply_schema
 from etl.errors import CutoverError
 from etl.export import export
@@ -56,12 +56,24 @@ def sql(target, statement, *args):
         return cur.fetchall()
 
 
-def report(settings, rel, ok=True, breaches=(), age_s=0):
-    path = settings.runtime_dir / rel
+BENCH_REPORT, MONITOR_REPORT = "bench", "monitor"
+STAMPS = iter(range(10**6))
+
+
+def report(settings, kind, ok=True, breaches=(), age_s=0):
+    """A report as `etl bench` (bench/<time>/report.json) or `etl monitor` (monitor/<time>.jsonl) writes it."""
+    stamp = f"20261207T0000{next(STAMPS):06d}Z"
+    if kind == BENCH_REPORT:
+        path = settings.runtime_dir / "bench" / stamp / "report.json"
+        body = json.dumps({"ok": ok, "breaches": list(breaches), "p95_ms": 12.5})
+    else:
+        path = settings.runtime_dir / "monitor" / f"{stamp}.jsonl"
+        body = "".join(json.dumps({"sample": n, "breaches": list(breaches) if n == 2 else []}) + "\n" for n in (1, 2, 3))
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"ok": ok, "breaches": list(breaches)}))
+    path.write_text(body)
     if age_s:
         os.utime(path, (time.time() - age_s, time.time() - age_s))
+    return path
 
 
 @pytest.fixture
@@ -105,13 +117,13 @@ def test_a_sequence_of_moves_refusals_and_a_rollback_is_recorded_completely(cut)
     assert guards_of(refused)["consistency"]["figures"]["rate"] == pytest.approx(1 / 150)
     assert advance(settings, target, thresholds=Thresholds(min_compared=100, max_mismatch_rate=0.01)).to_stage == "live"
 
-    report(settings, BENCH_REPORT, ok=False, breaches=[{"metric": "p95_ms", "value": 2400, "threshold": 2000}])
+    report(settings, BENCH_REPORT, ok=False, breaches=["p95 = 2400.0 ms >= threshold 2000 ms"])
     refused = advance(settings, target, thresholds=FEW)
-    assert refused.refused and "guard bench failed: breach: p95_ms 2400 over threshold 2000" in refused.message
+    assert refused.refused and "guard bench failed: breach: p95 = 2400.0 ms >= threshold 2000 ms" in refused.message
     report(settings, BENCH_REPORT)
-    report(settings, MONITOR_REPORT, ok=False, breaches=["error rate 0.05 over threshold 0.01"])
+    report(settings, MONITOR_REPORT, breaches=[{"metric": "api.error_rate", "value": 0.05, "threshold": 0.01, "op": ">"}])
     refused = advance(settings, target, thresholds=FEW)
-    assert refused.refused and "guard monitor failed: breach: error rate 0.05 over threshold 0.01" in refused.message
+    assert refused.refused and "guard monitor failed: breach: api.error_rate = 0.05 > threshold 0.01" in refused.message
     assert [g for g in guards_of(refused) if not guards_of(refused)[g]["ok"]] == ["monitor", "consistency"]
 
     with pytest.raises(CutoverError, match="--force needs --reason"):
@@ -162,24 +174,26 @@ def test_a_planted_row_difference_blocks_reads_from_mysql_until_repaired(cut):
 
 def test_missing_old_and_bad_reports_and_skipped_stages_refuse(cut):
     settings, target = cut
-    (settings.runtime_dir / MONITOR_REPORT).unlink()
+    shutil.rmtree(settings.runtime_dir / "monitor")
+    shutil.rmtree(settings.runtime_dir / "bench")
     report(settings, BENCH_REPORT, age_s=3 * 24 * 3600)
     refused = move_to(settings, target, "shadow", thresholds=FEW)
     assert refused.refused
     msg = refused.message
     assert "guard sequence failed: off -> shadow skips dual-write: move one stage at a time" in msg
-    assert "guard bench failed: the report is 72.0 h old (limit 24.0 h)" in msg
-    assert f"guard monitor failed: no report at {settings.runtime_dir / MONITOR_REPORT}: run `etl monitor`" in msg
-    (settings.runtime_dir / MONITOR_REPORT).write_text("not json")
+    assert "guard bench failed: the latest report is 72.0 h old (limit 24.0 h)" in msg
+    assert f"guard monitor failed: no report in {settings.runtime_dir / 'monitor'} (*.jsonl): run `etl monitor`" in msg
+    (settings.runtime_dir / "monitor").mkdir()
+    (settings.runtime_dir / "monitor" / "20261207T235959Z.jsonl").write_text("not json\n")
     refused = advance(settings, target, thresholds=FEW)
-    assert "is no report (a JSON object with a boolean `ok`)" in refused.message
+    assert "20261207T235959Z.jsonl is not a report of `etl monitor`" in refused.message
     assert read_state(target).stage == "off"
 
 
 def test_moving_back_needs_no_guard_and_cli_force_needs_a_reason(cut):
     settings, target = cut
     sql(target, "UPDATE feature_flags SET value = CASE name WHEN 'writeMode' THEN '\"dual-write\"' ELSE value END")
-    (settings.runtime_dir / BENCH_REPORT).unlink()
+    shutil.rmtree(settings.runtime_dir / "bench")
     done = move_to(settings, target, "off", reason="back")
     assert (done.action, done.to_stage, done.evidence) == ("set", "off", ())
 

@@ -8,9 +8,9 @@ Every guard looks at fresh evidence about the data the next stage exposes:
   was computed on (its files' names, sizes, times) and the target, and reused only when parity
   has just shown MySQL equal to that same stage: the suites are a function of the stage and
   of MySQL's rows, and neither changed. When parity fails they are not run (no green evidence);
-- bench, monitor: the latest report of `etl bench` / `etl monitor` (RUNTIME_DIR/bench/latest.json,
-  RUNTIME_DIR/monitor/latest.json; a JSON object whose `ok` is true), younger than a limit;
-  no report, an unreadable one or an old one fails;
+- bench, monitor: the newest report of `etl bench` (RUNTIME_DIR/bench/<time>/report.json, whose
+  `ok` must be true) and of `etl monitor` (RUNTIME_DIR/monitor/<time>.jsonl, none of whose samples
+  may hold a breach), younger than a limit; no report, an unreadable one or an old one fails;
 - consistency (when leaving shadow or a later stage): what browsers reported while comparing the
   two origins (migration_read_checks) since the comparing stage was entered: at least
   `min_compared` records, and a mismatch rate at most `max_mismatch_rate`.
@@ -29,8 +29,10 @@ from typing import Callable
 from ..errors import EtlError
 from .stages import COMPARING, STAGES, Stage, stage
 
-BENCH_REPORT = Path("bench") / "latest.json"
-MONITOR_REPORT = Path("monitor") / "latest.json"
+# Where `etl bench` and `etl monitor` (etl/api) write: RUNTIME_DIR/bench/<time>/report.json and
+# RUNTIME_DIR/monitor/<time>.jsonl (one sample a line); the guards read the newest of each.
+BENCH_REPORTS = "*/report.json"
+MONITOR_REPORTS = "*.jsonl"
 EXPECTATIONS_KEPT = Path("cutover") / "expectations.json"
 
 
@@ -135,42 +137,59 @@ def expectations(m: Move) -> GuardResult:
                        + ", ".join(figures["failed_rules"][:5]), figures)
 
 
-def _report(m: Move, name: str, rel: Path, max_age: float, command: str) -> GuardResult:
-    path = Path(m.settings.runtime_dir) / rel
-    if not path.is_file():
-        return GuardResult(name, False, f"no report at {path}: run `{command}`", {"path": str(path)})
+def _latest(folder: Path, pattern: str) -> Path | None:
+    found = sorted(folder.glob(pattern), key=lambda p: p.stat().st_mtime)
+    return found[-1] if found else None
+
+
+def _read_bench(path: Path) -> tuple[bool, list]:
+    body = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(body, dict) or not isinstance(body.get("ok"), bool):
+        raise ValueError("no boolean `ok`")
+    return body["ok"], list(body.get("breaches") or [])
+
+
+def _read_monitor(path: Path) -> tuple[bool, list]:
+    """A monitor run is healthy when none of its samples breached a threshold."""
+    samples = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not samples or not all(isinstance(s, dict) and isinstance(s.get("breaches"), list) for s in samples):
+        raise ValueError("no samples with `breaches`")
+    breaches = [b for s in samples for b in s["breaches"]]
+    return not breaches, breaches
+
+
+def _report(m: Move, name: str, pattern: str, read, max_age: float, command: str) -> GuardResult:
+    folder = Path(m.settings.runtime_dir) / name
+    path = _latest(folder, pattern)
+    if path is None:
+        return GuardResult(name, False, f"no report in {folder} ({pattern}): run `{command}`", {"folder": str(folder)})
     age = time.time() - path.stat().st_mtime
     try:
-        body = json.loads(path.read_text(encoding="utf-8"))
-        ok = body["ok"]
-        if not isinstance(ok, bool):
-            raise TypeError
-    except (OSError, ValueError, KeyError, TypeError):
-        return GuardResult(name, False, f"{path} is no report (a JSON object with a boolean `ok`)", {"path": str(path)})
-    breaches = body.get("breaches") or []
-    figures = {"path": str(path), "age_s": round(age), "ok": ok, "breaches": breaches}
+        ok, breaches = read(path)
+    except (OSError, ValueError) as e:
+        return GuardResult(name, False, f"{path} is not a report of `{command}` ({e})", {"path": str(path)})
+    figures = {"path": str(path), "age_s": round(age), "ok": ok, "breaches": breaches[:20]}
     if age > max_age:
-        return GuardResult(name, False, f"the report is {age / 3600:.1f} h old (limit {max_age / 3600:.1f} h): "
+        return GuardResult(name, False, f"the latest report is {age / 3600:.1f} h old (limit {max_age / 3600:.1f} h): "
                            f"run `{command}` again ({path})", figures)
     if not ok:
-        what = "; ".join(_breach(b) for b in breaches) or "the report says not ok"
+        what = "; ".join(dict.fromkeys(_breach(b) for b in breaches)) or "the report says not ok"
         return GuardResult(name, False, f"breach: {what} ({path})", figures)
-    return GuardResult(name, True, f"report {path} ok, {age / 60:.0f} min old", figures)
+    return GuardResult(name, True, f"{path} within every threshold, {age / 60:.0f} min old", figures)
 
 
 def _breach(b) -> str:
-    if isinstance(b, dict):
-        head = b.get("metric") or b.get("name") or "?"
-        return f"{head} {b.get('value')} over threshold {b.get('threshold')}" if "value" in b else json.dumps(b)
-    return str(b)
+    if isinstance(b, dict) and "metric" in b:
+        return f"{b['metric']} = {b.get('value')} {b.get('op', '>')} threshold {b.get('threshold')}"
+    return b if isinstance(b, str) else json.dumps(b)
 
 
 def bench(m: Move) -> GuardResult:
-    return _report(m, "bench", BENCH_REPORT, m.thresholds.bench_max_age_s, "etl bench")
+    return _report(m, "bench", BENCH_REPORTS, _read_bench, m.thresholds.bench_max_age_s, "etl bench")
 
 
 def monitor(m: Move) -> GuardResult:
-    return _report(m, "monitor", MONITOR_REPORT, m.thresholds.monitor_max_age_s, "etl monitor")
+    return _report(m, "monitor", MONITOR_REPORTS, _read_monitor, m.thresholds.monitor_max_age_s, "etl monitor")
 
 
 def consistency(m: Move) -> GuardResult:
