@@ -17,7 +17,7 @@ $(UV):
 	$(TOOLS)/bin/pip install -q --disable-pip-version-check uv==$(UV_VERSION)
 
 $(VENV)/.synced: $(UV) pyproject.toml uv.lock
-	$(UV) sync --frozen --all-groups --quiet
+	$(UV) sync --frozen --all-groups --quiet --compile-bytecode
 	@touch $@
 
 venv: $(VENV)/.synced ## Create or update the virtual environment from uv.lock
@@ -57,8 +57,8 @@ db-up: venv ## Start the project-local MySQL server
 db-down: venv ## Stop the project-local MySQL server
 	$(ETL) db down
 
-duckdb: venv ## Open a DuckDB prompt on the staged data (views per table, rejects and export store)
-	$(ETL) sql --shell
+duckdb: venv ## Open DuckDB's shell on the staged data (views per table, rejects, export store; ARGS=--mysql adds mysql_<table>)
+	$(ETL) sql --shell $(ARGS)
 
 clean: ## Remove generated data (keeps the virtual environment and the local server's data)
 	rm -rf data/stage runtime/sample-export runtime/runs

@@ -1,6 +1,7 @@
 """`etl validate` on the 1M-ticket migration: every Great Expectations suite against MySQL.
 
     .venv/bin/python benchmarks/bench_validate.py [--tickets 1000000] [--runs 3] [--reuse] [--stage DIR]
+                                                  [--baseline REV] [--per-suite]
 
 1. The 1M-ticket sample export (benchmarks/common.py) is exported and transformed once
    (kept in benchmarks/out/validate-stage-N), then loaded with `etl load` into a private
@@ -9,8 +10,11 @@
 2. `etl validate` runs as its own process, `--runs` times: wall time of the whole process
    (Python start, Great Expectations import, the source side, every suite, the data docs),
    median reported, with the split the command prints (source side / Great Expectations).
-3. Each suite alone (in this process, Great Expectations imported, no data docs): which
-   suites the time goes to.
+   With `--baseline REV`, the `etl validate` of git revision REV (a worktree under benchmarks/out,
+   its own committed Great Expectations context) runs in turn with this code, against the same
+   database and stage: the ratio of the medians is the speed-up measured in one run.
+3. With --per-suite, each suite alone run by Great Expectations' checkpoint (engine "gx", in this
+   process, no data docs): which suites its time goes to.
 """
 
 from __future__ import annotations
@@ -24,17 +28,18 @@ import sys
 import time
 from pathlib import Path
 
-from common import ETL, ROOT, loaded_target, stage_for
+from common import ETL, OUT, ROOT, loaded_target, stage_for
 
 sys.path.insert(0, str(ROOT))
 
 from etl.db import MySQLTarget  # noqa: E402
 
 
-def validate_process(target: MySQLTarget, stage: Path) -> tuple[float, int, str]:
-    """One `etl validate` process: (seconds, exit status, output). Exit 1 (failed expectations) is an outcome, not an error."""
+def validate_process(target: MySQLTarget, stage: Path, code: Path = ROOT) -> tuple[float, int, str]:
+    """One `etl validate` process with the code under `code`: (seconds, exit status, output).
+    Exit 1 (failed expectations) is an outcome, not an error."""
     t0 = time.perf_counter()
-    done = subprocess.run([*ETL, "validate", "--mysql", target.uri, "--stage", str(stage)], cwd=ROOT,
+    done = subprocess.run([*ETL, "validate", "--mysql", target.uri, "--stage", str(stage)], cwd=code,
                           capture_output=True, text=True, env={**os.environ})
     seconds = time.perf_counter() - t0
     if done.returncode not in (0, 1):
@@ -65,6 +70,8 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--reuse", action="store_true", help="keep a loaded benchmark database")
     ap.add_argument("--stage", type=Path, help="an existing stage to validate against (default: made from the sample)")
+    ap.add_argument("--baseline", metavar="REV", help="also time `etl validate` of this git revision, in turn")
+    ap.add_argument("--per-suite", action="store_true", help="time each suite alone in Great Expectations")
     args = ap.parse_args()
 
     stage = args.stage.resolve() if args.stage else stage_for("validate", args.tickets)
@@ -76,27 +83,50 @@ def main() -> None:
             counts[table] = cur.fetchone()[0]
     print(f"loaded: {counts}" + (f" (etl load {load_s:.1f} s)" if load_s else " (reused)"), flush=True)
 
-    runs = [validate_process(target, stage) for _ in range(args.runs)]
-    for seconds, code, _ in runs:
-        print(f"  etl validate: {seconds:.1f} s, exit {code}", flush=True)
-    median = statistics.median(s for s, _, _ in runs)
-    last = runs[-1][2]
+    codes = {"etl validate": ROOT}
+    if args.baseline:
+        from bench_migrate import baseline_tree
+
+        short, tree = baseline_tree(args.baseline)
+        codes[f"etl validate, code of {short}"] = tree
+    runs: dict[str, list] = {name: [] for name in codes}
+    for i in range(args.runs):
+        for name in (list(codes) if i % 2 == 0 else list(codes)[::-1]):  # neither always goes first
+            runs[name].append(validate_process(target, stage, codes[name]))
+            seconds, code, out = runs[name][-1]
+            print(f"  {name}: {seconds:.1f} s, exit {code}, {out.splitlines()[0][-80:]}", flush=True)
+    outputs = {name: [o for _, _, o in r] for name, r in runs.items()}
+    for name, outs in outputs.items():  # kept for a diff
+        for i, o in enumerate(outs):
+            (OUT / f"validate-output-{name.replace(' ', '_').replace(',', '')}-{i + 1}.txt").write_text(o)
+    # The summary below its first line (times), without the context's housekeeping line.
+    verdicts = {name: {"\n".join(line for line in o.split("\ndata docs:")[0].splitlines()[1:]
+                                 if not line.startswith("updated in the Great Expectations context")) for o in outs}
+                for name, outs in outputs.items()}
+    medians = {name: statistics.median(s for s, _, _ in r) for name, r in runs.items()}
+    last = outputs["etl validate"][-1]
     split = re.search(r"in ([\d.]+) s \(source ([\d.]+) s, Great Expectations ([\d.]+) s\)", last)
-    suites = per_suite(target, stage)
+    suites = per_suite(target, stage) if args.per_suite else []
 
     print(f"\n{args.tickets:,} tickets; MySQL rows: " + ", ".join(f"{t} {n:,}" for t, n in counts.items()))
     print("| step | seconds |\n|---|---|")
-    print(f"| `etl validate` (whole process, median of {args.runs}: {', '.join(f'{s:.1f}' for s, _, _ in runs)}) "
-          f"| {median:.1f} |")
+    for name, r in runs.items():
+        print(f"| `{name}` (whole process, median of {args.runs}: {', '.join(f'{s:.1f}' for s, _, _ in r)}) "
+              f"| {medians[name]:.1f} |")
     if split:
         total, source, gx = map(float, split.groups())
         print(f"| of the last run: inside `validate()` | {total:.1f} |")
         print(f"| - source side (stage: value sets, expected view rows, rules in DuckDB) | {source:.1f} |")
-        print(f"| - Great Expectations (context, {len(suites)} suites, data docs) | {gx:.1f} |")
-    print("\n| suite alone (no data docs) | seconds |\n|---|---|")
-    for name, s in sorted(suites, key=lambda x: -x[1]):
-        print(f"| {name} | {s:.2f} |")
-    print(f"| all suites | {sum(s for _, s in suites):.1f} |")
+        print(f"| - expectations (figures in MySQL, results, context, data docs) | {gx:.1f} |")
+    for name in list(codes)[1:]:
+        same = verdicts[name] == verdicts["etl validate"]
+        print(f"\n{name} / etl validate = {medians[name] / medians['etl validate']:.1f}x "
+              f"(the summaries below the first line {'are the same' if same else 'DIFFER'})")
+    if suites:
+        print("\n| suite alone in Great Expectations (no data docs) | seconds |\n|---|---|")
+        for name, s in sorted(suites, key=lambda x: -x[1]):
+            print(f"| {name} | {s:.2f} |")
+        print(f"| all suites | {sum(s for _, s in suites):.1f} |")
     print("\n" + last)
 
 

@@ -209,19 +209,42 @@ def transform(
 @app.command()
 @cli_errors
 def sql(
-    query: Optional[str] = typer.Argument(None, help="A DuckDB query; omit it (or pass --shell) for a prompt."),
-    shell: bool = typer.Option(False, "--shell", help="Open an interactive prompt."),
+    query: Optional[str] = typer.Argument(None, help="A DuckDB query; omit it (or pass --shell) for DuckDB's shell."),
+    shell: bool = typer.Option(False, "--shell", help="Open DuckDB's shell (the duckdb-cli package) with the views loaded "
+                               "from RUNTIME_DIR/duckdb/init.sql; the built-in prompt where that shell is missing."),
+    mysql: bool = typer.Option(False, "--mysql", help="Also expose MySQL's tables as mysql_<table> (mysql_tickets, ...), read "
+                               "through connectorx; the shell gets a Parquet snapshot taken when it opens."),
+    mysql_uri: Optional[str] = typer.Option(None, "--mysql-uri", help="MySQL for --mysql, mysql://user:pass@host:3306/db "
+                                            "(default: MYSQL_URI, else the local server); implies --mysql."),
+    as_table: bool = typer.Option(False, "--table", help="Print a table (the default)."),
+    as_csv: bool = typer.Option(False, "--csv", help="Print CSV with a header row."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON array of row objects."),
+    as_markdown: bool = typer.Option(False, "--markdown", help="Print a Markdown table."),
+    max_rows: Optional[int] = typer.Option(None, "--max-rows", min=0, help="Print at most this many rows (default: "
+                                           "every row, or 50 for --table)."),
     stage: Optional[Path] = typer.Option(None, "--stage", help="Stage folder (default: STAGE_DIR)."),
     export: Optional[Path] = typer.Option(None, "--export", help="Export folder (default: EXPORT_DIR)."),
 ):
-    """Query staged data with DuckDB: views `tickets`, `tickets_rejects`, `export_tickets`, ... per store."""
+    """Query staged data with DuckDB: views `tickets`, `tickets_rejects`, `export_tickets`, ... per store, and with --mysql `mysql_tickets`, ...
+
+    Stage against target in one query: etl sql --mysql "SELECT count(*) FROM tickets s ANTI JOIN mysql_tickets m USING (id)".
+    """
     from . import query as q
 
-    settings = load_settings(stage_dir=stage, export_dir=export)
+    formats = [f for f, on in (("table", as_table), ("csv", as_csv), ("json", as_json), ("markdown", as_markdown)) if on]
+    if len(formats) > 1:
+        raise EtlError(f"choose one output format, not {' and '.join('--' + f for f in formats)}")
+    settings = load_settings(stage_dir=stage, export_dir=export, mysql_uri=mysql_uri)
+    target = None
+    if mysql or mysql_uri:
+        from . import playbook
+
+        target = playbook.target(settings)
     if shell or not query:
-        q.shell(settings.stage_dir, settings.export_dir)
-    else:
-        show(q.run_sql(query, settings.stage_dir, settings.export_dir))
+        q.open_shell(settings.stage_dir, settings.export_dir, settings.runtime_dir, mysql=target)
+        return
+    text = q.run_sql(query, settings.stage_dir, settings.export_dir, mysql=target).render((formats or ["table"])[0], max_rows)
+    sys.stdout.write(text)
 
 
 # ---------------------------------------------------------------- load (issue 5)
@@ -292,15 +315,14 @@ def parity(
 ):
     """Compare the stage with MySQL: row counts and checksums per bucket, and the rows behind every difference.
 
-    Writes RUNTIME_DIR/parity/<time>/report.json and report.html (a heatmap of buckets linking to the differing rows).
+    Writes RUNTIME_DIR/parity/<time>/report.html (the verdict, then the differing buckets, a month-by-dimension heatmap of them and the differing rows, one per key) and report.json (totals, differing buckets and rows).
     """
     from . import playbook
-    from .parity import parity as run
+    from .parity_report import parity_with_report
 
     settings = load_settings(mysql_uri=dst_mysql)
-    result = run(src or settings.stage_dir, playbook.target(settings),
-                 buckets=buckets.split(",") if buckets is not None else None, tables=table,
-                 runtime_dir=settings.runtime_dir)
+    result = parity_with_report(src or settings.stage_dir, playbook.target(settings), runtime_dir=settings.runtime_dir,
+                                buckets=buckets.split(",") if buckets is not None else None, tables=table)
     show(result)
     if fail_on_mismatch:
         result.raise_for_mismatch()

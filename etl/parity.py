@@ -19,21 +19,19 @@ two equal, and so do text values a case-insensitive collation calls equal.
 
 For every bucket that differs, the drill-down pairs the rows of both sides by primary key
 (also rows that moved to another bucket): rows missing in MySQL, rows only in MySQL, and
-changed rows with the changed columns and both values. Reports: a summary (the result's
-str), `report.json`, and `report.html` with a heatmap of the first two bucket dimensions
-(day by cabang for tickets) whose mismatching cells link to the differing rows.
+changed rows with the changed columns and both values. `parity()` only compares: it returns
+the summary (the result's str) with the buckets and rows behind it (`ParityResult.details`),
+and `etl.parity_report` writes report.json and report.html from them.
 """
 
 from __future__ import annotations
 
-import html
-import json
 import shutil
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timezone
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Callable, Sequence
@@ -230,10 +228,13 @@ class RowDiff:
     mysql: dict | None = None
 
     def __str__(self) -> str:
-        key = ", ".join(f"{k}={v!r}" for k, v in self.key.items())
+        from .parity_report import plain_text  # values as people read them, invisible characters shown
+
+        key = ", ".join(f"{k}={plain_text(v)}" for k, v in self.key.items())
         if self.kind != CHANGED:
             return f"{self.kind.replace('_', ' ')}: {key}"
-        cols = "; ".join(f"{c}: {self.stage[c]!r} -> {self.mysql[c]!r}" for c in self.columns)
+        cols = "; ".join(f"{c}: {plain_text(self.stage[c], quote=True)} -> {plain_text(self.mysql[c], quote=True)}"
+                         for c in self.columns)
         return f"changed: {key}: {cols}"
 
 
@@ -464,9 +465,9 @@ class ParityResult:
     source: str
     target: str  # masked
     tables: tuple[TableParity, ...]
-    report_dir: str
     seconds: float
     skipped: tuple[str, ...] = field(default=())  # described tables the stage does not hold
+    report_dir: str = ""  # where etl.parity_report.write_report put report.html and report.json
 
     @property
     def ok(self) -> bool:
@@ -476,23 +477,20 @@ class ParityResult:
     def mismatched(self) -> tuple[str, ...]:
         return tuple(t.table for t in self.tables if not t.ok)
 
+    @property
+    def details(self) -> tuple[TableReport, ...]:
+        """The buckets and differing rows behind each table's summary, for the reports. Not a field:
+        run records (asdict) keep the summary only."""
+        return self.__dict__.get("_details", ())
+
+    def with_details(self, details) -> ParityResult:
+        object.__setattr__(self, "_details", tuple(details))
+        return self
+
     def __str__(self) -> str:
-        lines = [f"parity {self.source} vs {self.target}: {'OK' if self.ok else 'MISMATCH'} in {self.seconds:.1f} s"]
-        lines.append(f"  {'table':<16}{'stage':>10}{'mysql':>10}{'buckets':>9}{'bad':>6}{'missing':>9}"
-                     f"{'extra':>7}{'changed':>9}  {'status':<9}buckets by")
-        for t in self.tables:
-            lines.append(f"  {t.table:<16}{t.stage_rows:>10,}{t.mysql_rows:>10,}{t.bucket_count:>9,}"
-                         f"{t.mismatched_buckets:>6,}{t.missing_in_mysql:>9,}{t.only_in_mysql:>7,}{t.changed:>9,}"
-                         f"  {'ok' if t.ok else 'MISMATCH':<9}{', '.join(t.buckets) or '(whole table)'}")
-        for t in self.tables:
-            lines += [f"  {t.table}: {e}" for e in t.examples]
-        if self.skipped:
-            lines.append(f"  not in the stage: {', '.join(self.skipped)}")
-        full = [t.table for t in self.tables if t.method == "rows"]
-        if full:
-            lines.append(f"  read in full (no {DIGEST} column of this version: made by an older schema): {', '.join(full)}")
-        lines.append(f"  report: {self.report_dir}/report.html (and report.json)")
-        return "\n".join(lines)
+        from .parity_report import summary_text  # a table sized to its contents (rich)
+
+        return summary_text(self)
 
     def raise_for_mismatch(self) -> None:
         if not self.ok:
@@ -500,13 +498,19 @@ class ParityResult:
                 f"{t.table}: {t.mismatched_buckets} buckets, {t.missing_in_mysql} rows missing in MySQL, "
                 f"{t.only_in_mysql} only in MySQL, {t.changed} changed" + (f" (first: {t.examples[0]})" if t.examples else "")
                 for t in self.tables if not t.ok)
-            raise ParityError(f"MySQL differs from the stage: {what}", file=f"{self.report_dir}/report.html")
+            report = {"file": f"{self.report_dir}/report.html"} if self.report_dir else {}
+            raise ParityError(f"MySQL differs from the stage: {what}", **report)
 
 
 def parity(src: Path, target, *, buckets: Sequence[str] | None = None, tables: Sequence[str] | None = None,
-           runtime_dir: Path = Path("runtime"), report_dir: Path | None = None, parts: int = DEFAULT_PARTS,
-           max_rows: int = MAX_ROWS) -> ParityResult:
-    """Compare a stage (or an export, transformed first) with MySQL; write report.json and report.html."""
+           parts: int = DEFAULT_PARTS, max_rows: int = MAX_ROWS, report_dir: Path | None = None,
+           runtime_dir: Path | None = None) -> ParityResult:
+    """Compare a stage (or an export, transformed first) with MySQL. Writes nothing: the result
+    carries the buckets and rows behind it (`details`) for `etl.parity_report.write_report`.
+
+    `report_dir` / `runtime_dir` keep callers of the earlier signature (which wrote the reports
+    here; the walkthrough notebook) working: given either, the reports are written by
+    `etl.parity_report`. New callers use `etl.parity_report.parity_with_report`."""
     t0 = time.perf_counter()
     stage_dir, tmp = _stage_from(src)
     try:
@@ -524,13 +528,14 @@ def parity(src: Path, target, *, buckets: Sequence[str] | None = None, tables: S
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
-    out = Path(report_dir) if report_dir else _new_report_dir(Path(runtime_dir) / "parity")
-    out.mkdir(parents=True, exist_ok=True)
     skipped = tuple(s.table for s in STORES if s not in stores and not tables)
-    result = ParityResult(str(src), str(target), tuple(r.summary for r in reports), str(out),
-                          round(time.perf_counter() - t0, 3), skipped)
-    write_reports(result, reports, out)
-    return result
+    result = ParityResult(str(src), str(target), tuple(r.summary for r in reports), round(time.perf_counter() - t0, 3), skipped)
+    result = result.with_details(reports)
+    if report_dir is None and runtime_dir is None:
+        return result
+    from .parity_report import write_report
+
+    return write_report(result, report_dir, runtime_dir=runtime_dir or Path("runtime"))
 
 
 def _compare(target, store: Store, stage_dir: Path, buckets, parts: int, max_rows: int) -> TableReport:
@@ -546,141 +551,3 @@ def _compare(target, store: Store, stage_dir: Path, buckets, parts: int, max_row
         raise ParityError(f"comparing in DuckDB failed: {e}", store=store.name) from None
     finally:
         con.close()
-
-
-def _new_report_dir(base: Path) -> Path:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    out, n = base / stamp, 1
-    while out.exists():
-        n += 1
-        out = base / f"{stamp}-{n}"
-    return out
-
-
-# ---------------------------------------------------------------- reports
-
-
-def write_reports(result: ParityResult, reports: list[TableReport], out: Path) -> None:
-    body = {
-        **{k: v for k, v in asdict(result).items() if k != "tables"},
-        "ok": result.ok,
-        "tables": {
-            r.summary.table: {
-                **asdict(r.summary), "ok": r.summary.ok,
-                # Every bucket, compactly (a 1M-row table has ~70,000); the mismatched ones again in full.
-                "buckets_checked": {"columns": r.buckets.columns, "rows": r.buckets.rows()},
-                "buckets_mismatched": r.buckets.filter(~pl.col("ok")).head(MAX_ROWS).to_dicts(),
-                "differences": {k: [asdict(d) for d in v] for k, v in r.diffs.items()},
-            }
-            for r in reports
-        },
-    }
-    # No URI but the target's reaches the reports, and it is masked (str(MySQLTarget)).
-    (out / "report.json").write_text(json.dumps(body, ensure_ascii=False, default=str), encoding="utf-8")
-    (out / "report.html").write_text(render_html(result, reports), encoding="utf-8")
-
-
-CSS = """
-body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
-table{border-collapse:collapse;margin:.5em 0 1.5em}
-td,th{border:1px solid #ccc;padding:2px 6px;text-align:left;vertical-align:top}
-th{background:#f4f4f4}
-.ok{background:#cdebc9}.bad{background:#f3a3a3}.none{background:#fafafa}
-.heat td{width:1.2em;height:1em;padding:0;text-align:center;font-size:11px}
-.heat th{font-weight:normal;font-size:12px;white-space:nowrap}
-.heat td a{display:block;color:#700;text-decoration:none}
-pre{margin:0;white-space:pre-wrap;max-width:60em}
-.MISMATCH{color:#b00;font-weight:bold}.OK{color:#070;font-weight:bold}
-"""
-
-
-def _e(v) -> str:
-    if v is None:
-        return "<i>NULL</i>"
-    return html.escape(repr(v) if isinstance(v, str) else str(v))
-
-
-def _cell_id(table: str, a, b) -> str:
-    return "d-" + table + "-" + "".join(c if c.isalnum() else "_" for c in f"{a}~{b}")
-
-
-def render_html(result: ParityResult, reports: list[TableReport]) -> str:
-    status = "OK" if result.ok else "MISMATCH"
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>parity {status}</title>"
-             f"<style>{CSS}</style></head><body>",
-             f"<h1>Parity: <span class='{status}'>{status}</span></h1>",
-             f"<p>{html.escape(result.source)} vs {html.escape(result.target)} in {result.seconds:.1f} s</p>",
-             "<table><tr><th>table</th><th>stage rows</th><th>mysql rows</th><th>buckets</th><th>mismatched</th>"
-             "<th>missing in mysql</th><th>only in mysql</th><th>changed</th><th>status</th><th>buckets by</th></tr>"]
-    for t in result.tables:
-        st = "ok" if t.ok else "MISMATCH"
-        parts.append(f"<tr><td><a href='#t-{t.table}'>{t.table}</a></td><td>{t.stage_rows:,}</td><td>{t.mysql_rows:,}</td>"
-                     f"<td>{t.bucket_count:,}</td><td>{t.mismatched_buckets:,}</td><td>{t.missing_in_mysql:,}</td>"
-                     f"<td>{t.only_in_mysql:,}</td><td>{t.changed:,}</td><td class='{'ok' if t.ok else 'bad'}'>{st}</td>"
-                     f"<td>{html.escape(', '.join(t.buckets) or '(whole table)')}</td></tr>")
-    parts.append("</table>")
-    for r in reports:
-        parts += _table_html(r)
-    parts.append("</body></html>")
-    return "\n".join(parts)
-
-
-def _table_html(r: TableReport) -> list[str]:
-    t = r.summary
-    dims = t.buckets[:2]
-    d0 = dims[0] if dims else None
-    d1 = dims[1] if len(dims) > 1 else None
-    cells = {(a, b): ok for a, b, ok in r.cells}
-    rows = sorted({c[0] for c in cells}, key=lambda v: (v is not None, str(v)))
-    cols = sorted({c[1] for c in cells}, key=lambda v: (v is not None, str(v)))
-    out = [f"<h2 id='t-{t.table}'>{t.table}: <span class='{'OK' if t.ok else 'MISMATCH'}'>{'OK' if t.ok else 'MISMATCH'}</span></h2>",
-           f"<p>{t.stage_rows:,} rows staged, {t.mysql_rows:,} in MySQL; {t.bucket_count:,} buckets by "
-           f"{html.escape(', '.join(t.buckets) or '(whole table)')}, {t.mismatched_buckets:,} mismatched.</p>",
-           f"<p>Heatmap: {html.escape(d0 or 'whole table')}{' by ' + html.escape(d1) if d1 else ''} "
-           "(green: every bucket matches; red: a bucket differs, click it for the rows).</p>",
-           "<table class='heat'><tr><th></th>" + "".join(f"<th>{_e(c) if d1 else ''}</th>" for c in cols) + "</tr>"]
-    for a in rows:
-        tds = []
-        for b in cols:
-            ok = cells.get((a, b))
-            if ok is None:
-                tds.append("<td class='none'></td>")
-            elif ok:
-                tds.append(f"<td class='ok' title='{html.escape(str(a))} {html.escape(str(b))}'></td>")
-            else:
-                tds.append(f"<td class='bad'><a href='#{_cell_id(t.table, a, b)}'>&times;</a></td>")
-        out.append(f"<tr><th>{_e(a) if d0 else ''}</th>{''.join(tds)}</tr>")
-    out.append("</table>")
-    if t.ok:
-        return out
-
-    # The differing rows, grouped by heatmap cell (a row that moved is listed under both cells).
-    by_cell: dict[tuple, list[RowDiff]] = {}
-    for kind in KINDS:
-        for d in r.diffs[kind]:
-            for bucket in {json.dumps(x, sort_keys=True, default=str) for x in (d.stage_bucket, d.mysql_bucket) if x is not None}:
-                x = json.loads(bucket)
-                cell = (x.get(d0) if d0 else "", x.get(d1) if d1 else "")
-                by_cell.setdefault(cell, []).append(d)
-    shown = sum(len(v) for v in r.diffs.values())
-    total = t.missing_in_mysql + t.only_in_mysql + t.changed
-    out.append(f"<h3>Differing rows of {t.table}</h3><p>{t.missing_in_mysql:,} missing in MySQL, {t.only_in_mysql:,} only "
-               f"in MySQL, {t.changed:,} changed" + (f" (the first {shown:,} of {total:,} listed)" if shown < total else "") + ".</p>")
-    for cell in sorted(by_cell, key=lambda c: tuple((v is not None, str(v)) for v in c)):
-        label = " / ".join(f"{n} = {_e(v)}" for n, v in zip(dims, cell)) or "whole table"
-        out.append(f"<h4 id='{_cell_id(t.table, *cell)}'>{label}</h4>")
-        out.append("<table><tr><th>kind</th><th>key</th><th>column</th><th>stage</th><th>mysql</th></tr>")
-        for d in by_cell[cell]:
-            key = html.escape(", ".join(f"{k}={v}" for k, v in d.key.items()))
-            if d.kind == CHANGED:
-                for i, c in enumerate(d.columns):
-                    head = f"<td rowspan='{len(d.columns)}'>changed</td><td rowspan='{len(d.columns)}'>{key}</td>" if i == 0 else ""
-                    out.append(f"<tr>{head}<td>{html.escape(c)}</td><td><pre>{_e(d.stage[c])}</pre></td>"
-                               f"<td><pre>{_e(d.mysql[c])}</pre></td></tr>")
-            else:
-                row = d.stage if d.kind == MISSING else d.mysql
-                vals = html.escape(json.dumps(row, ensure_ascii=False, default=str)[:2000])
-                side = ("<td><pre>" + vals + "</pre></td><td></td>") if d.kind == MISSING else ("<td></td><td><pre>" + vals + "</pre></td>")
-                out.append(f"<tr><td>{d.kind.replace('_', ' ')}</td><td>{key}</td><td>(row)</td>{side}</tr>")
-        out.append("</table>")
-    return out

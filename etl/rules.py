@@ -78,6 +78,9 @@ class Rule:
     expectation: tuple[str, dict] | None = None  # native expectation (class name, kwargs); None: unexpected rows
     parameter: str | None = None  # suite parameter the source fills at run time
     source_checked: bool = True  # False: the source defines the expected values, so it cannot break the rule
+    # The condition on one record of the table that `query` selects by, when it is one: etl/figures.py
+    # counts every such rule of a table in one pass. None: the query groups or joins.
+    where: Callable[[Dialect], str] | None = None
 
     def ge_expectation(self) -> tuple[str, dict]:
         """(Great Expectations class name, kwargs) of the expectation that checks this rule."""
@@ -121,15 +124,18 @@ def key_not_null(store: Store, col: str) -> Rule:
     )
 
 
-def _per_span(store: Store, spans, breaks: Callable[[Span, Dialect], str], label=lambda s: s.value):
-    """A query over several spans: the records where any span breaks the rule, naming the first that does."""
+def _per_span(store: Store, spans, breaks: Callable[[Span, Dialect], str], label=lambda s: s.value) -> dict:
+    """A query over several spans: the records where any span breaks the rule, naming the first that
+    does; as Rule keywords (query, where)."""
+
+    def where(d: Dialect) -> str:
+        return " OR ".join(f"({breaks(s, d)})" for s in spans)
 
     def query(d: Dialect) -> str:
-        conds = [(s, breaks(s, d)) for s in spans]
-        which = "CASE " + " ".join(f"WHEN {c} THEN '{label(s)}'" for s, c in conds) + " END"
-        return f"SELECT {_key(store)}, {which} AS span FROM {{batch}} WHERE " + " OR ".join(f"({c})" for _, c in conds)
+        which = "CASE " + " ".join(f"WHEN {breaks(s, d)} THEN '{label(s)}'" for s in spans) + " END"
+        return f"SELECT {_key(store)}, {which} AS span FROM {{batch}} WHERE {where(d)}"
 
-    return query
+    return {"query": query, "where": where}
 
 
 # One expectation per rule, over all of a store's spans: each expectation costs Great Expectations
@@ -138,7 +144,7 @@ def ends_not_before_starts(store: Store) -> Rule:
     return Rule(
         f"{store.table}.durations.end_not_before_start", store,
         "no end time is before its start time (" + ", ".join(f"{s.end} >= {s.start}" for s in store.spans) + ")",
-        _per_span(store, store.spans, lambda s, d: f"{s.end} < {s.start}", label=lambda s: s.end),
+        **_per_span(store, store.spans, lambda s, d: f"{s.end} < {s.start}", label=lambda s: s.end),
     )
 
 
@@ -146,7 +152,7 @@ def durations_not_negative(store: Store) -> Rule:
     return Rule(
         f"{store.table}.durations.not_negative", store,
         f"no stored duration is negative ({', '.join(s.value for s in store.spans)})",
-        _per_span(store, store.spans, lambda s, d: f"{s.value} < 0"),
+        **_per_span(store, store.spans, lambda s, d: f"{s.value} < 0"),
     )
 
 
@@ -169,7 +175,7 @@ def spans_match_times(store: Store) -> Rule:
         f"{store.table}.durations.match_times", store,
         f"each stored duration ({', '.join(s.value for s in store.spans)}) equals its end minus its start{offset}, "
         "and is 0 when the end is missing or before the start",
-        _per_span(store, store.spans, _span_breaks_times),
+        **_per_span(store, store.spans, _span_breaks_times),
     )
 
 
@@ -183,7 +189,7 @@ def formatted_matches_value(store: Store) -> Rule:
     return Rule(
         f"{store.table}.durations.formatted_matches", store,
         "each H:MM:SS duration text agrees with its stored hours (to the second)",
-        _per_span(store, [s for s in store.spans if s.formatted], breaks, label=lambda s: s.formatted),
+        **_per_span(store, [s for s in store.spans if s.formatted], breaks, label=lambda s: s.formatted),
     )
 
 
@@ -201,18 +207,20 @@ def sla_follow_duration(store: Store) -> Rule:
     # The main duration drives the bands, as in etl/transform.sla_bands: NULL while not closed.
     span = store.spans[0]
 
-    def query(d: Dialect) -> str:
+    def where(d: Dialect) -> str:
         def expected(h: int) -> str:
             return f"CASE WHEN {span.end} IS NOT NULL AND {span.value} IS NOT NULL THEN {span.value} <= {h} END"
 
-        conds = [d.differs(f"sla_{h}h", expected(h)) for h in SLA_HOURS]
+        return " OR ".join(d.differs(f"sla_{h}h", expected(h)) for h in SLA_HOURS)
+
+    def query(d: Dialect) -> str:
         return (f"SELECT {_select(store, span.value, span.end, *(f'sla_{h}h' for h in SLA_HOURS))} FROM {{batch}} "
-                f"WHERE " + " OR ".join(conds))
+                f"WHERE {where(d)}")
 
     return Rule(
         f"{store.table}.sla_bands.follow_duration", store,
         f"the SLA flags ({', '.join(f'{h} h' for h in SLA_HOURS)}) say whether {span.value} is within the band; "
-        f"NULL while {span.end} is missing", query,
+        f"NULL while {span.end} is missing", query, where=where,
     )
 
 

@@ -12,7 +12,7 @@ from etl.db import SCHEMA_FILE, apply_schema
 from etl.digest import DIGEST, column_sql, duckdb_expression, stage_digests
 from etl.export import export
 from etl.load import load
-from etl.parity import parity
+from etl.parity_report import parity_with_report as parity
 from etl.stage import read_stage, stage_path
 from etl.stores import STORES, store
 

@@ -25,7 +25,8 @@ from etl.db import MySQLTarget, apply_schema
 from etl.errors import ParityError
 from etl.export import export
 from etl.load import load
-from etl.parity import CHANGED, EXTRA, MISSING, MySQLSide, check_buckets, parity, split_points, table_buckets
+from etl.parity import CHANGED, EXTRA, MISSING, MySQLSide, check_buckets, split_points, table_buckets
+from etl.parity_report import parity_with_report as parity
 from etl.stage import read_stage
 from etl.stores import STORES, store
 from etl.transform import transform
@@ -123,11 +124,12 @@ def test_clean_migration_of_the_sample_passes_for_every_table(migrated, stage, t
     assert by["incidents"] == ("day", "site", "status", "priority")
     assert by["customers"] == ("month", "jenis_klien", "layanan", "kategori")
     report = json.loads((tmp_path / "r" / "report.json").read_text())
-    checked = report["tables"]["tickets"]["buckets_checked"]
-    assert checked["columns"][:4] == ["day", "cabang", "status", "category"] and checked["columns"][-1] == "ok"
-    assert report["ok"] is True and len(checked["rows"]) == result.tables[0].bucket_count
-    assert all(row[-1] and row[-3] == row[-2] and len(row[-3]) == 16 for row in checked["rows"])
-    assert "MISMATCH" not in (tmp_path / "r" / "report.html").read_text().split("<h2", 1)[1]
+    tickets_report = report["tables"]["tickets"]
+    assert report["ok"] is True and tickets_report["bucket_count"] == result.tables[0].bucket_count
+    # Matching buckets are counted, not listed; nothing differs, so nothing is listed.
+    assert tickets_report["buckets_mismatched"] == [] and tickets_report["differences_listed"] == 0
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert "Parity: OK" in page and "MISMATCH" not in page.split("<body>", 1)[1]
 
 
 def test_an_export_folder_is_transformed_then_compared(migrated, export_dir, tmp_path):
@@ -219,10 +221,12 @@ def test_a_row_moved_to_another_bucket_is_one_changed_row(migrated, stage, tmp_p
     assert result.tables[0].mismatched_buckets == 2
     assert differences(result, tmp_path) == {MISSING: [], EXTRA: [], CHANGED: [(victim, ("cabang",))]}
     html = (tmp_path / "r" / "report.html").read_text()
-    anchors = re.findall(r"href='#(d-tickets-[^']+)'", html)
-    assert len(anchors) == 2 and all(f"id='{a}'" in html for a in anchors)  # both cells link to the row
-    for a in anchors:
-        assert victim in html.split(f"id='{a}'", 1)[1].split("</table>", 1)[0]
+    # Both buckets (the one it left, the one it joined) link to the row, listed once.
+    links = re.findall(r'<tr class="bad-bucket" id="b-tickets-\d+">.*?<a href="#(r-tickets-\d+)">rows</a>', html, re.S)
+    assert len(links) == 2 and len(set(links)) == 1
+    row = html.split(f'id="{links[0]}"', 1)[1].split("</tr>", 1)[0]
+    assert victim in row and "Kudus-moved" in row
+    assert html.count(f"id = {victim}") == 1
 
 
 def test_other_tables_are_checked_too(migrated, stage, tmp_path):

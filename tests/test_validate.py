@@ -316,3 +316,47 @@ def test_docs_index_names_every_suite(tmp_path, monkeypatch):
         assert f"expectations/{name}.html" in html, name
         assert (index.parent / "expectations" / f"{name}.html").is_file()
     assert str(index) in done.output
+
+
+# ---------------------------------------------------------------- the computed figures are Great Expectations' own
+
+
+def _stored_results(root: Path) -> dict[str, list[dict]]:
+    """suite -> its latest stored expectation results (config without its id, success, result), in the suite's order."""
+    out = {}
+    for name in suite_names():
+        latest = max((root / "gx" / "uncommitted" / "validations" / name).rglob("*.json"), key=lambda p: p.parent.name)
+        body = json.loads(latest.read_text())
+        suite = json.loads((root / "gx" / "expectations" / f"{name}.json").read_text())
+        order = {e["id"]: i for i, e in enumerate(suite["expectations"])}
+        rows = sorted(body["results"], key=lambda r: order[r["expectation_config"]["id"]])
+        out[name] = [{"config": {k: v for k, v in r["expectation_config"].items() if k != "id"},
+                      "success": r["success"], "result": r["result"], "exception": r["exception_info"]} for r in rows]
+    return out
+
+
+def _both_engines(target, stage, tmp_path, **kw):
+    """The run with each engine, each in a context of its own: (results, stored results) per engine."""
+    out = {}
+    for engine in ("gx", "sql"):
+        root = copy_context(ROOT / GX_DIR, tmp_path / engine / GX_DIR)
+        result = validate(target, stage, root=root, docs=False, engine=engine, **kw).asdict()
+        for timing in ("seconds", "source_seconds", "gx_seconds"):
+            result.pop(timing)
+        out[engine] = result, _stored_results(root)
+    return out
+
+
+@pytest.mark.parametrize("case", [None, *INJECTIONS])
+def test_the_computed_results_are_those_great_expectations_computes(migrated, stage, tmp_path, case):
+    """etl/figures.py against Great Expectations' own checkpoint (engine="gx", the code validate ran
+    before): the same ValidationResult, and expectation by expectation the same stored result."""
+    undo = _inject(migrated, *INJECTIONS[case][:4])[1] if case else (lambda: None)
+    try:
+        runs = _both_engines(migrated, stage, tmp_path, strict=case is None)
+    finally:
+        undo()
+    (old, old_stored), (new, new_stored) = runs["gx"], runs["sql"]
+    assert new == old
+    assert new_stored == old_stored
+    assert (not old["ok"]) and old["checks"]  # something to compare: each case fails expectations
