@@ -12,7 +12,10 @@ collation ignores case and trailing spaces, so ``Closed``, ``CLOSED`` and ``Clos
 one group; accents and ignorable characters are not modelled), numbers at the view
 column's scale. Divisions and averages are rounded half up from the exact value, as
 MariaDB and MySQL round DECIMAL arithmetic (checked against MariaDB: 0 mismatches in
-17,851 quotients).
+17,851 quotients). Sums and averages of DOUBLE columns are floating point, whose last bits
+depend on the order of the additions: both sides give them at AVG_SCALE decimals, MySQL by
+CAST AS DECIMAL (which rounds the double's shortest decimal text half up) and the source
+side by rounding Python's shortest text (repr) the same way.
 """
 
 from __future__ import annotations
@@ -134,7 +137,10 @@ def mysql_query(agg: Aggregate) -> str:
     parts = [f"CONCAT('{k}=', COALESCE(CONCAT('''', LOWER(TRIM(TRAILING ' ' FROM {k})), ''''), 'NULL'))"
              for k in agg.keys]
     for m in agg.measures:
-        value = f"ROUND({m.name}, {AVG_SCALE})" if m.kind == "avg" else m.name
+        if _floating(agg, m):
+            value = f"CAST({m.name} AS DECIMAL(65,{AVG_SCALE}))"
+        else:
+            value = f"ROUND({m.name}, {AVG_SCALE})" if m.kind == "avg" else m.name
         parts.append(f"CONCAT('{m.name}=', COALESCE(CAST({value} AS CHAR), 'NULL'))")
     # utf8mb4_bin: the comparison with the expected rows must not ignore case or trailing spaces.
     return f"SELECT CONCAT_WS(' | ', {', '.join(parts)}) COLLATE utf8mb4_bin AS {ROW_COLUMN} FROM {agg.view}"
@@ -166,6 +172,11 @@ def _frame_aggs(agg: Aggregate) -> list[pl.Expr]:
     return out
 
 
+def _floating(agg: Aggregate, m: Measure) -> bool:
+    """A sum or average of a DOUBLE column (see the module docstring)."""
+    return m.kind in ("sum", "avg") and agg.store.column(m.column).kind == "double"
+
+
 def _fixed(value: Decimal, scale: int) -> str:
     with localcontext() as ctx:
         ctx.prec = 60
@@ -180,11 +191,15 @@ def _render(agg: Aggregate, row: dict) -> str:
         if m.kind == "pct":
             num, den = (values[x] for x in m.of)
             v = None if num is None or not den else Decimal(100) * Decimal(num) / Decimal(den)
-        elif m.kind == "avg" and v is not None:
+        elif m.kind == "avg" and v is not None and not _floating(agg, m):
             v = Decimal(v) / row[f"__n_{m.name}"]
+        elif m.kind == "avg" and v is not None:
+            v = v / row[f"__n_{m.name}"]
         values[m.name] = v
         if v is None:
             text = "NULL"
+        elif _floating(agg, m):
+            text = _fixed(Decimal(repr(float(v))), AVG_SCALE)
         elif isinstance(v, Decimal) or m.scale:
             text = _fixed(Decimal(v), m.scale)
         else:

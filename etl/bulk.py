@@ -68,6 +68,7 @@ ROW_ERRORS = {
 # The server or client refuses LOCAL INFILE: fall back to INSERT for the rest of the load.
 LOCAL_REFUSED = {1148, 2068, 3948, 4166}
 NOT_NULL = 1048  # the server's code for "Column '...' cannot be null", given to rows refused before sending
+TOO_BIG = 1153  # the server's code for "Got a packet bigger than 'max_allowed_packet' bytes"
 
 
 def tsv_frame(rows: pl.DataFrame, store: Store) -> pl.DataFrame:
@@ -102,11 +103,13 @@ def local_infile_allowed(conn) -> bool:
 
 
 def statement_limit(conn) -> int:
-    """Bytes per multi-row INSERT: the server's max_allowed_packet, less room for the protocol, at most 16 MB."""
+    """Bytes per multi-row INSERT: the session's max_allowed_packet less room for the protocol
+    (an eighth of it, at most 64 KB), at most 16 MB. Never more than the packet: a statement
+    longer than max_allowed_packet makes the server drop the connection."""
     with conn.cursor() as cur:
         cur.execute("SELECT @@max_allowed_packet")
         packet = int(cur.fetchone()[0])
-    return max(64 * 1024, min(packet - 64 * 1024, 16 * 1024 * 1024))
+    return min(packet - min(packet // 8, 64 * 1024), 16 * 1024 * 1024)
 
 
 @dataclass(frozen=True)
@@ -123,8 +126,16 @@ class Writer:
         if method not in METHODS:
             raise LoadError(f"unknown load method {method!r}; choose from {', '.join(METHODS)}", store=store.name)
         self.conn, self.store, self.workdir = conn, store, Path(workdir)
+        self.explicit = method == LOAD_DATA
+        self.fallback: str | None = None  # why `auto` writes with INSERT, for the load's summary
         if method == "auto":
             method = LOAD_DATA if local_infile_allowed(conn) else INSERT
+            if method == INSERT:
+                self.fallback = ("wrote with INSERT, not LOAD DATA: the server's local_infile is OFF "
+                                 "(SET GLOBAL local_infile = 1 allows it)")
+        elif method == LOAD_DATA and not local_infile_allowed(conn):
+            raise LoadError("--method load-data: the server refuses LOAD DATA LOCAL INFILE (its local_infile is OFF); "
+                            "SET GLOBAL local_infile = 1 on the server, or use --method auto or insert", store=store.name)
         self.method = method
         self.max_stmt_length = statement_limit(conn)
 
@@ -151,20 +162,39 @@ class Writer:
         return written, sorted(refused, key=lambda r: r.row)
 
     def _refuse_nulls(self, rows: pl.DataFrame, refused: list[Refusal]):
-        """Refuse the rows holding NULL in a NOT NULL column before the server sees them: MySQL's
-        LOAD DATA LOCAL stores the column's implicit default instead (a zero date, 0, ''), without
-        even a warning (seen on MySQL 9.7). Returns the rows to send and their positions in
-        `rows` (None when all are sent)."""
+        """Refuse, before the server sees them, the rows holding NULL in a NOT NULL column (MySQL's
+        LOAD DATA LOCAL stores the column's implicit default instead - a zero date, 0, '' - without
+        even a warning, seen on MySQL 9.7) and, for INSERT, the rows whose statement alone would
+        exceed max_allowed_packet (the server drops the connection for those). Returns the rows to
+        send and their positions in `rows` (None when all are sent)."""
         required = [c.name for c in self.store.columns if not c.nullable]
-        if not required or rows.height == 0:
+        if rows.height == 0:
             return rows, None
-        nulls = rows.select(pl.any_horizontal(pl.col(c).is_null() for c in required)).to_series()
-        if not nulls.any():
+        nulls = (rows.select(pl.any_horizontal(pl.col(c).is_null() for c in required)).to_series() if required
+                 else pl.Series([False] * rows.height))
+        big = self._oversized(rows)
+        bad = nulls | big
+        if not bad.any():
             return rows, None
-        for i in nulls.arg_true().to_list():
-            column = next(c for c in required if rows[i, c] is None)
-            refused.append(Refusal(i, NOT_NULL, f"Column '{column}' cannot be null (refused before sending)"))
-        return rows.filter(~nulls), (~nulls).arg_true().to_numpy()
+        for i in bad.arg_true().to_list():
+            if nulls[i]:
+                column = next(c for c in required if rows[i, c] is None)
+                refused.append(Refusal(i, NOT_NULL, f"Column '{column}' cannot be null (refused before sending)"))
+            else:
+                refused.append(Refusal(i, TOO_BIG, f"the row's INSERT would exceed the server's max_allowed_packet "
+                                                   f"({self.max_stmt_length:,} bytes usable; refused before sending)"))
+        return rows.filter(~bad), (~bad).arg_true().to_numpy()
+
+    def _oversized(self, rows: pl.DataFrame) -> pl.Series:
+        """Rows whose one-row INSERT is longer than max_stmt_length: text counted in UTF-8 bytes
+        plus one for each character PyMySQL escapes, every other value at most 40 characters."""
+        if self.method != INSERT:
+            return pl.Series([False] * rows.height)
+        text = [c.name for c in self.store.columns if rows.schema[c.name] == pl.String]
+        size = pl.sum_horizontal(
+            *(pl.col(c).str.len_bytes().fill_null(0) + pl.col(c).str.count_matches(r"['\"\\\x00\n\r\x1a]").fill_null(0)
+              for c in text), pl.lit(0)) + 40 * len(self.store.columns)
+        return rows.select(size + len(insert_sql(self.store.table, self.store)) > self.max_stmt_length).to_series()
 
     def _write(self, table, rows, prepared, depth, offset, refused) -> int:
         savepoint = f"etl_batch_{depth}"
@@ -199,7 +229,11 @@ class Writer:
             if code in ROW_ERRORS:
                 return 0, (code, str(e.args[-1]))
             if self.method == LOAD_DATA and code in LOCAL_REFUSED:
+                if self.explicit:
+                    raise LoadError(f"--method load-data: LOAD DATA LOCAL INFILE was refused ({e.args[-1]}); "
+                                    "use --method auto or insert", store=self.store.name) from None
                 self.method = INSERT  # the server (or client) refuses LOCAL INFILE: INSERT from now on
+                self.fallback = f"wrote with INSERT, not LOAD DATA: LOCAL INFILE was refused ({e.args[-1]})"
                 return self._attempt(cur, table, rows, None)
             raise
         written = cur.rowcount

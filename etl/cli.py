@@ -1,12 +1,17 @@
 """The `etl` command: each command parses its options, calls one library function and prints its result.
 
-No logic lives here: library errors (EtlError) become a one-line message and exit status 1.
+No logic lives here. Every error reaches the user as one line (what and where), never a traceback
+unless the debug switch is on (`etl --debug ...` or ETL_DEBUG=1). Exit status:
+  0 ok · 1 failure (a library error, a mismatch, a failed expectation, an unexpected error)
+  2 usage (a bad option or value) · 130 interrupted (Ctrl-C) · 143 terminated (SIGTERM)
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Optional
@@ -18,13 +23,15 @@ from rich.text import Text
 from rich.markup import escape
 
 from .config import load_settings, mask_uri
-from .errors import EtlError
+from .errors import EtlError, Interrupted
 
 # Each command imports the stage it runs, and etl.playbook (which loads the MySQL client) only
 # where it is used: `etl export` and `etl transform` start sooner.
 
 app = typer.Typer(
     help="Move the helpdesk app's IndexedDB data into MySQL, prove the move was exact, and run the cutover safely.\n\n"
+    "Exit status: 0 ok, 1 failure, 2 usage error, 130 interrupted, 143 terminated; errors are one line "
+    "(--debug or ETL_DEBUG=1 for the traceback).\n\n"
     "Settings come from flags, then the environment, then a .env file: MYSQL_URI, CHUNK_SIZE, EXPORT_DIR, "
     "STAGE_DIR, RUNTIME_DIR. Without MYSQL_URI, commands use the project-local server of `etl db up`.",
     no_args_is_help=True,
@@ -34,6 +41,8 @@ app = typer.Typer(
 db_app = typer.Typer(help="The project-local MySQL server (used when MYSQL_URI is not set).", no_args_is_help=True)
 schema_app = typer.Typer(help="The MySQL schema (sql/schema.mysql.sql).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+users_app = typer.Typer(help="Accounts of the app's backend (its users table), e.g. the first admin after the cutover.",
+                        no_args_is_help=True)
 app.add_typer(schema_app, name="schema")
 flags_app = typer.Typer(help="Feature flags the app's browsers obey (dataSource, writeMode, ...): list, set, history, rollback.\n\n"
                         "Every change and refusal is recorded in MySQL (feature_flag_history) in the same transaction "
@@ -41,6 +50,7 @@ flags_app = typer.Typer(help="Feature flags the app's browsers obey (dataSource,
 cutover_app = typer.Typer(help="The guarded cutover: stages off, dual-write, shadow, live, rampdown, complete.", no_args_is_help=True)
 app.add_typer(flags_app, name="flags")
 app.add_typer(cutover_app, name="cutover")
+app.add_typer(users_app, name="users")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -48,22 +58,68 @@ err = Console(stderr=True, soft_wrap=True)
 MysqlOpt = typer.Option(None, "--mysql", help="Target as mysql://user:pass@host:3306/db (default: MYSQL_URI, else the local server).")
 
 
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2  # 128 + signal number when interrupted (130 Ctrl-C, 143 SIGTERM)
+DEBUG_ENV = "ETL_DEBUG"
+
+
+def _debug() -> bool:
+    return os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _fail(text: str) -> None:
+    # escape: messages hold brackets ("[export] ...", "[records]") that are not markup
+    err.print(f"[bold red]error:[/] {escape(mask_uri(text))}", highlight=False, markup=True)
+
+
 def cli_errors(fn):
-    """Turn the library's errors into a clean message and exit status 1 (no traceback)."""
+    """Turn every error into one line and an exit status (see the module docstring); with the
+    debug switch, errors other than EtlError keep their traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except EtlError as e:
-            # escape: messages hold brackets ("[export] ...", "[records]") that are not markup
-            err.print(f"[bold red]error:[/] {escape(mask_uri(str(e)))}", highlight=False, markup=True)
-            raise typer.Exit(1) from None
-        except KeyboardInterrupt:
-            err.print("interrupted")
-            raise typer.Exit(130) from None
+            if _debug():
+                raise
+            _fail(str(e))
+            raise typer.Exit(EXIT_FAILED) from None
+        except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (Interrupted)
+            signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT
+            err.print("interrupted" if signum == signal.SIGINT else f"terminated ({signal.Signals(signum).name})")
+            raise typer.Exit(128 + signum) from None
+        except OSError as e:  # a file the user named or a folder we write: name it
+            if _debug():
+                raise
+            where = " -> ".join(str(f) for f in (e.filename, e.filename2) if f is not None)
+            _fail(f"[io] {e.strerror or e}" + (f" ({where})" if where else "")
+                  + f"; for the traceback run with `etl --debug ...` or {DEBUG_ENV}=1")
+            raise typer.Exit(EXIT_FAILED) from None
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as e:  # a bug, or a case we did not foresee: one line, the traceback on request
+            if _debug():
+                raise
+            first = (str(e).splitlines() or [""])[0]
+            _fail(f"unexpected {type(e).__name__}: {first}; for the traceback run with `etl --debug ...` or {DEBUG_ENV}=1")
+            raise typer.Exit(EXIT_FAILED) from None
 
     return wrapper
+
+
+def _terminate(signum, frame):
+    raise Interrupted(signum)
+
+
+@app.callback()
+def main_options(
+    debug: bool = typer.Option(False, "--debug", help=f"Show the full traceback of an error (also: {DEBUG_ENV}=1)."),
+):
+    """Exit status: 0 ok, 1 failure, 2 usage error, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM)."""
+    if debug:
+        os.environ[DEBUG_ENV] = "1"
+    # SIGTERM unwinds like Ctrl-C: temporary folders are removed and a migrate run is recorded "interrupted".
+    signal.signal(signal.SIGTERM, _terminate)
 
 
 def show(result) -> None:
@@ -107,13 +163,41 @@ def schema_apply(
     mysql: Optional[str] = MysqlOpt,
     upgrade_digests: bool = typer.Option(False, "--upgrade-digests", help="Give tables made by an older schema the "
                                          "current row_digest column (a table copy per table, blocking its writes while it runs)."),
+    upgrade: bool = typer.Option(False, "--upgrade", help="Bring tables made by an older schema to this one: add the "
+                                 "columns they lack, widen narrower ones (DECIMAL to DOUBLE, longer VARCHARs, NULL allowed, "
+                                 "defaults) and give them the current row_digest. Never drops or narrows a column nor "
+                                 "touches a row; most changes copy the table, blocking its writes while they run."),
 ):
     """Create the database if needed and apply sql/schema.mysql.sql (safe to repeat).
 
-    Existing tables keep their columns; one made by an older schema without the current row_digest is named (parity and the load's checks then read it in full) and, with --upgrade-digests, given it.
+    Existing tables keep their columns: each change one made by an older schema needs is named, and made with --upgrade (or, for the row_digest alone, --upgrade-digests). The backend's users and menu_permissions only ever gain columns they lack; their rows are never touched.
     """
     from . import playbook
-    show(playbook.schema_apply(load_settings(mysql_uri=mysql), upgrade_digests=upgrade_digests))
+    show(playbook.schema_apply(load_settings(mysql_uri=mysql), upgrade_digests=upgrade_digests, upgrade=upgrade))
+
+
+# ---------------------------------------------------------------- users
+
+
+@users_app.command("add")
+@cli_errors
+def users_add(
+    username: str = typer.Argument(..., help="The login name."),
+    role: str = typer.Option(..., "--role", help="One of: 'super admin', 'admin', 'user'."),
+    update: bool = typer.Option(False, "--update", help="Replace the password and role of an existing user "
+                                "(and make it active again) instead of refusing."),
+    mysql: Optional[str] = MysqlOpt,
+):
+    """Create a user the app's backend can log in (e.g. the first admin after the cutover).
+
+    The password is read from ETL_USER_PASSWORD when set, else asked twice at the prompt; never from the command line. It is stored only as a bcrypt hash ($2b$, cost 12) and never printed or logged.
+    """
+    from . import playbook
+    from .users import add_user, check, read_password
+
+    check(username, role)
+    settings = load_settings(mysql_uri=mysql)
+    show(add_user(playbook.target(settings), username, role, read_password(), update=update))
 
 
 # ---------------------------------------------------------------- sample
@@ -123,10 +207,10 @@ def schema_apply(
 @cli_errors
 def sample(
     out_dir: Path = typer.Option(..., "--out", help="Folder to write the export into."),
-    tickets: int = typer.Option(2000, help="Number of tickets."),
-    incidents: Optional[int] = typer.Option(None, help="Number of incidents (default: in proportion to tickets)."),
-    customers: Optional[int] = typer.Option(None, help="Number of customer snapshots (default: in proportion)."),
-    vendors: Optional[int] = typer.Option(None, help="Number of vendors (default: in proportion)."),
+    tickets: int = typer.Option(2000, min=0, help="Number of tickets."),
+    incidents: Optional[int] = typer.Option(None, min=0, help="Number of incidents (default: in proportion to tickets)."),
+    customers: Optional[int] = typer.Option(None, min=0, help="Number of customer snapshots (default: in proportion)."),
+    vendors: Optional[int] = typer.Option(None, min=0, help="Number of vendors (default: in proportion)."),
     seed: int = typer.Option(7, help="Random seed: the same seed gives byte-identical files."),
 ):
     """Write a deterministic sample export (the app's export layout, with its real-world quirks)."""
@@ -144,7 +228,7 @@ def export_cmd(
     source: Path = typer.Option(..., "--from", help="An export folder (JSON arrays or NDJSON, parts allowed), a single-file "
                                 "dump {store: records-array}, or a dexie-export-import file."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="The normalized export folder (default: EXPORT_DIR)."),
-    force: bool = typer.Option(False, "--force", help="Replace an output folder that already holds an export."),
+    force: bool = typer.Option(False, "--force", help="Replace an output folder that holds an earlier export (any other folder is refused, never deleted)."),
     part_mb: Optional[int] = typer.Option(None, "--part-mb", min=1, help="Store a JSON array over 1.5 times this size (MB) "
                                           "as parts of this size cut at record boundaries, so that counting and the transform parse it "
                                           "on every core [default: 128]."),
@@ -198,7 +282,8 @@ def transform(
     """Stage an export: typed Parquet per table, rejects with reasons, rebuilt upload sessions.
 
     Records in = staged + rejected for every store; rejects are in OUT/rejects/<table>.parquet
-    with file, record, key, field, value and reason. The stage folder is replaced as a whole.
+    with file, record, key, field, value and reason. The stage folder is replaced as a whole, and
+    only when it is a stage (any other folder, the export or a folder holding it is refused).
     """
     from .transform import transform as run
 
@@ -284,8 +369,11 @@ def load_cmd(
     method: str = typer.Option("auto", "--method", help="auto (LOAD DATA LOCAL INFILE where the server allows it, else INSERT), load-data or insert."),
     delete_missing: bool = typer.Option(False, "--delete-missing", help="Delete rows MySQL holds that the stage no longer has (default: only report them)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    wait: float = typer.Option(0, "--wait", min=0, help="Seconds to wait for another load into the same database to finish (default: refuse at once)."),
 ):
     """Write every staged table into MySQL: chunked, checked as it writes, idempotent, resumable.
+
+    One load per database at a time: a load holds the database's etl lock (a MySQL named lock) while it runs; another is refused with a message naming the holder (exit status 1), or waits with --wait. The stage is checked against its transform summary first.
 
     Loading the same stage again writes nothing; a newer stage writes only its differences, and rows no longer staged are reported (deleted only with --delete-missing).
 
@@ -297,7 +385,7 @@ def load_cmd(
     settings = load_settings(mysql_uri=mysql, stage_dir=stage, chunk_size=chunk_size)
     with _load_progress(not quiet and err.is_terminal) as progress:
         result = run(settings.stage_dir, playbook.target(settings), chunk_size=settings.chunk_size,
-                     batch_rows=batch_rows, method=method, delete_missing=delete_missing, progress=progress)
+                     batch_rows=batch_rows, method=method, delete_missing=delete_missing, progress=progress, wait=wait)
     show(result)
 
 
@@ -370,7 +458,7 @@ def docs_cmd():
 def migrate(
     export: Optional[Path] = typer.Option(None, "--from", help="What to migrate (an export folder or file); default: a generated sample."),
     mysql: Optional[str] = MysqlOpt,
-    sample_tickets: int = typer.Option(30000, help="Tickets in the generated sample when no --from is given."),
+    sample_tickets: int = typer.Option(30000, min=0, help="Tickets in the generated sample when no --from is given."),
 ):
     """Run the playbook: server, schema, export, and every later stage, recording the run in RUNTIME_DIR."""
     from . import playbook

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -18,18 +18,25 @@ SCHEMA_FILE = Path(__file__).resolve().parent.parent / "sql" / "schema.mysql.sql
 
 @dataclass(frozen=True)
 class MySQLTarget:
-    """A parsed MYSQL_URI (mysql://user:pass@host:port/db); str() masks the password."""
+    """A parsed MYSQL_URI (mysql://user:pass@host:port/db). It holds a secret: str(), repr() and
+    public() mask the password, and nothing serializes it field by field (run records call public())."""
 
     host: str
     port: int
     user: str
-    password: str
+    password: str = field(repr=False)
     database: str
     unix_socket: str | None = None
 
     @classmethod
     def parse(cls, uri: str) -> "MySQLTarget":
-        parts = urlsplit(uri)
+        # Never echo the text of a URI that did not parse: a half-encoded password is in it.
+        hint = "a password holding @ : / % # ? & = + must be percent-encoded (e.g. @ as %40)"
+        try:
+            parts = urlsplit(uri)
+            port = parts.port
+        except ValueError:
+            raise ConfigError(f"MYSQL_URI does not parse: its port is not a number; {hint}") from None
         if parts.scheme not in ("mysql", "mysql+pymysql", "mariadb", "mariadb+pymysql"):
             raise ConfigError(f"MYSQL_URI must look like mysql://user:pass@host:3306/dbname, got {mask_uri(uri)!r}")
         database = parts.path.lstrip("/")
@@ -38,7 +45,7 @@ class MySQLTarget:
         query = parse_qs(parts.query)
         return cls(
             host=parts.hostname or "127.0.0.1",
-            port=parts.port or 3306,
+            port=port or 3306,
             user=unquote(parts.username or "root"),
             password=unquote(parts.password or ""),
             database=unquote(database),
@@ -54,6 +61,15 @@ class MySQLTarget:
 
     def __str__(self) -> str:
         return mask_uri(self.uri)
+
+    def with_database(self, database: str) -> "MySQLTarget":
+        """The same server and user, another database (e.g. the notebook's own, beside the migration's)."""
+        return replace(self, database=database)
+
+    def public(self) -> dict:
+        """A safe form for reports and run records: the password masked."""
+        return {"uri": str(self), "host": self.host, "port": self.port, "user": self.user,
+                "password": "***" if self.password else "", "database": self.database, "unix_socket": self.unix_socket}
 
     def connect(self, *, database: bool = True, **kw) -> pymysql.connections.Connection:
         """A PyMySQL connection in UTC, utf8mb4, with LOCAL INFILE allowed."""
@@ -152,12 +168,25 @@ class SchemaResult:
     triggers: int
     outdated_digests: tuple[str, ...] = ()  # tables made by an older schema, left as they are
     upgraded_digests: tuple[str, ...] = ()  # tables given the current row_digest (--upgrade-digests)
+    pending: tuple[str, ...] = ()  # changes tables made by an older schema need (etl.upgrade), not made
+    upgraded: tuple[str, ...] = ()  # changes made (--upgrade)
+    created_database: str | None = None  # the database, when it did not exist and was created
 
     def __str__(self) -> str:
         lines = [f"schema applied to {self.target}: {self.statements} statements; "
                  f"{self.tables} tables, {self.views} views, {self.routines} procedures, {self.triggers} triggers"]
+        if self.created_database:
+            lines.insert(0, f"created database {self.created_database} (it did not exist on the server)")
+        if self.upgraded:
+            lines.append("  upgraded from an older schema (no row lost):")
+            lines += [f"    {c}" for c in self.upgraded]
         if self.upgraded_digests:
             lines.append(f"  row_digest brought to the current definition in: {', '.join(self.upgraded_digests)}")
+        if self.pending:
+            lines.append("  tables made by an older schema differ from it; each change needed:")
+            lines += [f"    {c}" for c in self.pending]
+            lines.append("  `etl schema apply --upgrade` makes them (ALTER TABLE: most copy the table, which blocks "
+                         "its writes while it runs; no row is lost)")
         if self.outdated_digests:
             lines.append(f"  note: {', '.join(self.outdated_digests)} lack the current row_digest (made by an older "
                          "schema): parity and the load's checks read them in full. `etl schema apply "
@@ -165,16 +194,21 @@ class SchemaResult:
         return "\n".join(lines)
 
 
-def apply_schema(target: MySQLTarget, schema_file: Path = SCHEMA_FILE, *, upgrade_digests: bool = False) -> SchemaResult:
+def apply_schema(target: MySQLTarget, schema_file: Path = SCHEMA_FILE, *, upgrade_digests: bool = False,
+                 upgrade: bool = False) -> SchemaResult:
     """Create the database when missing and apply the schema; safe to run again.
 
-    Tables made by an older schema keep their columns (`CREATE TABLE IF NOT EXISTS`): one
-    without the current `row_digest` is named in the result, and given it with `upgrade_digests`."""
+    Tables made by an older schema keep their columns (`CREATE TABLE IF NOT EXISTS`): each change
+    they need (etl/upgrade.py) is named in the result, and made with `upgrade`; `upgrade_digests`
+    makes only the row_digest ones."""
     from . import digest
+    from . import upgrade as upgrading
     from .stores import STORES
 
     sql = schema_file.read_text(encoding="utf-8")
     with target.connect(database=False) as conn, conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = %s", (target.database,))
+        created = target.database if cur.fetchone()[0] == 0 else None  # said in the result: a typo makes a new one
         cur.execute(f"CREATE DATABASE IF NOT EXISTS `{target.database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
         cur.execute(f"USE `{target.database}`")
         statements = split_statements(sql)
@@ -186,6 +220,19 @@ def apply_schema(target: MySQLTarget, schema_file: Path = SCHEMA_FILE, *, upgrad
             except pymysql.err.MySQLError as e:
                 first = _strip_comments(stmt).splitlines()[0][:80]
                 raise SchemaError(f"statement {n} failed: {first!r}: {e.args[-1]}", file=str(schema_file)) from None
+        outdated = digest.outdated(conn, STORES)
+        changes = upgrading.plan(conn, schema_file)
+        if upgrade_digests and not upgrade:
+            changes = [c for c in changes if not c.what.startswith(digest.DIGEST)]
+            for store in outdated:
+                digest.upgrade(conn, store)
+        made = []
+        if upgrade:
+            try:
+                upgrading.apply(conn, changes)
+            except pymysql.err.MySQLError as e:
+                raise SchemaError(f"upgrade failed: {e.args[-1]}", file=str(schema_file)) from None
+            made, changes = [c for c in changes if c.clause], [c for c in changes if not c.clause]
         cur.execute(
             "SELECT table_type, COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() GROUP BY table_type"
         )
@@ -194,10 +241,9 @@ def apply_schema(target: MySQLTarget, schema_file: Path = SCHEMA_FILE, *, upgrad
         (routines,) = cur.fetchone()
         cur.execute("SELECT COUNT(*) FROM information_schema.triggers WHERE trigger_schema = DATABASE()")
         (triggers,) = cur.fetchone()
-        outdated = digest.outdated(conn, STORES)
-        if upgrade_digests:
-            for store in outdated:
-                digest.upgrade(conn, store)
+    fixed = upgrade_digests or upgrade
     return SchemaResult(str(target), len(statements), kinds.get("BASE TABLE", 0), kinds.get("VIEW", 0), routines, triggers,
-                        () if upgrade_digests else tuple(s.table for s in outdated),
-                        tuple(s.table for s in outdated) if upgrade_digests else ())
+                        () if fixed else tuple(s.table for s in outdated),
+                        tuple(s.table for s in outdated) if fixed else (),
+                        tuple(str(c) for c in changes if not c.what.startswith(digest.DIGEST)),  # those: the note
+                        tuple(str(c) for c in made), created)

@@ -12,9 +12,19 @@ The text hashed is the row's columns in description order, joined by ',':
 | kind                    | element                         | MySQL's text of it             |
 |-------------------------|---------------------------------|--------------------------------|
 | varchar, text, json     | `<bytes>:<value>`, or `N`       | bytes as stored (utf8mb4)      |
-| decimal(p, s)           | the value with s decimals, `N`  | `-1.500000`                    |
+| double                  | `<M>p<E>`, `0`, or `N`          | see below                      |
 | datetime(3)             | `YYYY-MM-DD hh:mm:ss.fff`, `N`  | DATETIME(3) as text            |
 | int, bigint, bool       | decimal digits, `N`             | TINYINT(1) holds 0/1 (or a stored 2) |
+
+A DOUBLE's text differs between the engines (MySQL, MariaDB and DuckDB print 1e21, 1e-7, 0.1
+or an integral 3.0 each their own way), so neither prints one: both compute the IEEE value's
+exponent E = floor(log2 |x|) and the integer M = x / 2^E * 2^52 (the 53-bit significand, signed),
+with operations that are exact in IEEE arithmetic on every engine: a division or multiplication
+by a power of two, and comparisons. LOG2 itself may round near a power of two, so its floor is
+corrected by one in either direction
+after dividing |x| by its power of two (exact: the quotient is a normal number). Zero is `0` (and
+so is -0.0: the app's JSON cannot hold one, JSON.stringify(-0) is "0"). tests/test_digest.py
+checks the two engines on thousands of doubles, subnormals and powers of two among them.
 
 The byte-length prefix makes the text injective: a ',' or an 'N' inside a value cannot shift
 a boundary, and NULL (`N`) differs from '' (`0:`) and from the text 'N' (`1:N`). The digest is
@@ -46,14 +56,34 @@ from .stores import ROW_DIGEST, Column, Store
 DIGEST = ROW_DIGEST.name
 HEX_DIGITS = 15  # 60 bits: fits a signed BIGINT
 # Marks the definition on the column itself; change it whenever the expression's meaning changes.
-DIGEST_COMMENT = "SHA-256 of the described columns, 60 bits (etl/digest.py)"
+DIGEST_COMMENT = "SHA-256 of the described columns, 60 bits, doubles as significand and exponent (etl/digest.py)"
 DIGESTS_DIR = "digests"  # beside the staged tables: STAGE_DIR/digests/<table>.<fingerprint>.parquet
+
+
+SIGNIFICAND = 2**52
+
+
+def _double(v: str, *, mysql: bool) -> str:
+    """`<M>p<E>` of a DOUBLE (see the module docstring), `0` for zero, NULL for NULL."""
+    # LOG2 of the largest doubles rounds up to 1024 (2^1024 overflows: an error in MySQL) and may
+    # round below -1074 for the smallest (2^-1075 is 0): clamp to the exponents a double has.
+    e0 = f"GREATEST(LEAST(FLOOR(LOG2(ABS({v}))), 1023), -1074)"
+    r = f"ABS({v}) / POW(2, {e0})"  # in [0.5, 4): exact, unlike |x| / 2 among the subnormals
+    if mysql:  # MySQL's comparisons are 0/1 integers already
+        e = f"(CAST({e0} AS SIGNED) - ({r} < 1) + ({r} >= 2))"
+        m = f"CAST({v} / POW(2, {e}) * {SIGNIFICAND} AS SIGNED)"
+        return f"CASE WHEN {v} = 0 THEN '0' ELSE CONCAT({m}, 'p', {e}) END"
+    e = f"(CAST({e0} AS BIGINT) - CAST({r} < 1 AS BIGINT) + CAST({r} >= 2 AS BIGINT))"
+    m = f"CAST({v} / POW(2, {e}) * {SIGNIFICAND} AS BIGINT)"
+    return f"CASE WHEN {v} = 0 THEN '0' ELSE CAST({m} AS VARCHAR) || 'p' || CAST({e} AS VARCHAR) END"
 
 
 def _mysql_element(col: Column) -> str:
     q = f"`{col.name}`"
     if col.is_text:
         return f"IFNULL(CONCAT(LENGTH({q}), ':', {q}), 'N')"
+    if col.kind == "double":
+        return f"IFNULL({_double(q, mysql=True)}, 'N')"
     return f"IFNULL({q}, 'N')"
 
 
@@ -77,6 +107,8 @@ def _duckdb_element(col: Column) -> str:
         return f"coalesce(strlen({v}) || ':' || {v}, 'N')"  # strlen counts bytes, as LENGTH does
     if col.kind == "datetime":
         return f"coalesce(strftime({v}, '%Y-%m-%d %H:%M:%S.%g'), 'N')"
+    if col.kind == "double":
+        return f"coalesce({_double(v, mysql=False)}, 'N')"
     return f"coalesce(CAST({v} AS VARCHAR), 'N')"
 
 

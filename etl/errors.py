@@ -57,3 +57,12 @@ class FlagError(EtlError):
 
 class CutoverError(EtlError):
     stage = "cutover"
+
+
+class Interrupted(KeyboardInterrupt):
+    """A termination signal (SIGTERM) turned into an interruption, so that what a stage was
+    writing is cleaned up as after Ctrl-C. `signum` gives the exit status 128 + signum."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"signal {signum}")
+        self.signum = signum

@@ -12,17 +12,32 @@ export-summary.json, written last. It is built in a hidden sibling folder and re
 into place, so it appears complete or not at all, and it is never changed afterwards.
 
 Big JSON never passes through Python objects: DuckDB counts and checks every file, a
-folder's files are hard-linked (or copied) rather than rewritten, and the record arrays
-of a single file are cut out byte for byte (etl.jsonscan).
+folder's files are copied in the kernel (a copy-on-write clone where the file system offers
+one) rather than rewritten, and the record arrays of a single file are cut out byte for byte
+(etl.jsonscan). The export never shares a file with its source (a hard link would let an edit
+of either change the other), and the summary records each file's fingerprint (size,
+modification time, a hash of sampled blocks) so that the transform notices an export that was
+changed afterwards.
+
+Inputs are UTF-8 JSON (a byte-order mark is allowed, in store files and in
+export-summary.json alike). A UTF-16/32 file, a compressed file (gzip, zip, bzip2, xz,
+zstd: decompress it first) and anything that is not a regular file (a folder, a FIFO, a
+broken symbolic link) are refused with a message that says what the file is.
+
+The output folder is replaced (--force) only when it is an earlier export (it holds an
+export-summary.json this tool wrote); any other folder is refused, never deleted.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import mmap
 import os
 import re
 import shutil
+import stat
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -91,6 +106,7 @@ class _Found:
     origin: dict[str, str] = field(default_factory=dict)  # placed file -> the source file errors name
     cuts: dict[str, list[str]] = field(default_factory=dict)  # placed array file -> the parts cut from it
     records: dict[str, int] = field(default_factory=dict)  # placed file -> records counted in it
+    replaced: dict[str, int] = field(default_factory=dict)  # placed file -> lone surrogates replaced in it
 
 
 # ---------------------------------------------------------------- public API
@@ -108,6 +124,8 @@ def export(source: Path, out_dir: Path, *, force: bool = False, part_bytes: int 
         raise ExportError("the output folder would replace the source: choose another --out", file=str(out_dir))
     if _non_empty(out_dir) and not force:
         raise ExportError("the output folder already holds files: pass --force to replace it", file=str(out_dir))
+    if _non_empty(out_dir):
+        _check_replaceable(out_dir)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     work = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
@@ -115,11 +133,13 @@ def export(source: Path, out_dir: Path, *, force: bool = False, part_bytes: int 
     try:
         found = _read_source(src, work)
         counts, missing = _check(found, work, src, part_bytes)
-        summary = _summary(found, src, counts, missing)
+        summary = _summary(found, work, src, counts, missing)
         _write_json(work / SUMMARY, summary)  # last: its presence means the folder is complete
         _install(work, out, force=force)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(work, ignore_errors=True)
+        if isinstance(e, OSError) and not e.filename:  # a full disk: the kernel names no file
+            raise ExportError(f"cannot write the export: {e.strerror or e}", file=str(out_dir)) from None
         raise
     return ExportResult(out_dir, source, found.form, counts, tuple(missing), tuple(summary["warnings"]),
                         time.perf_counter() - t0)
@@ -221,7 +241,7 @@ def _read_folder(folder: Path, work: Path) -> _Found:
         for i, (path, fmt) in enumerate(entries):
             fmt = fmt or _format_of(path, store.name)
             name = _out_name(store.name, i if len(entries) > 1 else None, fmt)
-            _link_or_copy(path, work / name)
+            _copy(path, work / name)
             found.inputs.append(path)
             placed.append((name, fmt))
             found.origin[name] = str(path)
@@ -236,9 +256,13 @@ def _files_by_store(folder: Path, found: _Found) -> dict[str, list[tuple[Path, s
     parts: dict[str, dict[int, Path]] = {}
     ignored = set()
     for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or not path.is_file() or path.name == SUMMARY:
+        if path.name.startswith(".") or path.name == SUMMARY:
             continue
         m = _FILE.match(path.name)
+        if not path.is_file() and m and m["store"] in BY_NAME:
+            raise ExportError(f"this should be the store's file, but it is {_what_is(path)}", file=str(path), store=m["store"])
+        if not path.is_file():
+            continue
         if not m or m["store"] not in BY_NAME:
             ignored.add(m["store"] if m and m["store"] in NOT_MIGRATED else path.name)
             continue
@@ -272,15 +296,17 @@ def _listed_files(folder: Path, summary_path: Path, store: str, entries) -> list
         if not isinstance(name, str) or Path(name).name != name or fmt not in (None, *_FORMATS):
             raise ExportError(f"bad files entry {e!r}", file=str(summary_path), store=store)
         path = folder / name
-        if not path.is_file():
+        if not os.path.lexists(path):
             raise ExportError(f"missing store file: {SUMMARY} lists it but it is not in the folder", file=str(path), store=store)
+        if not path.is_file():
+            raise ExportError(f"{SUMMARY} lists a store file but this is {_what_is(path)}", file=str(path), store=store)
         out.append((path, _FORMATS.get(fmt)))
     return out
 
 
 def _format_of(path: Path, store: str) -> str:
     fmt = _EXT.get(path.suffix.lower())
-    first = _first_char(path)
+    first = _first_char(path, store)
     if fmt == ARRAY and first != "[":
         if first == "":
             raise ExportError("empty file: expected a JSON array of records (an empty store is [])", file=str(path), store=store)
@@ -483,7 +509,7 @@ def _count_all(found: _Found, work: Path) -> dict[str, tuple[int, str | None]]:
         name, fmt, store = job
         cursor = con.cursor()  # one DuckDB cursor per thread
         try:
-            return _count(cursor, work / name, fmt, store, found.origin[name])
+            return _count(cursor, work / name, fmt, store, found.origin[name], found.replaced)
         finally:
             cursor.close()
 
@@ -497,16 +523,28 @@ def _count_all(found: _Found, work: Path) -> dict[str, tuple[int, str | None]]:
     return {name: futures[name].result() for name in order}
 
 
-def _count(con, path: Path, fmt: str, store: Store, shown: str) -> tuple[int, str | None]:
+def _count(con, path: Path, fmt: str, store: Store, shown: str, replaced: dict[str, int]) -> tuple[int, str | None]:
     """Records in one file, every record parsed: a record that is not an object fails; records
     without their key are counted and named in a warning (the transform rejects each with its
-    reason, so one bad record neither blocks the migration nor goes missing).
+    reason, so one bad record neither blocks the migration nor goes missing). A lone UTF-16
+    surrogate escape is replaced by U+FFFD in the export's copy, counted in `replaced` and named
+    in a warning (DuckDB refuses the whole file otherwise).
     `shown` is the source file that errors name (the placed file may carry another name)."""
     key = _key_field(store)
     sql = (f"SELECT count(*), count(*) FILTER (WHERE {_ident(key)} IS NULL) FROM read_json(?, format=?, records=true, "
            f"columns={{{_lit(key)}: 'VARCHAR'}}, maximum_object_size=?)")
+    notes = []
     try:
-        n, no_key = con.execute(sql, [str(path), fmt, MAX_OBJECT_BYTES]).fetchone()
+        try:
+            n, no_key = con.execute(sql, [str(path), fmt, MAX_OBJECT_BYTES]).fetchone()
+        except duckdb.Error as e:
+            if "surrogate" not in str(e) or path.name in replaced:
+                raise
+            replaced[path.name] = _replace_lone_surrogates(path)
+            index, text = _locate(path, fmt, "contains(json, '\\ufffd')")
+            notes.append(f"{shown}: {replaced[path.name]:,} lone UTF-16 surrogate escape(s) (text cut inside an emoji) "
+                         f"replaced by U+FFFD (first: record {_record(index, _key_of(text, key))})")
+            n, no_key = con.execute(sql, [str(path), fmt, MAX_OBJECT_BYTES]).fetchone()
     except duckdb.Error as e:
         if "Expected OBJECT" in str(e):
             index, text = _locate(path, fmt, "NOT starts_with(ltrim(json), '{')")
@@ -515,9 +553,37 @@ def _count(con, path: Path, fmt: str, store: Store, shown: str) -> tuple[int, st
         raise _duck_error(e, shown, store.name) from None
     if no_key:
         index, _ = _locate(path, fmt, f"json_extract_string(json, {_lit('$.' + json.dumps(key))}) IS NULL")
-        return n, (f"{shown}: {no_key:,} {store.name} record(s) without their key {key} (first: record {_record(index)}); "
-                   "the transform rejects them")
-    return n, None
+        notes.append(f"{shown}: {no_key:,} {store.name} record(s) without their key {key} (first: record {_record(index)}); "
+                     "the transform rejects them")
+    return n, "; ".join(notes) or None
+
+
+# A JSON escape of a UTF-16 code unit: an escaped backslash (kept), a surrogate pair (kept), or a
+# lone surrogate (what JSON.stringify writes for a string cut inside an emoji; no parser takes it).
+_SURROGATE = re.compile(rb"\\\\|\\u[dD][89abAB][0-9a-fA-F]{2}(?:\\u[dD][c-fC-F][0-9a-fA-F]{2})?|\\u[dD][c-fC-F][0-9a-fA-F]{2}")
+
+
+def _replace_lone_surrogates(path: Path) -> int:
+    """Replace each lone surrogate escape of `path` (the export's own copy) by \\ufffd; their number."""
+    n = 0
+
+    def fix(m: re.Match) -> bytes:
+        nonlocal n
+        if len(m[0]) != 6 or m[0] == b"\\\\":
+            return m[0]
+        n += 1
+        return b"\\ufffd"
+
+    data = _SURROGATE.sub(fix, path.read_bytes())
+    path.write_bytes(data)
+    return n
+
+
+def _key_of(text: str | None, key: str):
+    try:
+        return json.loads(text).get(key) if text else None
+    except (ValueError, AttributeError):
+        return None
 
 
 def _locate(path: Path, fmt: str, condition: str) -> tuple[int | None, str | None]:
@@ -566,8 +632,8 @@ def _record(index: int | None, key=None) -> str:
 # ---------------------------------------------------------------- writing
 
 
-def _summary(found: _Found, source: Path, counts: dict, missing: list[str]) -> dict:
-    def fingerprint(p: Path) -> dict:
+def _summary(found: _Found, work: Path, source: Path, counts: dict, missing: list[str]) -> dict:
+    def source_print(p: Path) -> dict:
         st = p.stat()
         return {"path": str(p), "bytes": st.st_size, "mtimeNs": st.st_mtime_ns}
 
@@ -578,22 +644,25 @@ def _summary(found: _Found, source: Path, counts: dict, missing: list[str]) -> d
         "sourceForm": found.form,
         "source": str(source),
         "counts": counts,
-        "files": {s: [_entry(found, n, f) for n, f in found.files[s]] for s in counts},
+        "files": {s: [_entry(found, work, n, f) for n, f in found.files[s]] for s in counts},
         "missingStores": missing,
         "warnings": found.warnings,
-        "sourceFiles": [fingerprint(p) for p in found.inputs],
+        # store -> lone UTF-16 surrogate escapes replaced by U+FFFD in its files
+        "replacedSurrogates": {s: sum(found.replaced.get(n, 0) for n, _ in found.files[s]) for s in counts
+                               if any(found.replaced.get(n) for n, _ in found.files[s])},
+        "sourceFiles": [source_print(p) for p in found.inputs],
         "normalizedAt": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
     }
 
 
-def _entry(found: _Found, name: str, fmt: str) -> dict:
-    """A file of the summary; a part the export cut says where its records were (for messages
-    that name a record: `cutFrom` record `firstRecord + i` is this part's record i)."""
+def _entry(found: _Found, work: Path, name: str, fmt: str) -> dict:
+    """A file of the summary with its fingerprint; a part the export cut says where its records were
+    (for messages that name a record: `cutFrom` record `firstRecord + i` is this part's record i)."""
     for whole, parts in found.cuts.items():
         if name in parts:
             first = sum(found.records[p] for p in parts[: parts.index(name)])
-            return {"path": name, "format": fmt, "cutFrom": whole, "firstRecord": first}
-    return {"path": name, "format": fmt}
+            return {"path": name, "format": fmt, "cutFrom": whole, "firstRecord": first, **fingerprint(work / name)}
+    return {"path": name, "format": fmt, **fingerprint(work / name)}
 
 
 def _install(work: Path, out: Path, *, force: bool) -> None:
@@ -612,12 +681,113 @@ def _install(work: Path, out: Path, *, force: bool) -> None:
         raise ExportError("the output folder already holds files: pass --force to replace it", file=str(out))
 
 
-def _link_or_copy(src: Path, dst: Path) -> None:
-    """A hard link costs nothing; across file systems, a kernel-side copy."""
+_FICLONE = 0x40049409  # linux/fs.h: share the blocks copy-on-write (btrfs, xfs, bcachefs, ...)
+
+
+def _copy(src: Path, dst: Path) -> None:
+    """An independent copy: a copy-on-write clone where the file system offers one, else a copy
+    in the kernel (copy_file_range). Never a hard link: the export must not share the user's file."""
+    with open(src, "rb") as fi, open(dst, "wb") as fo:
+        try:
+            fcntl.ioctl(fo.fileno(), _FICLONE, fi.fileno())
+            return
+        except OSError:
+            pass
+    jsonscan.copy_span(src, jsonscan.Span(0, src.stat().st_size), dst)
+
+
+def fingerprint(path: Path) -> dict:
+    """What the transform checks an export file against: its size, modification time and a
+    hash of sampled blocks (head, tail and 62 blocks spread between: 4 MB read at most, so
+    checking costs nothing next to parsing; an edit leaves the size, the time and every sampled
+    block alike only when made on purpose)."""
+    st = path.stat()
+    h = hashlib.blake2b(digest_size=16)
+    size, block = st.st_size, 64 << 10
+    with open(path, "rb") as f:
+        starts = [0] if size <= 64 * block else sorted({round(i * (size - block) / 63) for i in range(64)})
+        for start in starts:
+            f.seek(start)
+            h.update(f.read(block if size > 64 * block else size))
+    return {"bytes": size, "mtimeNs": st.st_mtime_ns, "sample": h.hexdigest()}
+
+
+def check_fingerprints(export_dir: Path) -> None:
+    """ExportError naming the first file of an export that no longer matches its summary."""
+    export_dir = Path(export_dir)
+    summary = read_summary(export_dir)
+    for store, entries in summary.get("files", {}).items():
+        for e in entries:
+            if "sample" not in e:
+                continue  # an export written before fingerprints were recorded
+            path = export_dir / e["path"]
+            if not path.is_file():
+                raise ExportError(f"the export was changed after it was written: {_what_is(path)} where its summary "
+                                  "lists a file; run `etl export --force` from the original", file=str(path), store=store)
+            now = fingerprint(path)
+            if now["bytes"] != e["bytes"] or now["sample"] != e["sample"]:
+                raise ExportError(f"the export was changed after it was written ({now['bytes']:,} bytes, summary "
+                                  f"{e['bytes']:,}; content differs): run `etl export --force` from the original",
+                                  file=str(path), store=store)
+
+
+def _check_replaceable(out_dir: Path) -> None:
+    """Refuse to replace a folder that is not an earlier export (what --force may replace)."""
+    if not out_dir.is_dir():
+        raise ExportError(f"the output is {_what_is(out_dir)}, not an export folder: choose another --out", file=str(out_dir))
+    summary = _existing_summary(out_dir) if (out_dir / SUMMARY).is_file() else None
+    if summary is None:
+        raise ExportError("--force replaces only an earlier export (a folder holding an export-summary.json "
+                          "written by `etl export`); this folder is not one: choose another --out or empty it yourself",
+                          file=str(out_dir))
+    names = {e["path"] for entries in summary.get("files", {}).values() for e in entries} | {SUMMARY}
+    foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in names)
+    if foreign:
+        raise ExportError(f"the export folder also holds files it did not write ({', '.join(foreign[:3])}"
+                          f"{', ...' if len(foreign) > 3 else ''}): move them away, then run again", file=str(out_dir))
+
+
+def _what_is(path: Path) -> str:
+    """What is at `path`, in words (for a message about something that is not a regular file)."""
     try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copyfile(src, dst)
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return "nothing"
+    if stat.S_ISLNK(st.st_mode):
+        if not path.exists():
+            return f"a broken symbolic link (to {os.readlink(path)})"
+        st = path.stat()
+    return ("a folder" if stat.S_ISDIR(st.st_mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode)
+            else "a socket" if stat.S_ISSOCK(st.st_mode) else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
+            else "a regular file" if stat.S_ISREG(st.st_mode) else "not a regular file")
+
+
+# Leading bytes of inputs that are not UTF-8 JSON, and what to tell the user.
+_MAGIC = (
+    (b"\x1f\x8b", "compressed (gzip): decompress it first (gunzip)"),
+    (b"PK\x03\x04", "compressed (zip): unzip it first"),
+    (b"BZh", "compressed (bzip2): decompress it first (bunzip2)"),
+    (b"\xfd7zXZ\x00", "compressed (xz): decompress it first (unxz)"),
+    (b"\x28\xb5\x2f\xfd", "compressed (zstd): decompress it first (unzstd)"),
+    (b"\xff\xfe\x00\x00", "UTF-32 text: save it as UTF-8"),
+    (b"\x00\x00\xfe\xff", "UTF-32 text: save it as UTF-8"),
+    (b"\xff\xfe", "UTF-16 text (little-endian): save it as UTF-8"),
+    (b"\xfe\xff", "UTF-16 text (big-endian): save it as UTF-8"),
+)
+
+
+def _sniff(path: Path, store: str | None = None) -> None:
+    """ExportError when `path` is not a regular file, or not UTF-8 text (compressed, UTF-16/32)."""
+    if not path.is_file():
+        raise ExportError(f"{_what_is(path)} where a store file was expected", file=str(path), store=store)
+    with open(path, "rb") as f:
+        head = f.read(8)
+    for magic, what in _MAGIC:
+        if head.startswith(magic):
+            raise ExportError(f"not UTF-8 JSON: the file is {what}", file=str(path), store=store)
+    if len(head) >= 4 and (head[0] == 0) != (head[1] == 0) and (head[1] == 0 or head[0] == 0) and head[2:4].count(0) == 1:
+        raise ExportError("not UTF-8 JSON: the file is UTF-16 text (no byte-order mark): save it as UTF-8",
+                          file=str(path), store=store)
 
 
 def _out_name(store: str, part: int | None, fmt: str) -> str:
@@ -647,8 +817,9 @@ def _json_type(value) -> str:
     return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
 
 
-def _first_char(path: Path) -> str:
+def _first_char(path: Path, store: str | None = None) -> str:
     """The first character that is not whitespace or a byte-order mark ('' for an empty file)."""
+    _sniff(path, store)
     with open(path, "rb") as f:
         while chunk := f.read(1 << 16):
             stripped = chunk.lstrip(b"\xef\xbb\xbf \t\r\n")
@@ -657,11 +828,18 @@ def _first_char(path: Path) -> str:
     return ""
 
 
-def _load_small_json(path: Path):
+def _load_small_json(path: Path) -> dict:
+    """A small JSON object file (export-summary.json); a byte-order mark is allowed."""
+    _sniff(path)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        value = json.loads(path.read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError as e:
+        raise ExportError(f"not UTF-8 text (byte {e.start}): save it as UTF-8", file=str(path)) from None
+    except json.JSONDecodeError as e:
         raise ExportError(f"malformed JSON: {e}", file=str(path)) from None
+    if not isinstance(value, dict):
+        raise ExportError(f"wrong top-level type: expected a JSON object, found {_json_type(value)}", file=str(path))
+    return value
 
 
 def _claimed_counts(summary: dict, path: Path) -> dict[str, int]:
@@ -679,7 +857,7 @@ def _existing_summary(out_dir: Path) -> dict | None:
     if not path.is_file():
         return None
     summary = _load_small_json(path)
-    return summary if isinstance(summary, dict) and "sourceForm" in summary else None
+    return summary if "sourceForm" in summary else None
 
 
 def _unchanged(summary: dict) -> bool:

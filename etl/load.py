@@ -59,6 +59,7 @@ import contextlib
 import hashlib
 import os
 import shutil
+import signal
 import threading
 import time
 import uuid
@@ -74,12 +75,13 @@ import pymysql
 from . import bulk, duck, ledger
 from .config import DEFAULT_CHUNK_SIZE
 from .db import MySQLTarget
-from .errors import LoadError
+from .errors import LoadError, ServerError
 from .ledger import DELETE, INSERT, UPDATE, Chunk
 from .digest import DIGEST, has_digest, stage_digests
 from .rowhash import HASH, Checksum, checksum, read_digests, read_keys, read_mysql, row_hashes
 from .server import alive
-from .stage import read_stage, stage_path, stage_summary, staged_stores
+from .lock import database_lock
+from .stage import check_stage, read_stage, stage_path
 from .stores import Store
 
 BATCH_TARGET_ROWS = 50_000
@@ -138,6 +140,7 @@ class LoadResult:
     tables: tuple[TableLoad, ...]
     sessions_finalized: int
     seconds: float
+    notes: tuple[str, ...] = ()  # e.g. why `auto` fell back to INSERT
 
     @property
     def written(self) -> int:
@@ -162,6 +165,7 @@ class LoadResult:
                 f"{t.gone:>7,}{t.rejected:>10,}{t.chunks:>8,}  {t.path:<5}{t.rows_per_s:>10,.0f}"
             )
         lines.append(f"  upload sessions finalized: {self.sessions_finalized:,}")
+        lines += [f"  note: {n}" for n in self.notes]
         for t in self.tables:
             if t.continued:
                 lines.append(f"  {t.table}: continued {t.continued} chunk(s) of an interrupted load")
@@ -248,12 +252,15 @@ def _work_dir(out_dir: Path):
         shutil.rmtree(work, ignore_errors=True)
 
 def load(stage_dir: Path, target: MySQLTarget, *, chunk_size: int = DEFAULT_CHUNK_SIZE, batch_rows: int | None = None,
-         method: str = "auto", delete_missing: bool = False, progress: Progress | None = None) -> LoadResult:
-    """Write every staged table into `target` (see the module docstring)."""
+         method: str = "auto", delete_missing: bool = False, progress: Progress | None = None,
+         wait: float = 0) -> LoadResult:
+    """Write every staged table into `target` (see the module docstring).
+
+    Holds the database's etl lock (etl/lock.py) for the whole run: a second load into the same
+    database is refused (or waits up to `wait` seconds) with a message naming the holder."""
     t0 = time.perf_counter()
     stage_dir = Path(stage_dir)
-    stage_summary(stage_dir)  # refuse a stage the transform did not finish
-    stores = staged_stores(stage_dir)
+    stores = check_stage(stage_dir)  # refuse a stage that does not agree with its own summary
     if not stores:
         raise LoadError("the stage folder holds no staged tables", file=str(stage_dir))
     if chunk_size < 1 or (batch_rows is not None and batch_rows < 1):
@@ -261,15 +268,17 @@ def load(stage_dir: Path, target: MySQLTarget, *, chunk_size: int = DEFAULT_CHUN
     rows_per_batch = batch_size(chunk_size, batch_rows)
     out_dir = stage_dir / LOAD_DIR
     out_dir.mkdir(exist_ok=True)
-    finalized, methods, finishing = 0, set(), []
+    finalized, methods, finishing, notes = 0, set(), [], {}
     # A table's read-back checks and index rebuild (etl-finish threads) run while the next
     # table loads: the server's LOAD DATA and ALTER TABLE are single-threaded each, and on
     # different tables they use two cores. Two finishers: the small tables' rebuilds need not
     # wait behind the tickets' (23 s of 56 in a 1M load with one).
-    with _work_dir(out_dir) as work, _connect(target) as conn, \
+    with _noticing_interrupts(), database_lock(target, "load", wait=wait), _work_dir(out_dir) as work, _connect(target) as conn, \
             ThreadPoolExecutor(2, thread_name_prefix="etl-finish") as finisher, \
             ThreadPoolExecutor(1, thread_name_prefix="etl-digest", initializer=_background, initargs=(19,)) as digester:
-        _check_schema(conn, stores)
+        with _failing_as_load_error(None):
+            _check_schema(conn, stores)
+            _check_privileges(conn, target, stores)
         digests = {s.table: digester.submit(_keep_stage_digests, stage_dir, s) for s in stores if s.table != "upload_sessions"}
         for store in stores:
             with _failing_as_load_error(store):
@@ -290,6 +299,8 @@ def load(stage_dir: Path, target: MySQLTarget, *, chunk_size: int = DEFAULT_CHUN
                     loader.close()
                     raise
                 methods.add(loader.writer.method)
+                if loader.writer.fallback:
+                    notes.setdefault(loader.writer.fallback, None)
                 finishing.append((store, finisher.submit(loader.finish)))
             for table, done in finishing:
                 if done.done():
@@ -300,7 +311,7 @@ def load(stage_dir: Path, target: MySQLTarget, *, chunk_size: int = DEFAULT_CHUN
             with _failing_as_load_error(table):
                 results.append(done.result())
     return LoadResult(str(target), str(stage_dir), "+".join(sorted(methods)), chunk_size, rows_per_batch,
-                      tuple(results), finalized, time.perf_counter() - t0)
+                      tuple(results), finalized, time.perf_counter() - t0, tuple(notes))
 
 
 def _keep_stage_digests(stage_dir: Path, store: Store) -> Path | None:
@@ -318,13 +329,91 @@ def _keep_stage_digests(stage_dir: Path, store: Store) -> Path | None:
         con.close()
 
 
+_INTERRUPTED = threading.Event()
+
+
 @contextlib.contextmanager
-def _failing_as_load_error(store: Store):
+def _noticing_interrupts():
+    """Remember a Ctrl-C (SIGINT) for the length of a load. Interrupted while it sends a LOAD DATA
+    LOCAL file, PyMySQL still ends the exchange in a `finally` and raises the server's answer to
+    the half-sent file ("Lost connection ...") in place of the KeyboardInterrupt; the load then
+    reports the interruption it was, not a server error (`_failing_as_load_error`, `_write`)."""
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or not callable(previous):
+        yield  # signals reach the main thread only; an ignored SIGINT stays ignored
+        return
+
+    def handler(signum, frame):
+        _INTERRUPTED.set()
+        previous(signum, frame)  # Python's default raises KeyboardInterrupt
+
+    _INTERRUPTED.clear()
+    signal.signal(signal.SIGINT, handler)
     try:
         yield
-    except pymysql.err.MySQLError as e:  # a dropped connection, a killed query, a server gone
-        raise LoadError(f"loading {store.table} failed: {e.args[-1]}; run the load again to continue",
-                        store=store.name) from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _raise_if_interrupted() -> None:
+    if _INTERRUPTED.is_set():
+        raise KeyboardInterrupt
+
+
+# The server's "you may not": running again cannot help, granting can.
+PRIVILEGE_ERRORS = {1044, 1045, 1142, 1143, 1227, 1370}
+
+
+@contextlib.contextmanager
+def _failing_as_load_error(store: Store | None):
+    try:
+        yield
+    except pymysql.err.MySQLError as e:  # a dropped connection, a killed query, a server gone, a refusal
+        _raise_if_interrupted()
+        code = e.args[0] if e.args and isinstance(e.args[0], int) else None
+        what = f"loading {store.table}" if store else "preparing the load"
+        advice = ("grant the missing privilege to the load's user, then run the load again"
+                  if code in PRIVILEGE_ERRORS else "run the load again to continue")
+        raise LoadError(f"{what} failed: {e.args[-1]}; {advice}", store=store.name if store else None) from None
+
+
+def _check_privileges(conn, target: MySQLTarget, stores) -> None:
+    """Try, before anything is written, each kind of statement the load will run, in forms that
+    change nothing: INSERT ... SELECT ... WHERE 1 = 0, UPDATE/DELETE ... WHERE 1 = 0, a temporary
+    table made and dropped, and (empty tables only: the bulk path drops and rebuilds their
+    indexes) an ALTER TABLE with nothing to do. Parsing SHOW GRANTS is not reliable (roles,
+    wildcards, partial revokes); the server's own answer is."""
+    probes = []
+    for store in stores:
+        t, cols = store.table, ", ".join(f"`{c}`" for c in store.column_names)
+        probes += [
+            ("INSERT", t, f"INSERT INTO `{t}` ({cols}) SELECT {cols} FROM `{t}` WHERE 1 = 0"),
+            ("UPDATE", t, f"UPDATE `{t}` SET `{store.primary_key[0]}` = `{store.primary_key[0]}` WHERE 1 = 0"),
+            ("DELETE", t, f"DELETE FROM `{t}` WHERE 1 = 0"),
+            ("CREATE TEMPORARY TABLES", t, f"CREATE TEMPORARY TABLE `etl_probe_{t}` LIKE `{t}`"),
+            ("CREATE TEMPORARY TABLES", t, f"DROP TEMPORARY TABLE IF EXISTS `etl_probe_{t}`"),
+            ("ALTER", t, f"ALTER TABLE `{t}`"),  # run only on an empty table, see below
+        ]
+    for t in ("etl_load_ledger", "etl_load_indexes"):
+        probes += [(p, t, f"{sql} `{t}`{tail}") for p, sql, tail in (
+            ("INSERT", "INSERT INTO", f" SELECT * FROM `{t}` WHERE 1 = 0"), ("UPDATE", "UPDATE", " SET table_name = table_name WHERE 1 = 0"),
+            ("DELETE", "DELETE FROM", " WHERE 1 = 0"))]
+    with conn.cursor() as cur:
+        for privilege, table, sql in probes:
+            if privilege == "ALTER":
+                cur.execute(f"SELECT EXISTS (SELECT 1 FROM `{table}`)")
+                if cur.fetchone()[0]:
+                    continue  # not empty: the diff path, no ALTER
+            try:
+                cur.execute(sql)
+            except pymysql.err.MySQLError as e:
+                code = e.args[0] if e.args and isinstance(e.args[0], int) else None
+                if code not in PRIVILEGE_ERRORS:
+                    raise
+                raise LoadError(f"the load needs the {privilege} privilege on {target.database}.{table}, which "
+                                f"{target.user} lacks (server: {e.args[-1]}); nothing was written. Grant it, e.g. "
+                                f"GRANT {privilege} ON `{target.database}`.* TO <user>, then run the load again",
+                                field=privilege) from None
 
 
 def session_counts(conn) -> pl.DataFrame:
@@ -349,7 +438,10 @@ def _background(niceness: int = 10) -> None:
 @contextlib.contextmanager
 def _connect(target: MySQLTarget):
     """A loader session: strict, unaudited; closed quietly (after a lost connection there is nothing to close)."""
-    conn = target.connect()
+    try:
+        conn = target.connect()
+    except ServerError as e:  # mid-load (the lock's connection came first): a crashed or restarted server
+        raise LoadError(f"{e.args[0]}; run the load again to continue once the server is back") from None
     try:
         with conn.cursor() as cur:
             # Strict mode: a value the column cannot hold is refused, never silently cut.
@@ -427,7 +519,7 @@ class _TableLoader:
             raise
 
     def _index(self, frame: pl.DataFrame) -> tuple[pl.DataFrame, int | None]:
-        hashes = row_hashes(frame, self.store, fast=True)  # only ever compared with the load's own hashes
+        hashes = row_hashes(frame, self.store)  # only ever compared with the load's own hashes
         if not hashes[self.key].equals(frame[self.key]):  # DuckDB keeps scan order; make sure of it
             raise LoadError("row hashes came back out of order", store=self.store.name)
         keys = mysql_order(hashes.with_row_index(ROW), self.store)
@@ -492,7 +584,7 @@ class _TableLoader:
         if digests:
             hashes = pl.from_arrow(rows).select(self.key, pl.col(DIGEST).cast(pl.UInt64).alias(HASH))
         else:
-            hashes = row_hashes(rows, self.store, fast=True)
+            hashes = row_hashes(rows, self.store)
         return hashes.with_columns(pl.col(self.key).cast(self.keys.schema[self.key]))
 
     def _range(self, chunk: Chunk) -> str:
@@ -602,7 +694,12 @@ class _TableLoader:
                 self.conn.rollback()
             except pymysql.err.MySQLError:
                 pass  # the connection is gone; the server rolls the chunk back itself
-            raise LoadError(f"writing {chunk} failed: {e.args[-1]}", store=self.store.name, record=chunk.key_from) from None
+            _raise_if_interrupted()
+            code = e.args[0] if e.args and isinstance(e.args[0], int) else None
+            advice = ("grant the missing privilege to the load's user, then run the load again" if code in PRIVILEGE_ERRORS
+                      else "the chunk was rolled back; run the load again to continue")
+            raise LoadError(f"writing {chunk} failed: {e.args[-1]}; {advice}", store=self.store.name,
+                            record=chunk.key_from) from None
         finally:
             if prepared is not None:
                 prepared.unlink(missing_ok=True)
@@ -701,6 +798,11 @@ class _TableLoader:
         gone_file = self.out_dir / f"{table}.gone.parquet"
         rejects_file.unlink(missing_ok=True)
         gone_file.unlink(missing_ok=True)
+        if rejects is not None:
+            # Only rows this run left out of MySQL: a row refused once and written later (a continued
+            # chunk, then the diff) is not a reject. So the file holds exactly `rejected` rows.
+            rejects = rejects.join(missing.select(key), on=key, how="semi", maintain_order="left")
+            rejects = rejects if rejects.height else None
         if rejects is not None:
             rejects.write_parquet(rejects_file)
         if gone.height:

@@ -45,7 +45,7 @@ from .config import mask_uri
 from .digest import DIGEST, duckdb_expression, has_digest, stage_digests
 from .errors import ParityError
 from .rowhash import hash_expression, normalized, select_sql
-from .stage import SUMMARY, read_stage, stage_path, staged_stores
+from .stage import SUMMARY, check_stage, read_stage, stage_path
 from .stores import STORES, Store
 
 MAX_ROWS = 1000  # differing rows listed per kind and table in the reports (all are counted)
@@ -160,11 +160,11 @@ class MySQLSide:
 
     def hash_sql(self) -> str:
         """DuckDB expression of the row hash on MySQL's side, over what `read` returns."""
-        return f'"{DIGEST}"' if self.digest else hash_expression(self.store, fast=True)
+        return f'"{DIGEST}"' if self.digest else hash_expression(self.store)
 
     def stage_hash_sql(self) -> str:
         """The same hash of the stage's rows."""
-        return duckdb_expression(self.store) if self.digest else hash_expression(self.store, fast=True)
+        return duckdb_expression(self.store) if self.digest else hash_expression(self.store)
 
     def _read(self, queries: list[str], return_type: str):
         import connectorx as cx
@@ -514,7 +514,7 @@ def parity(src: Path, target, *, buckets: Sequence[str] | None = None, tables: S
     t0 = time.perf_counter()
     stage_dir, tmp = _stage_from(src)
     try:
-        stores = staged_stores(stage_dir)
+        stores = check_stage(stage_dir)  # a table the summary lists must be there, whole
         if tables:
             from .stores import store as lookup
 

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import json
 import time
+import os
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
 from .config import Settings, mask_uri
+from .errors import EtlError
 from .db import MySQLTarget, apply_schema, resolve_target
 from .server import LocalServer
 
@@ -52,8 +54,8 @@ def target(settings: Settings) -> MySQLTarget:
     return resolve_target(settings, start=True)
 
 
-def schema_apply(settings: Settings, *, upgrade_digests: bool = False):
-    return apply_schema(target(settings), upgrade_digests=upgrade_digests)
+def schema_apply(settings: Settings, *, upgrade_digests: bool = False, upgrade: bool = False):
+    return apply_schema(target(settings), upgrade_digests=upgrade_digests, upgrade=upgrade)
 
 
 def normalize_export(settings: Settings, source: Path):
@@ -131,19 +133,35 @@ class RunRecord:
         return "\n".join(lines)
 
     def save(self) -> None:
-        def plain(x):
-            if is_dataclass(x):
-                return {k: plain(v) for k, v in asdict(x).items()}
-            if isinstance(x, dict):
-                return {k: plain(v) for k, v in x.items()}
-            if isinstance(x, (list, tuple)):
-                return [plain(v) for v in x]
-            if isinstance(x, (str, int, float, bool)) or x is None:
-                return x
-            return str(x)
+        """Write the record, private to the user (0600). Each value is stored in its safe form:
+        an object with public() (a connection target, the settings) is stored as that, other
+        dataclasses field by field, each field again in its safe form; never as is."""
+        body = {"started_at": self.started_at, "settings": safe(self.settings), "steps": safe(self.steps),
+                "status": self.status}
+        text = mask_uri(json.dumps(body, indent=2, ensure_ascii=False))
+        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o600)  # O_CREAT's mode is cut by the umask only, but an old file keeps its own
+        os.replace(tmp, self.path)
 
-        body = {k: plain(v) for k, v in asdict(self).items() if k != "path"}
-        self.path.write_text(mask_uri(json.dumps(body, indent=2, ensure_ascii=False)))
+
+def safe(x):
+    """A value as a run record may hold it (see RunRecord.save)."""
+    if hasattr(x, "public") and callable(x.public):
+        return safe(x.public())
+    if hasattr(x, "asdict") and callable(x.asdict) and not isinstance(x, type):
+        return safe(x.asdict())
+    if is_dataclass(x) and not isinstance(x, type):
+        return {f.name: safe(getattr(x, f.name)) for f in fields(x)}
+    if isinstance(x, dict):
+        return {str(k): safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [safe(v) for v in x]
+    if isinstance(x, (str, int, float, bool)) or x is None:
+        return x
+    return str(x)
 
 
 def migrate(settings: Settings, *, source: Path | None = None, sample_tickets: int = 30000,
@@ -197,8 +215,12 @@ def migrate(settings: Settings, *, source: Path | None = None, sample_tickets: i
                 rec.result = step()
             rec.status = "ok"
             echo(rec.result)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM (etl.errors.Interrupted)
+            rec.status, rec.error = "interrupted", "interrupted"
+            run.status = "interrupted"
+            raise
         except Exception as e:
-            rec.status, rec.error = "failed", str(e)
+            rec.status, rec.error = "failed", f"{type(e).__name__}: {e}" if not isinstance(e, EtlError) else str(e)
             run.status = "failed"
             raise
         finally:

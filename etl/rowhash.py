@@ -10,7 +10,7 @@ the store description, so equal rows hash equal whatever engine produced them:
 |-----------------------------|-----------------------|------------------------------------------------------|
 | varchar, text, json         | VARCHAR, unchanged    | MySQL returns text as stored (trailing spaces, tabs,  |
 |                             |                       | NUL bytes, 4-byte UTF-8 included)                    |
-| decimal(p, s)               | DECIMAL(p, s)         | connectorx reads DECIMAL as decimal128(38, 10)       |
+| double                      | DOUBLE                | the same IEEE value on both sides                   |
 | datetime                    | TIMESTAMP_MS          | the stage holds ms, connectorx gives us              |
 | bool                        | TINYINT               | MySQL holds TINYINT(1): a stored 2 must not hash as 1 |
 | int / bigint / epoch_ms     | INTEGER / BIGINT      | widths differ between Arrow readers                  |
@@ -55,45 +55,28 @@ def normalized(col: Column) -> str:
         "bigint": f"CAST({q} AS BIGINT)",
         "epoch_ms": f"CAST({q} AS BIGINT)",
         "bool": f"CAST({q} AS TINYINT)",
-        "decimal": f"CAST({q} AS DECIMAL({col.precision},{col.scale}))",
+        "double": f"CAST({q} AS DOUBLE)",
         "datetime": f"CAST({q} AS TIMESTAMP_MS)",
     }[col.kind]
 
 
-# connectorx reads every MySQL DECIMAL as decimal128(38, 10).
-CONNECTORX_DECIMAL_SCALE = 10
+def hash_expression(store: Store) -> str:
+    """The row hash over every described column."""
+    return "hash(" + ", ".join(normalized(c) for c in store.columns) + ")"
 
 
-def hashed(col: Column) -> str:
-    """What a column is hashed as when `hash_expression(..., fast=True)`: `normalized`, except
-    decimals, hashed as DECIMAL(p - s + 10, 10) where that fits in 18 digits. The same exact
-    value on both sides (the stage's DECIMAL(p, s) widens exactly; connectorx's (38, 10) narrows
-    by a range check instead of a 128-bit division): 0.07 s instead of 1.4 s for the 7 decimals of 1M tickets."""
-    if col.kind == "decimal":
-        digits = col.precision - col.scale + CONNECTORX_DECIMAL_SCALE
-        if col.scale <= CONNECTORX_DECIMAL_SCALE and digits <= 18:
-            return f'CAST("{col.name}" AS DECIMAL({digits},{CONNECTORX_DECIMAL_SCALE}))'
-    return normalized(col)
-
-
-def hash_expression(store: Store, *, fast: bool = False) -> str:
-    """The row hash over every described column. `fast` hashes decimals as `hashed` does: equal
-    rows still hash equal on both sides, but the values differ from the default's (never mix them)."""
-    return "hash(" + ", ".join((hashed if fast else normalized)(c) for c in store.columns) + ")"
-
-
-def row_hashes(data: pl.DataFrame | pa.Table, store: Store, *, fast: bool = False) -> pl.DataFrame:
+def row_hashes(data: pl.DataFrame | pa.Table, store: Store) -> pl.DataFrame:
     """Key column(s) + `row_hash` (UInt64) for every row of `data`, in the order given.
 
     `data` holds (at least) the store's described columns: a staged frame, or the
-    rows read back from MySQL by `read_mysql`. `fast`: see `hash_expression`.
+    rows read back from MySQL by `read_mysql`.
     """
     keys = ", ".join(f'"{k}"' for k in store.primary_key)
     con = _duckdb()
     name = f"rows_{uuid.uuid4().hex}"
     con.register(name, data)
     try:
-        return con.sql(f"SELECT {keys}, {hash_expression(store, fast=fast)} AS {HASH} FROM {name}").pl()
+        return con.sql(f"SELECT {keys}, {hash_expression(store)} AS {HASH} FROM {name}").pl()
     finally:
         con.unregister(name)
 
@@ -166,5 +149,5 @@ def read_keys(target, store: Store) -> pa.Table:
     return cx.read_sql(connectorx_uri(target), f"SELECT {keys} FROM `{store.table}`", return_type="arrow")
 
 
-def mysql_row_hashes(target, store: Store, where: str | None = None, *, fast: bool = False) -> pl.DataFrame:
-    return row_hashes(read_mysql(target, store, where), store, fast=fast)
+def mysql_row_hashes(target, store: Store, where: str | None = None) -> pl.DataFrame:
+    return row_hashes(read_mysql(target, store, where), store)

@@ -28,7 +28,7 @@ from typing import Callable
 from .stores import INCIDENTS, SLA_HOURS, STORES, TICKETS, UPLOAD_SESSIONS, Span, Store
 
 # A stored length agrees with its times (or its H:MM:SS text) to within this many seconds:
-# the app kept milliseconds, MySQL keeps the hours to 6 decimals and the text whole seconds.
+# the app kept milliseconds and the text whole seconds (the hours are the app's own doubles).
 TOLERANCE_SECONDS = 1.5
 SESSION_COLUMN = "upload_session_id"
 

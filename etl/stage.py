@@ -10,9 +10,11 @@ import json
 from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 
 from .errors import EtlError
 from .stores import STORES, Column, Store
+from .stores import store as store_by_name
 
 SUMMARY = "transform-summary.json"
 
@@ -28,7 +30,7 @@ def polars_dtype(col: Column) -> pl.DataType:
         "bigint": pl.Int64(),
         "epoch_ms": pl.Int64(),
         "bool": pl.Boolean(),
-        "decimal": pl.Decimal(col.precision, col.scale),
+        "double": pl.Float64(),
         "datetime": pl.Datetime("ms"),
     }[col.kind]
 
@@ -50,19 +52,75 @@ def read_stage(stage_dir: Path, store: Store, *, lazy: bool = False) -> pl.DataF
     path = stage_path(stage_dir, store)
     if not path.is_file():
         raise EtlError(f"no staged table {store.table}: run `etl transform` first", file=str(path), store=store.name)
-    frame = pl.scan_parquet(path)
-    got, want = frame.collect_schema(), stage_schema(store)
+    try:
+        frame = pl.scan_parquet(path)
+        got, want = frame.collect_schema(), stage_schema(store)
+    except (pl.exceptions.PolarsError, OSError) as e:  # a truncated or foreign file
+        raise EtlError(f"staged table {store.table} is not a readable Parquet file ({_first_line(e)}): "
+                       "run `etl transform` again", file=str(path), store=store.name) from None
     if got != want:
         diff = sorted(set(got.items()) ^ set(want.items()), key=str)[:6]
         raise EtlError(f"staged table {store.table} does not match its description: {diff}", file=str(path), store=store.name)
-    return frame if lazy else frame.collect()
+    if lazy:
+        return frame
+    try:
+        return frame.collect()
+    except (pl.exceptions.PolarsError, OSError) as e:  # a damaged page inside an intact footer
+        raise EtlError(f"staged table {store.table} cannot be read ({_first_line(e)}): run `etl transform` again",
+                       file=str(path), store=store.name) from None
+
+
+def _first_line(e: Exception) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
 
 
 def stage_summary(stage_dir: Path) -> dict:
     path = Path(stage_dir) / SUMMARY
     if not path.is_file():
         raise EtlError("the stage folder has no transform summary: it is missing or incomplete; run `etl transform`", file=str(path))
-    return json.loads(path.read_text())
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as e:
+        raise EtlError(f"the transform summary cannot be read: {_first_line(e)}", file=str(path)) from None
+    if not isinstance(summary, dict) or not isinstance(summary.get("counts"), dict):
+        raise EtlError("the transform summary has no per-store counts: not written by `etl transform`", file=str(path))
+    return summary
+
+
+def check_stage(stage_dir: Path) -> tuple[Store, ...]:
+    """The staged stores, once the stage agrees with its own summary: every table the summary
+    lists is there, a readable Parquet file with the schema of its description and the row
+    count the summary gives; no table is there that the summary does not list. Reads only
+    the files' footers. Load and parity call this before they use a stage."""
+    stage_dir = Path(stage_dir)
+    summary = stage_summary(stage_dir)
+    listed = {}
+    for name, counts in summary["counts"].items():
+        try:
+            listed[store_by_name(name).table] = int(counts["staged"])
+        except (KeyError, TypeError, ValueError):
+            raise EtlError("the transform summary lists a store it does not describe or without a staged count",
+                           file=str(stage_dir / SUMMARY), store=name) from None
+    for store in STORES:
+        path = stage_path(stage_dir, store)
+        if store.table not in listed:
+            if path.exists():
+                raise EtlError(f"staged table {store.table} is not in the transform summary: it was not written "
+                               "by this stage's transform; run `etl transform` again", file=str(path), store=store.name)
+            continue
+        if not path.is_file():
+            raise EtlError(f"staged table {store.table} is missing although the transform summary lists "
+                           f"{listed[store.table]:,} rows: run `etl transform` again", file=str(path), store=store.name)
+        try:
+            rows = pq.read_metadata(path).num_rows
+        except Exception as e:  # noqa: BLE001 - pyarrow raises several kinds for a damaged footer
+            raise EtlError(f"staged table {store.table} is not a readable Parquet file ({_first_line(e)}): "
+                           "run `etl transform` again", file=str(path), store=store.name) from None
+        if rows != listed[store.table]:
+            raise EtlError(f"staged table {store.table} holds {rows:,} rows where the transform summary lists "
+                           f"{listed[store.table]:,}: run `etl transform` again", file=str(path), store=store.name)
+        read_stage(stage_dir, store, lazy=True)  # the schema
+    return tuple(s for s in STORES if s.table in listed)
 
 
 def staged_stores(stage_dir: Path) -> tuple[Store, ...]:

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 # Logical kinds a column can have -> how MySQL spells them.
-KINDS = ("varchar", "text", "mediumtext", "int", "bigint", "bool", "decimal", "datetime", "epoch_ms", "json")
+KINDS = ("varchar", "text", "mediumtext", "int", "bigint", "bool", "double", "datetime", "epoch_ms", "json")
 
 
 def snake(name: str) -> str:
@@ -25,17 +25,14 @@ class Column:
     kind: str
     source: str | None  # path inside the record ("duration.rawHours"); None: derived by transform
     length: int | None = None  # varchar length in characters
-    precision: int | None = None  # decimal
-    scale: int | None = None
     nullable: bool = True
+    default: str | None = None  # SQL DEFAULT, for NOT NULL columns the app's backend does not write
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"column {self.name}: unknown kind {self.kind!r}")
         if self.kind == "varchar" and not self.length:
             raise ValueError(f"column {self.name}: varchar needs a length")
-        if self.kind == "decimal" and (self.precision is None or self.scale is None):
-            raise ValueError(f"column {self.name}: decimal needs precision and scale")
 
     @property
     def mysql_type(self) -> str:
@@ -47,7 +44,9 @@ class Column:
             "int": "INT",
             "bigint": "BIGINT",
             "bool": "TINYINT(1)",
-            "decimal": f"DECIMAL({self.precision},{self.scale})",
+            # The app's numbers are JavaScript numbers, i.e. IEEE doubles: DOUBLE holds every one
+            # exactly, and mysql2 returns it as a number (DECIMAL would come back as text).
+            "double": "DOUBLE",
             "datetime": "DATETIME(3)",
             "epoch_ms": "BIGINT",
         }[self.kind]
@@ -165,26 +164,32 @@ def time(source: str, **kw) -> Column:
     return _col(source, "datetime", **kw)
 
 
+def number(source: str, **kw) -> Column:
+    """A JavaScript number the UI computes with: DOUBLE (see Column.mysql_type)."""
+    return _col(source, "double", **kw)
+
+
 def minutes(source: str) -> Column:
-    return _col(source, "decimal", precision=14, scale=6)
+    return number(source)
 
 
 def duration(source: str) -> tuple[Column, Column]:
     """A `{rawHours, formatted}` object flattened into two columns."""
     return (
-        _col(f"{source}.rawHours", "decimal", name=f"{snake(source)}_raw_hours", precision=14, scale=6),
-        _col(f"{source}.formatted", "varchar", name=f"{snake(source)}_formatted", length=32),
+        number(f"{source}.rawHours", name=f"{snake(source)}_raw_hours"),
+        _col(f"{source}.formatted", "varchar", name=f"{snake(source)}_formatted", length=50),
     )
 
 
 def provenance(*, with_session: bool = True) -> tuple[Column, ...]:
+    # 255: the width the app's backend writes batch and session ids with (domain.md)
     cols = (
         _col("uploadTimestamp", "epoch_ms"),
-        varchar("batchId", 64),
+        varchar("batchId", 255),
         varchar("fileName", 255),
         varchar("fileHash", 128),
     )
-    return cols + ((varchar("uploadSessionId", 64),) if with_session else ())
+    return cols + ((varchar("uploadSessionId", 255),) if with_session else ())
 
 
 # MySQL's own digest of the described columns (a STORED generated column: see etl/digest.py).
@@ -205,9 +210,9 @@ TICKETS = Store(
     table="tickets",
     columns=(
         varchar("id", 64, nullable=False),
-        varchar("customerId", 64),
+        varchar("customerId", 255),
         varchar("name", 255),
-        varchar("category", 64),
+        varchar("category", 100),
         text("description"),
         text("cause"),
         text("handling"),
@@ -218,7 +223,7 @@ TICKETS = Store(
         *duration("handlingDuration"),
         varchar("classification", 255),
         varchar("subClassification", 255),
-        varchar("status", 32),
+        varchar("status", 50),
         *(text(f"handling{i}") for i in N),
         *(time(f"closeHandling{i}") for i in N),
         *(c for i in N for c in duration(f"handlingDuration{i}")),
@@ -247,16 +252,16 @@ INCIDENTS = Store(
     name="incidents",
     table="incidents",
     columns=(
-        varchar("id", 128, nullable=False),
-        varchar("noCase", 64),
-        varchar("priority", 32),
+        varchar("id", 255, nullable=False),
+        varchar("noCase", 255),
+        varchar("priority", 50),
         varchar("site", 255),
-        varchar("ncal", 32),
-        varchar("status", 32),
+        varchar("ncal", 50),
+        varchar("status", 50),
         _col("level", "int"),
         varchar("ts", 255),
         varchar("odpBts", 255),
-        time("startTime", nullable=False),
+        time("startTime"),  # nullable: the backend writes incidents without one
         time("startEscalationVendor"),
         time("endTime"),
         minutes("durationMin"),
@@ -266,8 +271,8 @@ INCIDENTS = Store(
         text("actionTerakhir"),
         text("note"),
         varchar("klasifikasiGangguan", 255),
-        _col("powerBefore", "decimal", precision=10, scale=3),
-        _col("powerAfter", "decimal", precision=10, scale=3),
+        number("powerBefore"),
+        number("powerAfter"),
         time("startPause1"),
         time("endPause1"),
         time("startPause2"),
@@ -296,9 +301,9 @@ CUSTOMERS = Store(
     columns=(
         varchar("id", 255, nullable=False),
         varchar("nama", 255),
-        varchar("jenisKlien", 64),
+        varchar("jenisKlien", 100),
         varchar("layanan", 128),
-        varchar("kategori", 64),
+        varchar("kategori", 100),
         *provenance(),
     ),
     primary_key=("id",),
@@ -334,7 +339,7 @@ UPLOAD_SESSIONS = Store(
     name="uploadSessions",
     table="upload_sessions",
     columns=(
-        varchar("id", 64, nullable=False),
+        varchar("id", 255, nullable=False),  # as wide as the records' upload_session_id
         varchar("fileName", 255),
         varchar("fileHash", 128),
         _col("fileSize", "bigint"),
@@ -342,10 +347,11 @@ UPLOAD_SESSIONS = Store(
         _col("recordCount", "int"),
         _col("successCount", "int"),
         _col("errorCount", "int"),
-        varchar("dataType", 16),
-        varchar("status", 16),
+        varchar("dataType", 50),
+        varchar("status", 50),
         _col("errorLog", "json"),
-        Column("reconstructed", "bool", None, nullable=False),  # made by transform for legacy records
+        # made by transform for legacy records; the backend's own sessions leave it to the default
+        Column("reconstructed", "bool", None, nullable=False, default="0"),
     ),
     primary_key=("id",),
     natural_key=("id",),

@@ -14,13 +14,23 @@ Rules, in one place:
 * text: kept byte for byte (tabs, trailing spaces, NUL, 4-byte UTF-8); `""` stays `""`,
   absent and `null` both become NULL (the one state MySQL cannot tell apart). Longer than
   the column (characters for VARCHAR, bytes for TEXT) -> reject.
-* times: zone-less ISO (the app's openTime) is UTC wall-clock; `...Z` and `+hh:mm` are
-  converted to UTC; a Date instant (`{"$date": ms}`) or a bare epoch-ms number is taken as
-  is. Kept at millisecond precision, naive UTC. `""` in an optional time -> NULL (a DATETIME
-  cannot hold ''); anything else that does not parse -> reject; a required time that is
-  missing -> reject.
-* numbers: JSON numbers or numeric strings; anything else -> reject. Decimals are rounded
-  to the column's scale (what MySQL would store) and rejected when they do not fit.
+  A non-string JSON value in a text column (number, boolean, object, array) is carried as
+  its JSON text (`5`, `true`, `{"a":1}`). (Not counted: telling a JSON number from a string
+  of digits needs every text field parsed as JSON, which doubled the export's parse time.)
+* records: a property repeated inside one record -> reject naming the property (which of
+  the two holds the data cannot be known); the rest of its file goes through.
+* times: zone-less ISO (the app's openTime) is UTC wall-clock; `...Z`, `+hh:mm` and a
+  trailing zone name (`14:30:00 Asia/Jakarta`, `UTC`, `GMT`) are converted to UTC; a zone
+  abbreviation (`WIB`, `PST`, `IST`: several zones share them) -> reject. A Date instant
+  (`{"$date": ms}`) is taken as is. A bare number (JSON number or digits as text) is read
+  by its size: >= 1e11 epoch milliseconds, 1e9..1e10 epoch seconds (2001..2286); anything
+  else -> reject with why (0, negative, a spreadsheet serial date: 1900 or 1904 system,
+  or between the two epochs). Kept at millisecond precision, naive UTC. `""` in an optional
+  time -> NULL (a DATETIME cannot hold ''); anything else that does not parse -> reject; a
+  required time that is missing -> reject. Staged times before 2000 or after the export's
+  time are counted per column in the summary (`implausible_times`) and named in a note.
+* numbers: JSON numbers or numeric strings; anything else -> reject. Fractional numbers are
+  kept as the doubles they are (DOUBLE columns); integers rejected when they do not fit.
 * durations are never recomputed: the stored rawHours/formatted are what users saw. The
   summary reports the offset between rawHours and close - open (the browser's UTC offset).
 * duplicate primary keys (compared as MySQL's PAD SPACE collations do, i.e. ignoring
@@ -40,6 +50,7 @@ import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
@@ -50,8 +61,9 @@ import pyarrow.parquet as pq
 
 from . import duck
 from .errors import TransformError
-from .export import MAX_OBJECT_BYTES, export_files, record_origins
+from .export import MAX_OBJECT_BYTES, check_fingerprints, export_files, read_summary, record_origins
 from .export import SUMMARY as EXPORT_SUMMARY
+from .server import alive
 from .stage import SUMMARY, polars_dtype, rejects_path, stage_path, stage_schema
 from .stores import SLA_HOURS, STORES, Column, Store
 from .stores import store as store_by_name
@@ -93,36 +105,68 @@ def _typed_sql(col: Column) -> tuple[str | None, str, str]:
     if col.is_text:  # TEXT / MEDIUMTEXT / JSON text: limited in bytes
         return None, r, f"CASE WHEN strlen({r}) > {col.max_bytes} THEN 'text longer than the column (' || strlen({r}) || ' > {col.max_bytes} bytes)' END"
     if col.is_time:
-        # ISO with or without zone (zone-less = UTC), a Date instant {"$date": ms}, or bare epoch ms.
-        epoch = rf"""try_cast(regexp_extract({r}, '^(?:\{{"\$date":\s*)?(-?[0-9]+(?:\.[0-9]+)?)\}}?$', 1) AS DOUBLE)"""
-        # An offset (+hh:mm, +hhmm, +hh, or - after the time's colons) needs the zone-aware cast;
-        # every other form (zone-less, Z) parses as plain TIMESTAMP, which would ignore an offset
-        # but is several times faster.
-        iso = (f"CASE WHEN contains({r}, '+') OR {r} LIKE '%:%-%' THEN try_cast({r} AS TIMESTAMPTZ)::TIMESTAMP "
-               f"ELSE try_cast({r} AS TIMESTAMP) END")
-        # Blank text parses as neither, so it is NULL too (then a problem only when required).
-        value = f"date_trunc('millisecond', coalesce({iso}, epoch_ms(try_cast(round({epoch}) AS BIGINT))))"
-        missing = "required time is missing" if not col.nullable else None
-        # The usual case (a time in range) is decided first: the rest is checked for the few others.
-        why = (f"CASE WHEN {v} BETWEEN TIMESTAMP '1000-01-01' AND TIMESTAMP '9999-12-31 23:59:59.999' THEN NULL "
-               f"WHEN {r} IS NULL OR trim({r}) = '' THEN {_lit(missing) if missing else 'NULL'} "
-               f"WHEN {v} IS NULL THEN 'time does not parse' ELSE 'time outside the DATETIME range' END")
-        return None, value, why
+        return (None, *_time_sql(r, v, col))
     if col.kind == "bool":
         value = f"CASE WHEN lower({r}) IN ('true', '1') THEN true WHEN lower({r}) IN ('false', '0') THEN false END"
         return None, value, f"CASE WHEN {r} IS NOT NULL AND {v} IS NULL THEN 'not a boolean' END"
     number = f"try_cast({r} AS DOUBLE)"  # the cast skips surrounding whitespace itself
     not_number = f"WHEN {r} IS NOT NULL AND ({n} IS NULL OR NOT isfinite({n})) THEN 'not a number'"
-    if col.kind == "decimal":
-        limit = 10 ** (col.precision - col.scale) - 0.5 * 10 ** -col.scale
-        value = f"CASE WHEN abs({n}) < {limit!r} THEN CAST(round({n}, {col.scale}) AS {col.mysql_type}) END"
-        return number, value, (f"CASE {not_number} WHEN {r} IS NOT NULL AND NOT abs({n}) < {limit!r} "
-                               f"THEN 'number does not fit {col.mysql_type}' END")
+    if col.kind == "double":  # the JavaScript number as it is: DOUBLE holds every finite one
+        return number, f"CASE WHEN isfinite({n}) THEN {n} END", f"CASE {not_number} END"
     bits = 31 if col.kind == "int" else 63
     duck = "INTEGER" if col.kind == "int" else "BIGINT"
     ok = f"{n} = round({n}) AND abs({n}) < {float(2 ** bits)!r}"
     return (number, f"CASE WHEN {ok} THEN CAST({n} AS {duck}) END",
             f"CASE {not_number} WHEN {r} IS NOT NULL AND NOT ({ok}) THEN 'not an integer that fits {col.mysql_type}' END")
+
+
+# Bare numbers (JSON numbers, or text that is only digits) in a time column; see the rules above.
+EPOCH_MS_FROM = 1e11  # and up: epoch milliseconds (1e11 ms is 1973-03-03; 1e11 s would be the year 5138)
+EPOCH_S_FROM, EPOCH_S_TO = 1e9, 1e10  # epoch seconds: 2001-09-09 .. 2286-11-20
+EXCEL_TO = 2958466  # spreadsheet serial days reach 9999-12-31 here
+_BARE = r"^\s*-?[0-9]+(\.[0-9]+)?\s*$"
+# a date, a time, then a zone word: "2025-05-12 14:30:00 Asia/Jakarta", "2025-05-12T14:30 WIB"
+_ZONE_WORD = r"^\s*[0-9]{4}[-/][0-9]{2}[-/][0-9]{2}[T ][0-9:.]+\s+([A-Za-z][A-Za-z0-9_/+-]*)\s*$"
+
+
+def _time_sql(r: str, v: str, col: Column) -> tuple[str, str]:
+    """(value, problem) SQL of a time column (rules in the module docstring). The usual forms (ISO
+    without zone or with Z / an offset) take the fast path; the rest is looked at only for values
+    that end in a letter other than Z, or that did not parse."""
+    # An offset (+hh:mm, +hhmm, +hh, or - after the time's colons) needs the zone-aware cast;
+    # every other form (zone-less, Z) parses as plain TIMESTAMP, which would ignore an offset
+    # but is several times faster. A plain TIMESTAMP cast also drops a trailing zone name, so
+    # text ending in a letter (other than Z) goes to the zone rules.
+    last = f"right({r}, 1)"
+    zoned = f"({last} NOT BETWEEN '0' AND '9' AND {last} NOT IN ('Z', '}}', ' '))"
+    zone = f"regexp_extract({r}, {_lit(_ZONE_WORD)}, 1)"
+    named = f"(contains({zone}, '/') OR upper({zone}) IN ('UTC', 'GMT'))"
+    iso = (f"CASE WHEN {zoned} THEN CASE WHEN {named} THEN try_cast({r} AS TIMESTAMPTZ)::TIMESTAMP END "
+           f"WHEN contains({r}, '+') OR {r} LIKE '%:%-%' THEN try_cast({r} AS TIMESTAMPTZ)::TIMESTAMP "
+           f"ELSE try_cast({r} AS TIMESTAMP) END")
+    date = rf"""try_cast(regexp_extract({r}, '^\{{"\$date":\s*(-?[0-9]+(?:\.[0-9]+)?)\}}$', 1) AS DOUBLE)"""
+    n = f"CASE WHEN regexp_full_match({r}, {_lit(_BARE)}) THEN try_cast({r} AS DOUBLE) END"
+    bare = (f"CASE WHEN {n} >= {EPOCH_MS_FROM} THEN {n} "
+            f"WHEN {n} >= {EPOCH_S_FROM} AND {n} < {EPOCH_S_TO} THEN {n} * 1000 END")
+    ms = f"CASE WHEN starts_with({r}, '{{') THEN {date} ELSE {bare} END"
+    value = f"date_trunc('millisecond', coalesce({iso}, epoch_ms(try_cast(round({ms}) AS BIGINT))))"
+    missing = "required time is missing" if not col.nullable else None
+    number_why = (f"CASE WHEN {n} = 0 THEN 'a bare 0 is not a time (an unset value?)' "
+                  f"WHEN {n} < 0 THEN 'a negative bare number is not a time' "
+                  f"WHEN {n} < {EXCEL_TO} THEN 'a bare number like a spreadsheet serial date (1900 or 1904 "
+                  f"date system: ambiguous): export times as ISO text' "
+                  f"WHEN {n} < {EPOCH_S_FROM} THEN 'a bare number too small for epoch seconds after 2001 "
+                  f"(and epoch milliseconds would be January 1970)' "
+                  f"ELSE 'a bare number too large for epoch seconds and too small for epoch milliseconds (ambiguous)' END")
+    zone_why = (f"'the time zone ' || {zone} || ' is an abbreviation (ambiguous): give an offset (+07:00) "
+                f"or a zone name (Asia/Jakarta)'")
+    # The usual case (a time in range) is decided first: the rest is checked for the few others.
+    why = (f"CASE WHEN {v} BETWEEN TIMESTAMP '1000-01-01' AND TIMESTAMP '9999-12-31 23:59:59.999' THEN NULL "
+           f"WHEN {r} IS NULL OR trim({r}) = '' THEN {_lit(missing) if missing else 'NULL'} "
+           f"WHEN {v} IS NULL AND {n} IS NOT NULL THEN {number_why} "
+           f"WHEN {v} IS NULL AND {zoned} AND {zone} <> '' AND NOT {named} THEN {zone_why} "
+           f"WHEN {v} IS NULL THEN 'time does not parse' ELSE 'time outside the DATETIME range' END")
+    return value, why
 
 
 def _read_sql(store: Store, fmt: str, typed: bool) -> str:
@@ -131,9 +175,10 @@ def _read_sql(store: Store, fmt: str, typed: bool) -> str:
     The inner query flattens each source path into text named for its target column:
     typed=True reads each top-level field as VARCHAR (non-string JSON arrives as its JSON
     text, a Date as `{"$date":ms}`) and nested objects as structs of VARCHAR: fast, but DuckDB
-    refuses the whole file when a nested field is not an object. typed=False reads every field
-    as JSON and extracts with json functions: slower, refuses nothing, and reports nested
-    fields that are not objects.
+    refuses the whole file when a nested field is not an object or a record repeats a
+    property. typed=False reads each record as JSON text and extracts with json functions:
+    slower, refuses nothing, and reports nested fields that are not objects and repeated
+    properties (the record's reject names the property).
     """
     sourced = [c for c in store.columns if c.source]
     nested: dict[str, list[str]] = {}
@@ -148,16 +193,27 @@ def _read_sql(store: Store, fmt: str, typed: bool) -> str:
         raw = [".".join(_q(p) for p in c.source.split(".", 1)) for c in sourced]
         shapes = []
     else:
-        types = dict.fromkeys(fields, "JSON")
         raw = [(f"json_extract({_q(c.source.split('.')[0])}, {_lit('$.' + c.source.split('.')[1])})"
                 if "." in c.source else _q(c.source)) + "->>'$'" for c in sourced]
         shapes = [f"CASE WHEN json_type({_q(p)}) NOT IN ('OBJECT', 'NULL') THEN "
                   f"{_lit(p)} || '{US}' || {_lit(p + ' is not an object')} || '{US}' || left({_q(p)}::VARCHAR, {EXCERPT}) END"
                   for p in nested]
-    columns = "{" + ", ".join(f"{_lit(f)}: {_lit(t)}" for f, t in types.items()) + "}"
+        # A property repeated inside one record: DuckDB's read_json refuses the whole file, so the
+        # careful read takes each record as JSON text; the record becomes a reject naming the property.
+        keys = "json_keys(__o)"
+        shapes.append(f"CASE WHEN len({keys}) <> len(list_distinct({keys})) THEN "
+                      f"[k FOR k IN {keys} IF len(list_filter({keys}, lambda j: j = k)) > 1][1] || '{US}' || "
+                      f"'the property appears twice in the record (which one holds the data?)' || '{US}' || left(__o, {EXCERPT}) END")
+    if typed:
+        columns = "{" + ", ".join(f"{_lit(f)}: {_lit(t)}" for f, t in types.items()) + "}"
+        source = f"read_json(?, format={_lit(fmt)}, columns={columns}, maximum_object_size={MAX_OBJECT_BYTES})"
+    else:
+        tops = ", ".join(f"json_extract(json, {_lit('$.' + json.dumps(f))}) AS {_q(f)}" for f in fields)
+        source = (f"(SELECT json AS __o, {tops}, file_index FROM read_json_objects(?, format={_lit(fmt)}, "
+                  f"maximum_object_size={MAX_OBJECT_BYTES}))")
     inner = (f"SELECT {', '.join(f'{e} AS {_q(RAW + c.name)}' for e, c in zip(raw, sourced))}"
              f"{''.join(', ' + s + f' AS __shape{i}' for i, s in enumerate(shapes))} "
-             f", file_index AS __fi FROM read_json(?, format={_lit(fmt)}, columns={columns}, maximum_object_size={MAX_OBJECT_BYTES})")
+             f", file_index AS __fi FROM {source}")
     # Each level computes what the next one reads, so every cast and parse runs once per value.
     numbers, typed, values, problems = [], [], [], [f"__shape{i}" for i in range(len(shapes))]
     for c in sourced:
@@ -197,7 +253,7 @@ def sla_bands(store: Store):
     def step(frame: pl.DataFrame) -> pl.DataFrame:
         if store.name != "tickets":
             return frame
-        hours = pl.col("duration_raw_hours").cast(pl.Float64)
+        hours = pl.col("duration_raw_hours")
         closed = pl.col("close_time").is_not_null() & hours.is_not_null()
         return frame.with_columns(pl.when(closed).then(hours <= h).alias(f"sla_{h}h") for h in SLA_HOURS)
 
@@ -335,6 +391,8 @@ class TransformResult:
     findings: tuple[str, ...]
     seconds: float
     missing_stores: tuple[str, ...] = field(default=())
+    # store -> column -> staged times before PLAUSIBLE_FROM or after the export's time
+    implausible_times: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def __str__(self) -> str:
         lines = [f"staged {self.export_dir} -> {self.stage_dir} in {self.seconds:.1f} s"]
@@ -345,6 +403,37 @@ class TransformResult:
             lines.append(f"  reconstructed upload sessions: {self.reconstructed_sessions}")
         lines += [f"  note: {f}" for f in self.findings]
         return "\n".join(lines)
+
+
+PLAUSIBLE_FROM = datetime(2000, 1, 1)  # the app is far younger: an earlier time is a sign of a wrong reading
+
+
+def implausible_times(stage: Path, until: datetime | None) -> dict[str, dict[str, int]]:
+    """Per store and time column, the staged times before PLAUSIBLE_FROM or after `until` (the
+    export's time): staged as they are, but worth a look (one scan of the time columns)."""
+    out: dict[str, dict[str, int]] = {}
+    for store in STORES:
+        cols = [c.name for c in store.columns if c.is_time]
+        path = stage_path(stage, store)
+        if not cols or not path.is_file():
+            continue
+        bad = [(pl.col(c) < PLAUSIBLE_FROM) | ((pl.col(c) > until) if until else pl.lit(False)) for c in cols]
+        row = pl.scan_parquet(path).select(b.sum().alias(c) for b, c in zip(bad, cols)).collect().row(0, named=True)
+        if any(row.values()):
+            out[store.name] = {c: n for c, n in row.items() if n}
+    return out
+
+
+def _export_time(export_dir: Path) -> datetime | None:
+    """When the export was made (its own exportedAt, else when `etl export` normalized it), naive UTC."""
+    summary = read_summary(export_dir)
+    for key in ("exportedAt", "normalizedAt"):
+        try:
+            t = datetime.fromisoformat(str(summary.get(key)).replace("Z", "+00:00"))
+        except ValueError:
+            continue
+        return t.astimezone(timezone.utc).replace(tzinfo=None) if t.tzinfo else t
+    return None
 
 
 @dataclass
@@ -484,9 +573,9 @@ def fix_up(store: Store, path: Path, drop: pl.Series, sessions: pl.DataFrame | N
 
 def duration_offset(path: Path) -> str | None:
     """The median gap between stored rawHours and close - open: the uploading browser's UTC offset."""
-    gap = pl.scan_parquet(path).filter(pl.col("duration_raw_hours").cast(pl.Float64) > 0,
+    gap = pl.scan_parquet(path).filter(pl.col("duration_raw_hours") > 0,
                                        pl.col("close_time").is_not_null()).select(
-        (pl.col("duration_raw_hours").cast(pl.Float64)
+        (pl.col("duration_raw_hours")
          - (pl.col("close_time") - pl.col("open_time")).dt.total_milliseconds() / 3_600_000).median()
     ).collect().item()
     if gap is None:
@@ -506,9 +595,12 @@ def transform(export_dir: Path, stage_dir: Path) -> TransformResult:
         if store_by_name(name).required:
             raise TransformError("the export has no file for this store", file=str(export_dir), store=name)
 
+    check_fingerprints(export_dir)
+    check_replaceable(stage_dir, export_dir)
+    remove_stale_work(stage_dir)
+
     tmp = stage_dir.with_name(f".{stage_dir.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "rejects").mkdir(parents=True)
     con = duck.connect(string_views=True)
     # Two stores at a time: a store's Python steps and Parquet writing leave DuckDB's threads
     # idle now and then, and the other store's reading fills the gaps.
@@ -516,6 +608,7 @@ def transform(export_dir: Path, stage_dir: Path) -> TransformResult:
     metas: dict[str, pl.DataFrame] = {}
     counts: dict[str, StoreCounts] = {}
     try:
+        (tmp / "rejects").mkdir(parents=True)  # inside the try: an interruption right after it removes it too
         # uploadSessions comes last: the sessions rebuilt from the other stores are added to it.
         first = [s for s in STORES if s.name not in missing and s.name != "uploadSessions"]
         futures = [pool.submit(_stage_store, con, export_dir, tmp, s) for s in first]
@@ -533,26 +626,72 @@ def transform(export_dir: Path, stage_dir: Path) -> TransformResult:
         for name, c in counts.items():
             if not c.balanced:
                 raise TransformError(f"records in != staged + rejected: {c}", store=name)
-    except BaseException:
+        findings = [f for f in [duration_offset(stage_path(tmp, store_by_name("tickets")))] if f]
+        if missing:
+            findings.append(f"the export holds no {', '.join(missing)}: sessions were reconstructed from the records")
+        odd = implausible_times(tmp, until := _export_time(export_dir))
+        if odd:
+            listed = "; ".join(f"{s}.{c} {n:,}" for s, cols in odd.items() for c, n in cols.items())
+            findings.append(f"times before {PLAUSIBLE_FROM:%Y-%m-%d} or after the export ({until or 'unknown'}) "
+                            f"were staged as they are: {listed}")
+        counts = {s.name: counts[s.name] for s in STORES if s.name in counts}
+        result = TransformResult(str(export_dir), str(stage_dir), counts, rebuilt, tuple(findings),
+                                 time.perf_counter() - t0, tuple(missing), odd)
+        (tmp / SUMMARY).write_text(json.dumps(asdict(result), indent=2, ensure_ascii=False))
+    except BaseException as e:
         pool.shutdown(cancel_futures=True)  # waits for the store being staged: then nothing writes into tmp
         shutil.rmtree(tmp, ignore_errors=True)  # never leave a half-written stage behind
+        if isinstance(e, (OSError, pa.ArrowException, pl.exceptions.PolarsError, duckdb.IOException)):
+            # a full disk, a folder we may not write: Arrow and Polars name neither the file nor the folder
+            where = getattr(e, "filename", None) or stage_dir
+            raise TransformError(f"cannot write the stage: {str(e).splitlines()[0]}", file=str(where)) from None
         raise
     finally:
         pool.shutdown()
         con.close()
-    findings = [f for f in [duration_offset(stage_path(tmp, store_by_name("tickets")))] if f]
-    if missing:
-        findings.append(f"the export holds no {', '.join(missing)}: sessions were reconstructed from the records")
-    counts = {s.name: counts[s.name] for s in STORES if s.name in counts}
-    result = TransformResult(str(export_dir), str(stage_dir), counts, rebuilt, tuple(findings),
-                             time.perf_counter() - t0, tuple(missing))
-    (tmp / SUMMARY).write_text(json.dumps(asdict(result), indent=2, ensure_ascii=False))
     old = stage_dir.with_name(f".{stage_dir.name}.old-{os.getpid()}")
     if stage_dir.exists():
         stage_dir.rename(old)
     tmp.rename(stage_dir)
     shutil.rmtree(old, ignore_errors=True)
     return result
+
+
+# What a stage folder may hold: the transform's tables, rejects and summary, and the load's work
+# (STAGE/load). A folder with anything else is not a stage, and is never replaced.
+STAGE_OWN = frozenset({SUMMARY, "rejects", "load", *(f"{s.table}.parquet" for s in STORES)})
+
+
+def check_replaceable(stage_dir: Path, export_dir: Path) -> None:
+    """TransformError unless `stage_dir` is absent, empty, or an earlier stage (its summary and only
+    the files a stage holds), and holds neither the export nor a folder above it."""
+    out, src = stage_dir.resolve(), export_dir.resolve()
+    if out == src or out in src.parents:
+        raise TransformError("the stage folder would replace the export it reads (it is the export folder or "
+                             "holds it): choose another --out", file=str(stage_dir))
+    if not os.path.lexists(stage_dir):
+        return
+    if not stage_dir.is_dir() or stage_dir.is_symlink():
+        raise TransformError("the stage folder is not a folder: choose another --out", file=str(stage_dir))
+    names = {p.name for p in stage_dir.iterdir()}
+    if not names:
+        return
+    if SUMMARY not in names:
+        raise TransformError(f"the folder is not a stage (no {SUMMARY}) and is replaced only when it is one: "
+                             "choose another --out, or empty it yourself", file=str(stage_dir))
+    foreign = sorted(names - STAGE_OWN)
+    if foreign:
+        raise TransformError(f"the stage folder holds files a stage does not ({', '.join(foreign[:3])}"
+                             f"{', ...' if len(foreign) > 3 else ''}): move them away, then run again", file=str(stage_dir))
+
+
+def remove_stale_work(stage_dir: Path) -> None:
+    """Remove `.STAGE.tmp-PID` / `.STAGE.old-PID` folders left by a transform that was killed
+    (its PID no longer runs): they are this tool's and no one else's."""
+    for path in stage_dir.parent.glob(f".{stage_dir.name}.*-*"):
+        kind, _, pid = path.name[len(stage_dir.name) + 2:].rpartition("-")
+        if kind in ("tmp", "old") and pid.isdigit() and int(pid) != os.getpid() and not alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _stage_store(con, export_dir: Path, tmp: Path, store: Store) -> tuple[StoreCounts, pl.DataFrame]:

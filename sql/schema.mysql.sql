@@ -4,7 +4,9 @@
 --   mysql DB < sql/schema.mysql.sql
 -- and with `etl schema apply`. Applying it again changes nothing and loses nothing:
 -- tables are CREATE ... IF NOT EXISTS, views CREATE OR REPLACE, routines and
--- triggers dropped and created again (they hold no data), seed rows INSERT IGNORE.
+-- triggers dropped and created again (they hold no data), seed rows inserted only when absent.
+-- Tables made by an older version of this file are brought to this one by
+-- `etl schema apply --upgrade` (etl/upgrade.py), which names each change first.
 --
 -- The data tables' columns mirror etl/stores.py (the one description of each store);
 -- tests/test_schema.py checks the two against information_schema on a live server.
@@ -19,6 +21,9 @@
 --   transform treats such keys as duplicates and reports them.
 -- * no JSON column type: MariaDB's JSON is a LONGTEXT alias and MySQL's is binary, so
 --   JSON is kept as MEDIUMTEXT text on both.
+-- * numbers the UI computes with are DOUBLE, not DECIMAL: the app's values are JavaScript
+--   numbers (IEEE doubles), which DOUBLE holds exactly, and mysql2 (the backend's driver)
+--   returns DECIMAL as text, which turns the UI's sums into concatenated strings.
 -- * integer display widths (INT(11)) are shown by MariaDB and not by MySQL 8.0.19+;
 --   nothing here depends on them.
 -- * row_digest is `GENERATED ALWAYS AS (...) STORED INVISIBLE` on both; INVISIBLE needs
@@ -36,22 +41,22 @@ SET NAMES utf8mb4;
 
 CREATE TABLE IF NOT EXISTS tickets (
   id                           VARCHAR(64) COLLATE utf8mb4_bin NOT NULL,
-  customer_id                  VARCHAR(64),
+  customer_id                  VARCHAR(255),
   name                         VARCHAR(255),
-  category                     VARCHAR(64),
+  category                     VARCHAR(100),
   description                  TEXT,
   cause                        TEXT,
   handling                     TEXT,
   open_time                    DATETIME(3) NOT NULL,
   close_time                   DATETIME(3),
-  duration_raw_hours           DECIMAL(14,6),
-  duration_formatted           VARCHAR(32),
+  duration_raw_hours           DOUBLE,
+  duration_formatted           VARCHAR(50),
   close_handling               DATETIME(3),
-  handling_duration_raw_hours  DECIMAL(14,6),
-  handling_duration_formatted  VARCHAR(32),
+  handling_duration_raw_hours  DOUBLE,
+  handling_duration_formatted  VARCHAR(50),
   classification               VARCHAR(255),
   sub_classification           VARCHAR(255),
-  status                       VARCHAR(32),
+  status                       VARCHAR(50),
   handling1                    TEXT,
   handling2                    TEXT,
   handling3                    TEXT,
@@ -62,24 +67,24 @@ CREATE TABLE IF NOT EXISTS tickets (
   close_handling3              DATETIME(3),
   close_handling4              DATETIME(3),
   close_handling5              DATETIME(3),
-  handling_duration1_raw_hours DECIMAL(14,6),
-  handling_duration1_formatted VARCHAR(32),
-  handling_duration2_raw_hours DECIMAL(14,6),
-  handling_duration2_formatted VARCHAR(32),
-  handling_duration3_raw_hours DECIMAL(14,6),
-  handling_duration3_formatted VARCHAR(32),
-  handling_duration4_raw_hours DECIMAL(14,6),
-  handling_duration4_formatted VARCHAR(32),
-  handling_duration5_raw_hours DECIMAL(14,6),
-  handling_duration5_formatted VARCHAR(32),
+  handling_duration1_raw_hours DOUBLE,
+  handling_duration1_formatted VARCHAR(50),
+  handling_duration2_raw_hours DOUBLE,
+  handling_duration2_formatted VARCHAR(50),
+  handling_duration3_raw_hours DOUBLE,
+  handling_duration3_formatted VARCHAR(50),
+  handling_duration4_raw_hours DOUBLE,
+  handling_duration4_formatted VARCHAR(50),
+  handling_duration5_raw_hours DOUBLE,
+  handling_duration5_formatted VARCHAR(50),
   open_by                      VARCHAR(255),
   cabang                       VARCHAR(128),
   rep_class                    VARCHAR(64),
   upload_timestamp             BIGINT,
-  batch_id                     VARCHAR(64),
+  batch_id                     VARCHAR(255),
   file_name                    VARCHAR(255),
   file_hash                    VARCHAR(128),
-  upload_session_id            VARCHAR(64),
+  upload_session_id            VARCHAR(255),
   sla_4h                       TINYINT(1),
   sla_8h                       TINYINT(1),
   sla_24h                      TINYINT(1),
@@ -95,10 +100,10 @@ CREATE TABLE IF NOT EXISTS tickets (
       IFNULL(CONCAT(LENGTH(`handling`), ':', `handling`), 'N'),
       IFNULL(`open_time`, 'N'),
       IFNULL(`close_time`, 'N'),
-      IFNULL(`duration_raw_hours`, 'N'),
+      IFNULL(CASE WHEN `duration_raw_hours` = 0 THEN '0' ELSE CONCAT(CAST(`duration_raw_hours` / POW(2, (CAST(GREATEST(LEAST(FLOOR(LOG2(ABS(`duration_raw_hours`))), 1023), -1074) AS SIGNED) - (ABS(`duration_raw_hours`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`duration_raw_hours`))), 1023), -1074)) < 1) + (ABS(`duration_raw_hours`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`duration_raw_hours`))), 1023), -1074)) >= 2))) * 4503599627370496 AS SIGNED), 'p', (CAST(GREATEST(LEAST(FLOOR(LOG2(ABS(`duration_raw_hours`))), 1023), -1074) AS SIGNED) - (ABS(`duration_raw_hours`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`duration_raw_hours`))), 1023), -1074)) < 1) + (ABS(`duration_raw_hours`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`duration_raw_hours`))), 1023), -1074)) >= 2))) END, 'N'),
       IFNULL(CONCAT(LENGTH(`duration_formatted`), ':', `duration_formatted`), 'N'),
       IFNULL(`close_handling`, 'N'),
-      IFNULL(`handling_duration_raw_hours`, 'N'),
+      IFNULL(CASE WHEN `handling_duration_raw_hours` = 0 THEN '0' ELSE CONCAT(CAST(`handling_duration_raw_hours` / POW(2, (CAST(GREATEST(LEAST(FLOOR(LOG2(ABS(`handling_duration_raw_hours`))), 1023), -1074) AS SIGNED) - (ABS(`handling_duration_raw_hours`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`handling_duration_raw_hours`))), 1023), -1074)) < 1) + (ABS(`handling_duration_raw_hours`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`handling_duration_raw_hours`))), 1023), -1074)) >= 2))) * 4503599627370496 AS SIGNED), 'p', (CAST(GREATEST(LEAST(FLOOR(LOG2(ABS(`handling_duration_raw_hours`))), 1023), -1074) AS SIGNED) - (ABS(`handling_duration_raw_hours`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`handling_duration_raw_hours`))), 1023), -1074)) < 1) + (ABS(`handling_duration_raw_hours`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`handling_duration_raw_hours`))), 1023), -1074)) >= 2))) END, 'N'),
       IFNULL(CONCAT(LENGTH(`handling_duration_formatted`), ':', `handling_duration_formatted`), 'N'),
       IFNULL(CONCAT(LENGTH(`classification`), ':', `classification`), 'N'),
       IFNULL(CONCAT(LENGTH(`sub_classification`), ':', `sub_classification`), 'N'),
@@ -113,15 +118,15 @@ CREATE TABLE IF NOT EXISTS tickets (
       IFNULL(`close_handling3`, 'N'),
       IFNULL(`close_handling4`, 'N'),
       IFNULL(`close_handling5`, 'N'),
-      IFNULL(`handling_duration1_raw_hours`, 'N'),
+      IFNULL(CASE WHEN `handling_duration1_raw_hours` = 0 THEN '0' ELSE CONCAT(CAST(`handling_duration1_raw_hours` / POW(2, (CAST(GREATEST(LEAST(FLOOR(LOG2(ABS(`handling_duration1_raw_hours`))), 1023), -1074) AS SIGNED) - (ABS(`handling_duration1_raw_hours`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`handling_duration1_raw_hours`))), 1023), -1074)) < 1) + (ABS(`handling_duration1_raw_hours`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`handling_duration1_raw_hours`))), 1023), -1074)) >= 2))) * 4503599627370496 AS SIGNED), 'p', (CAST(GREATEST(LEAST(FLOOR(LOG2(ABS(`handling_duration1_raw_hours`))), 1023), -1074) AS SIGNED) - (ABS(`handling_duration1_raw_hours`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`handling_duration1_raw_hours`))), 1023), -1074)) < 1) + (ABS(`handling_duration1_raw_hours`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`handling_duration1_raw_hours`))), 1023), -1074)) >= 2))) END, 'N'),
       IFNULL(CONCAT(LENGTH(`handling_duration1_formatted`), ':', `handling_duration1_formatted`), 'N'),
-      IFNULL(`handling_duration2_raw_hours`, 'N'),
+      IFNULL(CASE WHEN `handling_duration2_raw_hours` = 0 THEN '0' ELSE CONCAT(CAST(`handling_duration2_raw_hours` / POW(2, (CAST(GREATEST(LEAST(FLOOR(LOG2(ABS(`handling_duration2_raw_hours`))), 1023), -1074) AS SIGNED) - (ABS(`handling_duration2_raw_hours`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`handling_duration2_raw_hours`))), 1023), -1074)) < 1) + (ABS(`handling_duration2_raw_hours`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`handling_duration2_raw_hours`))), 1023), -1074)) >= 2))) * 4503599627370496 AS SIGNED), 'p', (CAST(GREATEST(LEAST(FLOOR(LOG2(ABS(`handling_duration2_raw_hours`))), 1023), -1074) AS SIGNED) - (ABS(`handling_duration2_raw_hours`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`handling_duration2_raw_hours`))), 1023), -1074)) < 1) + (ABS(`handling_duration2_raw_hours`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`handling_duration2_raw_hours`))), 1023), -1074)) >= 2))) END, 'N'),
       IFNULL(CONCAT(LENGTH(`handling_duration2_formatted`), ':', `handling_duration2_formatted`), 'N'),
-      IFNULL(`handling_duration3_raw_hours`, 'N'),
+      IFNULL(CASE WHEN `handling_duration3_raw_hours` = 0 THEN '0' ELSE CONCAT(CAST(`handling_duration3_raw_hours` / POW(2, (CAST(GREATEST(LEAST(FLOOR(LOG2(ABS(`handling_duration3_raw_hours`))), 1023), -1074) AS SIGNED) - (ABS(`handling_duration3_raw_hours`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`handling_duration3_raw_hours`))), 1023), -1074)) < 1) + (ABS(`handling_duration3_raw_hours`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`handling_duration3_raw_hours`))), 1023), -1074)) >= 2))) * 4503599627370496 AS SIGNED), 'p', (CAST(GREATEST(LEAST(FLOOR(LOG2(ABS(`handling_duration3_raw_hours`))), 1023), -1074) AS SIGNED) - (ABS(`handling_duration3_raw_hours`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`handling_duration3_raw_hours`))), 1023), -1074)) < 1) + (ABS(`handling_duration3_raw_hours`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`handling_duration3_raw_hours`))), 1023), -1074)) >= 2))) END, 'N'),
       IFNULL(CONCAT(LENGTH(`handling_duration3_formatted`), ':', `handling_duration3_formatted`), 'N'),
-      IFNULL(`handling_duration4_raw_hours`, 'N'),
+      IFNULL(CASE WHEN `handling_duration4_raw_hours` = 0 THEN '0' ELSE CONCAT(CAST(`handling_duration4_raw_hours` / POW(2, (CAST(GREATEST(LEAST(FLOOR(LOG2(ABS(`handling_duration4_raw_hours`))), 1023), -1074) AS SIGNED) - (ABS(`handling_duration4_raw_hours`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`handling_duration4_raw_hours`))), 1023), -1074)) < 1) + (ABS(`handling_duration4_raw_hours`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`handling_duration4_raw_hours`))), 1023), -1074)) >= 2))) * 4503599627370496 AS SIGNED), 'p', (CAST(GREATEST(LEAST(FLOOR(LOG2(ABS(`handling_duration4_raw_hours`))), 1023), -1074) AS SIGNED) - (ABS(`handling_duration4_raw_hours`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`handling_duration4_raw_hours`))), 1023), -1074)) < 1) + (ABS(`handling_duration4_raw_hours`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`handling_duration4_raw_hours`))), 1023), -1074)) >= 2))) END, 'N'),
       IFNULL(CONCAT(LENGTH(`handling_duration4_formatted`), ':', `handling_duration4_formatted`), 'N'),
-      IFNULL(`handling_duration5_raw_hours`, 'N'),
+      IFNULL(CASE WHEN `handling_duration5_raw_hours` = 0 THEN '0' ELSE CONCAT(CAST(`handling_duration5_raw_hours` / POW(2, (CAST(GREATEST(LEAST(FLOOR(LOG2(ABS(`handling_duration5_raw_hours`))), 1023), -1074) AS SIGNED) - (ABS(`handling_duration5_raw_hours`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`handling_duration5_raw_hours`))), 1023), -1074)) < 1) + (ABS(`handling_duration5_raw_hours`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`handling_duration5_raw_hours`))), 1023), -1074)) >= 2))) * 4503599627370496 AS SIGNED), 'p', (CAST(GREATEST(LEAST(FLOOR(LOG2(ABS(`handling_duration5_raw_hours`))), 1023), -1074) AS SIGNED) - (ABS(`handling_duration5_raw_hours`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`handling_duration5_raw_hours`))), 1023), -1074)) < 1) + (ABS(`handling_duration5_raw_hours`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`handling_duration5_raw_hours`))), 1023), -1074)) >= 2))) END, 'N'),
       IFNULL(CONCAT(LENGTH(`handling_duration5_formatted`), ':', `handling_duration5_formatted`), 'N'),
       IFNULL(CONCAT(LENGTH(`open_by`), ':', `open_by`), 'N'),
       IFNULL(CONCAT(LENGTH(`cabang`), ':', `cabang`), 'N'),
@@ -134,7 +139,7 @@ CREATE TABLE IF NOT EXISTS tickets (
       IFNULL(`sla_4h`, 'N'),
       IFNULL(`sla_8h`, 'N'),
       IFNULL(`sla_24h`, 'N')), 256), 15), 16, 10) AS SIGNED)) STORED INVISIBLE
-                               COMMENT 'SHA-256 of the described columns, 60 bits (etl/digest.py)',
+                               COMMENT 'SHA-256 of the described columns, 60 bits, doubles as significand and exponent (etl/digest.py)',
   PRIMARY KEY (id),
   KEY idx_tickets_open_time (open_time),
   KEY idx_tickets_name (name),
@@ -150,40 +155,40 @@ CREATE TABLE IF NOT EXISTS tickets (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 CREATE TABLE IF NOT EXISTS incidents (
-  id                           VARCHAR(128) COLLATE utf8mb4_bin NOT NULL,
-  no_case                      VARCHAR(64),
-  priority                     VARCHAR(32),
+  id                           VARCHAR(255) COLLATE utf8mb4_bin NOT NULL,
+  no_case                      VARCHAR(255),
+  priority                     VARCHAR(50),
   site                         VARCHAR(255),
-  ncal                         VARCHAR(32),
-  status                       VARCHAR(32),
+  ncal                         VARCHAR(50),
+  status                       VARCHAR(50),
   level                        INT,
   ts                           VARCHAR(255),
   odp_bts                      VARCHAR(255),
-  start_time                   DATETIME(3) NOT NULL,
+  start_time                   DATETIME(3),
   start_escalation_vendor      DATETIME(3),
   end_time                     DATETIME(3),
-  duration_min                 DECIMAL(14,6),
-  duration_vendor_min          DECIMAL(14,6),
+  duration_min                 DOUBLE,
+  duration_vendor_min          DOUBLE,
   problem                      TEXT,
   penyebab                     TEXT,
   action_terakhir              TEXT,
   note                         TEXT,
   klasifikasi_gangguan         VARCHAR(255),
-  power_before                 DECIMAL(10,3),
-  power_after                  DECIMAL(10,3),
+  power_before                 DOUBLE,
+  power_after                  DOUBLE,
   start_pause1                 DATETIME(3),
   end_pause1                   DATETIME(3),
   start_pause2                 DATETIME(3),
   end_pause2                   DATETIME(3),
-  total_duration_pause_min     DECIMAL(14,6),
-  total_duration_vendor_min    DECIMAL(14,6),
-  net_duration_min             DECIMAL(14,6),
+  total_duration_pause_min     DOUBLE,
+  total_duration_vendor_min    DOUBLE,
+  net_duration_min             DOUBLE,
   imported_at                  DATETIME(3),
   upload_timestamp             BIGINT,
-  batch_id                     VARCHAR(64),
+  batch_id                     VARCHAR(255),
   file_name                    VARCHAR(255),
   file_hash                    VARCHAR(128),
-  upload_session_id            VARCHAR(64),
+  upload_session_id            VARCHAR(255),
   created_at                   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
   updated_at                   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3),
   row_digest                   BIGINT GENERATED ALWAYS AS (CAST(CONV(LEFT(SHA2(CONCAT_WS(',',
@@ -199,29 +204,29 @@ CREATE TABLE IF NOT EXISTS incidents (
       IFNULL(`start_time`, 'N'),
       IFNULL(`start_escalation_vendor`, 'N'),
       IFNULL(`end_time`, 'N'),
-      IFNULL(`duration_min`, 'N'),
-      IFNULL(`duration_vendor_min`, 'N'),
+      IFNULL(CASE WHEN `duration_min` = 0 THEN '0' ELSE CONCAT(CAST(`duration_min` / POW(2, (CAST(GREATEST(LEAST(FLOOR(LOG2(ABS(`duration_min`))), 1023), -1074) AS SIGNED) - (ABS(`duration_min`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`duration_min`))), 1023), -1074)) < 1) + (ABS(`duration_min`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`duration_min`))), 1023), -1074)) >= 2))) * 4503599627370496 AS SIGNED), 'p', (CAST(GREATEST(LEAST(FLOOR(LOG2(ABS(`duration_min`))), 1023), -1074) AS SIGNED) - (ABS(`duration_min`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`duration_min`))), 1023), -1074)) < 1) + (ABS(`duration_min`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`duration_min`))), 1023), -1074)) >= 2))) END, 'N'),
+      IFNULL(CASE WHEN `duration_vendor_min` = 0 THEN '0' ELSE CONCAT(CAST(`duration_vendor_min` / POW(2, (CAST(GREATEST(LEAST(FLOOR(LOG2(ABS(`duration_vendor_min`))), 1023), -1074) AS SIGNED) - (ABS(`duration_vendor_min`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`duration_vendor_min`))), 1023), -1074)) < 1) + (ABS(`duration_vendor_min`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`duration_vendor_min`))), 1023), -1074)) >= 2))) * 4503599627370496 AS SIGNED), 'p', (CAST(GREATEST(LEAST(FLOOR(LOG2(ABS(`duration_vendor_min`))), 1023), -1074) AS SIGNED) - (ABS(`duration_vendor_min`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`duration_vendor_min`))), 1023), -1074)) < 1) + (ABS(`duration_vendor_min`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`duration_vendor_min`))), 1023), -1074)) >= 2))) END, 'N'),
       IFNULL(CONCAT(LENGTH(`problem`), ':', `problem`), 'N'),
       IFNULL(CONCAT(LENGTH(`penyebab`), ':', `penyebab`), 'N'),
       IFNULL(CONCAT(LENGTH(`action_terakhir`), ':', `action_terakhir`), 'N'),
       IFNULL(CONCAT(LENGTH(`note`), ':', `note`), 'N'),
       IFNULL(CONCAT(LENGTH(`klasifikasi_gangguan`), ':', `klasifikasi_gangguan`), 'N'),
-      IFNULL(`power_before`, 'N'),
-      IFNULL(`power_after`, 'N'),
+      IFNULL(CASE WHEN `power_before` = 0 THEN '0' ELSE CONCAT(CAST(`power_before` / POW(2, (CAST(GREATEST(LEAST(FLOOR(LOG2(ABS(`power_before`))), 1023), -1074) AS SIGNED) - (ABS(`power_before`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`power_before`))), 1023), -1074)) < 1) + (ABS(`power_before`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`power_before`))), 1023), -1074)) >= 2))) * 4503599627370496 AS SIGNED), 'p', (CAST(GREATEST(LEAST(FLOOR(LOG2(ABS(`power_before`))), 1023), -1074) AS SIGNED) - (ABS(`power_before`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`power_before`))), 1023), -1074)) < 1) + (ABS(`power_before`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`power_before`))), 1023), -1074)) >= 2))) END, 'N'),
+      IFNULL(CASE WHEN `power_after` = 0 THEN '0' ELSE CONCAT(CAST(`power_after` / POW(2, (CAST(GREATEST(LEAST(FLOOR(LOG2(ABS(`power_after`))), 1023), -1074) AS SIGNED) - (ABS(`power_after`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`power_after`))), 1023), -1074)) < 1) + (ABS(`power_after`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`power_after`))), 1023), -1074)) >= 2))) * 4503599627370496 AS SIGNED), 'p', (CAST(GREATEST(LEAST(FLOOR(LOG2(ABS(`power_after`))), 1023), -1074) AS SIGNED) - (ABS(`power_after`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`power_after`))), 1023), -1074)) < 1) + (ABS(`power_after`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`power_after`))), 1023), -1074)) >= 2))) END, 'N'),
       IFNULL(`start_pause1`, 'N'),
       IFNULL(`end_pause1`, 'N'),
       IFNULL(`start_pause2`, 'N'),
       IFNULL(`end_pause2`, 'N'),
-      IFNULL(`total_duration_pause_min`, 'N'),
-      IFNULL(`total_duration_vendor_min`, 'N'),
-      IFNULL(`net_duration_min`, 'N'),
+      IFNULL(CASE WHEN `total_duration_pause_min` = 0 THEN '0' ELSE CONCAT(CAST(`total_duration_pause_min` / POW(2, (CAST(GREATEST(LEAST(FLOOR(LOG2(ABS(`total_duration_pause_min`))), 1023), -1074) AS SIGNED) - (ABS(`total_duration_pause_min`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`total_duration_pause_min`))), 1023), -1074)) < 1) + (ABS(`total_duration_pause_min`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`total_duration_pause_min`))), 1023), -1074)) >= 2))) * 4503599627370496 AS SIGNED), 'p', (CAST(GREATEST(LEAST(FLOOR(LOG2(ABS(`total_duration_pause_min`))), 1023), -1074) AS SIGNED) - (ABS(`total_duration_pause_min`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`total_duration_pause_min`))), 1023), -1074)) < 1) + (ABS(`total_duration_pause_min`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`total_duration_pause_min`))), 1023), -1074)) >= 2))) END, 'N'),
+      IFNULL(CASE WHEN `total_duration_vendor_min` = 0 THEN '0' ELSE CONCAT(CAST(`total_duration_vendor_min` / POW(2, (CAST(GREATEST(LEAST(FLOOR(LOG2(ABS(`total_duration_vendor_min`))), 1023), -1074) AS SIGNED) - (ABS(`total_duration_vendor_min`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`total_duration_vendor_min`))), 1023), -1074)) < 1) + (ABS(`total_duration_vendor_min`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`total_duration_vendor_min`))), 1023), -1074)) >= 2))) * 4503599627370496 AS SIGNED), 'p', (CAST(GREATEST(LEAST(FLOOR(LOG2(ABS(`total_duration_vendor_min`))), 1023), -1074) AS SIGNED) - (ABS(`total_duration_vendor_min`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`total_duration_vendor_min`))), 1023), -1074)) < 1) + (ABS(`total_duration_vendor_min`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`total_duration_vendor_min`))), 1023), -1074)) >= 2))) END, 'N'),
+      IFNULL(CASE WHEN `net_duration_min` = 0 THEN '0' ELSE CONCAT(CAST(`net_duration_min` / POW(2, (CAST(GREATEST(LEAST(FLOOR(LOG2(ABS(`net_duration_min`))), 1023), -1074) AS SIGNED) - (ABS(`net_duration_min`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`net_duration_min`))), 1023), -1074)) < 1) + (ABS(`net_duration_min`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`net_duration_min`))), 1023), -1074)) >= 2))) * 4503599627370496 AS SIGNED), 'p', (CAST(GREATEST(LEAST(FLOOR(LOG2(ABS(`net_duration_min`))), 1023), -1074) AS SIGNED) - (ABS(`net_duration_min`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`net_duration_min`))), 1023), -1074)) < 1) + (ABS(`net_duration_min`) / POW(2, GREATEST(LEAST(FLOOR(LOG2(ABS(`net_duration_min`))), 1023), -1074)) >= 2))) END, 'N'),
       IFNULL(`imported_at`, 'N'),
       IFNULL(`upload_timestamp`, 'N'),
       IFNULL(CONCAT(LENGTH(`batch_id`), ':', `batch_id`), 'N'),
       IFNULL(CONCAT(LENGTH(`file_name`), ':', `file_name`), 'N'),
       IFNULL(CONCAT(LENGTH(`file_hash`), ':', `file_hash`), 'N'),
       IFNULL(CONCAT(LENGTH(`upload_session_id`), ':', `upload_session_id`), 'N')), 256), 15), 16, 10) AS SIGNED)) STORED INVISIBLE
-                               COMMENT 'SHA-256 of the described columns, 60 bits (etl/digest.py)',
+                               COMMENT 'SHA-256 of the described columns, 60 bits, doubles as significand and exponent (etl/digest.py)',
   PRIMARY KEY (id),
   KEY idx_incidents_start_time (start_time),
   KEY idx_incidents_status (status),
@@ -241,14 +246,14 @@ CREATE TABLE IF NOT EXISTS incidents (
 CREATE TABLE IF NOT EXISTS customers (
   id                           VARCHAR(255) COLLATE utf8mb4_bin NOT NULL,
   nama                         VARCHAR(255),
-  jenis_klien                  VARCHAR(64),
+  jenis_klien                  VARCHAR(100),
   layanan                      VARCHAR(128),
-  kategori                     VARCHAR(64),
+  kategori                     VARCHAR(100),
   upload_timestamp             BIGINT,
-  batch_id                     VARCHAR(64),
+  batch_id                     VARCHAR(255),
   file_name                    VARCHAR(255),
   file_hash                    VARCHAR(128),
-  upload_session_id            VARCHAR(64),
+  upload_session_id            VARCHAR(255),
   created_at                   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
   updated_at                   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3),
   row_digest                   BIGINT GENERATED ALWAYS AS (CAST(CONV(LEFT(SHA2(CONCAT_WS(',',
@@ -262,7 +267,7 @@ CREATE TABLE IF NOT EXISTS customers (
       IFNULL(CONCAT(LENGTH(`file_name`), ':', `file_name`), 'N'),
       IFNULL(CONCAT(LENGTH(`file_hash`), ':', `file_hash`), 'N'),
       IFNULL(CONCAT(LENGTH(`upload_session_id`), ':', `upload_session_id`), 'N')), 256), 15), 16, 10) AS SIGNED)) STORED INVISIBLE
-                               COMMENT 'SHA-256 of the described columns, 60 bits (etl/digest.py)',
+                               COMMENT 'SHA-256 of the described columns, 60 bits, doubles as significand and exponent (etl/digest.py)',
   PRIMARY KEY (id),
   KEY idx_customers_nama (nama),
   KEY idx_customers_jenis_klien (jenis_klien),
@@ -295,7 +300,7 @@ CREATE TABLE IF NOT EXISTS vendors (
       IFNULL(`is_active`, 'N'),
       IFNULL(`created_at`, 'N'),
       IFNULL(`updated_at`, 'N')), 256), 15), 16, 10) AS SIGNED)) STORED INVISIBLE
-                               COMMENT 'SHA-256 of the described columns, 60 bits (etl/digest.py)',
+                               COMMENT 'SHA-256 of the described columns, 60 bits, doubles as significand and exponent (etl/digest.py)',
   PRIMARY KEY (id),
   KEY idx_vendors_name (name),
   KEY idx_vendors_is_active (is_active),
@@ -304,7 +309,7 @@ CREATE TABLE IF NOT EXISTS vendors (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 CREATE TABLE IF NOT EXISTS upload_sessions (
-  id                           VARCHAR(64) COLLATE utf8mb4_bin NOT NULL,
+  id                           VARCHAR(255) COLLATE utf8mb4_bin NOT NULL,
   file_name                    VARCHAR(255),
   file_hash                    VARCHAR(128),
   file_size                    BIGINT,
@@ -312,10 +317,10 @@ CREATE TABLE IF NOT EXISTS upload_sessions (
   record_count                 INT,
   success_count                INT,
   error_count                  INT,
-  data_type                    VARCHAR(16),
-  status                       VARCHAR(16),
+  data_type                    VARCHAR(50),
+  status                       VARCHAR(50),
   error_log                    MEDIUMTEXT,
-  reconstructed                TINYINT(1) NOT NULL,
+  reconstructed                TINYINT(1) NOT NULL DEFAULT 0,
   created_at                   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
   updated_at                   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3),
   row_digest                   BIGINT GENERATED ALWAYS AS (CAST(CONV(LEFT(SHA2(CONCAT_WS(',',
@@ -331,7 +336,7 @@ CREATE TABLE IF NOT EXISTS upload_sessions (
       IFNULL(CONCAT(LENGTH(`status`), ':', `status`), 'N'),
       IFNULL(CONCAT(LENGTH(`error_log`), ':', `error_log`), 'N'),
       IFNULL(`reconstructed`, 'N')), 256), 15), 16, 10) AS SIGNED)) STORED INVISIBLE
-                               COMMENT 'SHA-256 of the described columns, 60 bits (etl/digest.py)',
+                               COMMENT 'SHA-256 of the described columns, 60 bits, doubles as significand and exponent (etl/digest.py)',
   PRIMARY KEY (id),
   KEY idx_upload_sessions_file_name (file_name),
   KEY idx_upload_sessions_file_hash (file_hash),
@@ -340,11 +345,18 @@ CREATE TABLE IF NOT EXISTS upload_sessions (
   KEY idx_upload_sessions_status (status)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
--- The backend owns users; the browser's copies (with their passwords) are not migrated.
+-- The app's backend owns users and menu_permissions (the browser's users, with their passwords, are
+-- not migrated). They are created here only where the backend has not made them yet, with the
+-- columns it reads: login selects by username where is_active, compares the bcrypt hash in
+-- password and sets last_login. `etl schema apply` never drops, empties or narrows them, nor
+-- touches their rows; `etl users add` creates the first admin (etl/users.py).
 CREATE TABLE IF NOT EXISTS users (
   id                           INT NOT NULL AUTO_INCREMENT,
   username                     VARCHAR(255) NOT NULL,
-  role                         VARCHAR(32) NOT NULL,
+  password                     VARCHAR(255) NOT NULL,  -- bcrypt hash ($2b$, cost >= 10)
+  role                         VARCHAR(32) NOT NULL DEFAULT 'user',  -- 'super admin' | 'admin' | 'user'
+  is_active                    BOOLEAN NOT NULL DEFAULT TRUE,
+  last_login                   TIMESTAMP NULL DEFAULT NULL,
   created_at                   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
   updated_at                   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3),
   PRIMARY KEY (id),
@@ -355,7 +367,7 @@ CREATE TABLE IF NOT EXISTS users (
 CREATE TABLE IF NOT EXISTS menu_permissions (
   id                           INT NOT NULL AUTO_INCREMENT,
   role                         VARCHAR(32) NOT NULL,
-  menus                        MEDIUMTEXT NOT NULL,  -- JSON array of menu keys
+  menus                        MEDIUMTEXT NOT NULL,  -- JSON array of the UI's menu titles, as displayed
   created_at                   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
   updated_at                   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3),
   PRIMARY KEY (id),
@@ -461,6 +473,18 @@ CREATE TABLE IF NOT EXISTS etl_load_indexes (
   definition                   TEXT NOT NULL,         -- as SHOW CREATE TABLE gave it: KEY `name` (`col`, ...)
   dropped_at                   DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
   PRIMARY KEY (table_name, index_name)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- Who holds the etl lock of this database (etl/lock.py): the lock itself is a MySQL named lock
+-- (GET_LOCK), released by the server when its connection ends; this row only says who took it,
+-- for the message the next comer gets. A row whose connection no longer holds the lock is stale.
+CREATE TABLE IF NOT EXISTS etl_locks (
+  lock_name                    VARCHAR(64) NOT NULL,
+  connection_id                BIGINT NOT NULL,
+  purpose                      VARCHAR(32) NOT NULL,  -- load | flags | ...
+  holder                       VARCHAR(255) NOT NULL, -- the holding program: host and process id
+  since                        DATETIME(3) NOT NULL,
+  PRIMARY KEY (lock_name)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 -- Audit trail written by the triggers below. The loader sets @etl_skip_audit = 1 for its own
@@ -625,7 +649,7 @@ CREATE OR REPLACE VIEW v_upload_session_summary AS
 DROP PROCEDURE IF EXISTS sp_finalize_upload_session;
 DELIMITER $$
 -- Mark one upload session completed, with record and success counts equal to the rows that carry its id.
-CREATE PROCEDURE sp_finalize_upload_session(IN p_session_id VARCHAR(64))
+CREATE PROCEDURE sp_finalize_upload_session(IN p_session_id VARCHAR(255))
 BEGIN
   -- Routine parameters take the database's default collation; the explicit COLLATEs
   -- below keep the comparisons valid whatever that default is.
@@ -644,7 +668,7 @@ DELIMITER ;
 DROP PROCEDURE IF EXISTS sp_delete_batch;
 DELIMITER $$
 -- Delete every record of one upload batch, in one transaction, and mark its session deleted.
-CREATE PROCEDURE sp_delete_batch(IN p_batch_id VARCHAR(64))
+CREATE PROCEDURE sp_delete_batch(IN p_batch_id VARCHAR(255))
 BEGIN
   DECLARE n_tickets, n_incidents, n_customers INT DEFAULT 0;
   DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN ROLLBACK; RESIGNAL; END;
@@ -663,10 +687,18 @@ DELIMITER ;
 
 -- ---------------------------------------------------------------- initial rows
 
-INSERT IGNORE INTO menu_permissions (role, menus) VALUES
-  ('super admin', '["dashboard","tickets","incidents","customers","vendors","upload","analytics","users","settings"]'),
-  ('admin',       '["dashboard","tickets","incidents","customers","vendors","upload","analytics"]'),
-  ('user',        '["dashboard","tickets","incidents","customers","analytics"]');
+-- One row per role with the UI's menu titles (the sidebar shows only titles it knows), inserted
+-- only for a role that has no row yet: the backend's own rows are never touched, and its table
+-- need not have a unique key on role for this to add nothing twice.
+INSERT INTO menu_permissions (role, menus)
+  SELECT 'super admin', '["Dashboard","Data Grid","Customer Analytics","Ticket Analytics","Agent Analytics","Upload Data","Master Data Agent","Rumus Analytics","Admin Panel"]'
+  FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM menu_permissions WHERE role = 'super admin');
+INSERT INTO menu_permissions (role, menus)
+  SELECT 'admin', '["Dashboard","Data Grid","Customer Analytics","Ticket Analytics","Agent Analytics","Upload Data","Master Data Agent","Rumus Analytics"]'
+  FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM menu_permissions WHERE role = 'admin');
+INSERT INTO menu_permissions (role, menus)
+  SELECT 'user', '["Dashboard","Data Grid","Customer Analytics","Ticket Analytics","Agent Analytics","Rumus Analytics"]'
+  FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM menu_permissions WHERE role = 'user');
 
 INSERT IGNORE INTO feature_flags (name, value, updated_by) VALUES
   ('dataSource', '"indexeddb"', 'schema'),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from pathlib import Path
 
 import polars as pl
@@ -40,7 +39,7 @@ def tricky_tickets() -> pl.DataFrame:
     for i, text in enumerate(TRICKY_TEXT):
         rows.append(ticket(
             i, name=text, description=text, handling1=text, cabang=text,
-            duration_raw_hours=Decimal("-0.000001") if i % 3 == 0 else Decimal("99999999.999999") if i % 3 == 1 else None,
+            duration_raw_hours=(-1e-7, 0.1 + 0.2, None, 1e21, 5e-324)[i % 5],  # doubles every engine prints its own way
             duration_formatted="53:08:00" if i % 2 else "",
             close_time=datetime(2024, 7, 17, 15, 43, 0, 999000) if i % 2 else None,
             upload_timestamp=1_721_064_900_123 + i, sla_4h=(None, True, False)[i % 3],

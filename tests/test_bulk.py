@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 
 import pytest
 
@@ -43,7 +42,7 @@ def test_values_round_trip_exactly(schema_target, tmp_path, method):
 def test_refused_rows_are_isolated_and_the_rest_is_written(schema_target, tmp_path, method):
     rows = [ticket(i, name=f"name {i}") for i in range(40)]
     rows[3]["name"] = "x" * 256  # VARCHAR(255)
-    rows[17]["status"] = "s" * 33  # VARCHAR(32)
+    rows[17]["status"] = "s" * 51  # VARCHAR(50)
     rows[18]["open_time"] = datetime(2024, 1, 1)  # fine: next to a bad row
     rows[39]["open_time"] = None  # NOT NULL
     staged = frame(TICKETS, rows)
@@ -61,17 +60,19 @@ def test_refused_rows_are_isolated_and_the_rest_is_written(schema_target, tmp_pa
     assert _read_back(schema_target, "name")[3][0] == "name 4"  # nothing truncated, nothing shifted
 
 
-def test_decimal_and_datetime_edges_are_kept(schema_target, tmp_path):
+def test_double_and_datetime_edges_are_kept(schema_target, tmp_path):
     staged = frame(TICKETS, [
-        ticket(1, duration_raw_hours=Decimal("0.000000"), close_time=datetime(1970, 1, 1)),
-        ticket(2, duration_raw_hours=Decimal("-99999999.999999"), close_time=datetime(9999, 12, 31, 23, 59, 59, 999000)),
+        ticket(1, duration_raw_hours=0.0, close_time=datetime(1970, 1, 1)),
+        ticket(2, duration_raw_hours=-1.7976931348623157e308, close_time=datetime(9999, 12, 31, 23, 59, 59, 999000)),
+        ticket(3, duration_raw_hours=53.13333333333333, close_time=datetime(2024, 7, 17, 15, 43)),
     ])
     with schema_target.connect(autocommit=False) as conn:
         bulk.Writer(conn, TICKETS, bulk.LOAD_DATA, tmp_path).write("tickets", staged)
         conn.commit()
     assert _read_back(schema_target, "duration_raw_hours, close_time") == [
-        (Decimal("0.000000"), datetime(1970, 1, 1)),
-        (Decimal("-99999999.999999"), datetime(9999, 12, 31, 23, 59, 59, 999000)),
+        (0.0, datetime(1970, 1, 1)),
+        (-1.7976931348623157e308, datetime(9999, 12, 31, 23, 59, 59, 999000)),
+        (53.13333333333333, datetime(2024, 7, 17, 15, 43)),  # every bit of the double
     ]
 
 

@@ -4,6 +4,7 @@ generated column equals DuckDB's recomputation from the stage on every kind of v
 from __future__ import annotations
 
 import json
+import math
 
 import duckdb
 import polars as pl
@@ -120,3 +121,45 @@ def test_stage_digests_are_kept_once_and_never_answer_for_other_rows(tmp_path):
     (tmp_path / "digests").rename(tmp_path / "elsewhere")
     (tmp_path / "digests").write_text("not a folder")  # the stage folder cannot keep them
     assert stage_digests(con, parquet, VENDORS) is None
+
+
+def _edge_doubles() -> list[float]:
+    """Doubles whose text MySQL, MariaDB and DuckDB print differently, every power of two (and the
+    double below it) from the smallest subnormal to the largest, and random bit patterns."""
+    import random
+    import struct
+
+    named = [0.0, -0.0, 1e21, -1e21, 0.1, 0.1 + 0.2, 1e-7, -1e-7, 3.0, -3.0, 1 / 3, 53.13333333333333, 1e15, 1e16,
+             1e17, 2.0**53, 2.0**53 + 2, 123456789.123456, 5e-324, 2.2250738585072014e-308, 2.225073858507201e-308,
+             1.7976931348623157e308, -1.7976931348623157e308]
+    powers = [x for k in range(-1074, 1024) for x in (2.0**k, 2.0**k * (1 - 2**-53))]
+    rng = random.Random(14)
+    bits = (struct.unpack("<d", struct.pack("<Q", rng.getrandbits(64)))[0] for _ in range(4000))
+    return named + [x for x in powers if x] + [x for x in bits if math.isfinite(x)]
+
+
+def test_mysql_and_duckdb_render_every_double_alike(mysql_target):
+    from fractions import Fraction
+
+    from etl.digest import _double
+
+    values = _edge_doubles()
+    with mysql_target.connect() as conn, conn.cursor() as cur:
+        cur.execute("SET SESSION sql_mode = 'STRICT_ALL_TABLES,ERROR_FOR_DIVISION_BY_ZERO'")  # a warning would fail the INSERT
+        cur.execute(f"CREATE TABLE d (i INT PRIMARY KEY, x DOUBLE, t VARCHAR(40) GENERATED ALWAYS AS "
+                    f"(IFNULL({_double('`x`', mysql=True)}, 'N')) STORED)")
+        rows = [(i, x) for i, x in enumerate(values)] + [(len(values), None)]
+        cur.executemany("INSERT INTO d (i, x) VALUES (%s, %s)", rows)
+        cur.execute("SELECT i, x, t FROM d ORDER BY i")
+        theirs = cur.fetchall()
+    con = duckdb.connect()
+    con.execute("CREATE TABLE d (i INTEGER, x DOUBLE)")
+    con.executemany("INSERT INTO d VALUES (?, ?)", rows)
+    mine = dict(con.execute(f"SELECT i, coalesce({_double('x', mysql=False)}, 'N') FROM d").fetchall())
+    assert len(theirs) == len(rows) > 8000
+    for i, x, text in theirs:
+        assert x == (values[i] if i < len(values) else None), i  # the server holds the double itself
+        assert text == mine[i], (values[i] if i < len(values) else None, text, mine[i])
+        if text not in ("N", "0"):  # and the text is the value: M * 2^(E - 52)
+            m, e = map(int, text.split("p"))
+            assert Fraction(m) * Fraction(2) ** (e - 52) == Fraction(x) and 2**52 <= abs(m) < 2**53 or e == -1074

@@ -99,17 +99,21 @@ def test_summary_contract(golden):
     assert summary["source"] == str(FORM_INPUTS["folder"].resolve())
     assert summary["exportedAt"] == "2025-09-01T03:04:05.678Z"
     assert [f["path"] for f in summary["files"]["tickets"]] == ["tickets.part-0001.json", "tickets.part-0002.json"]
-    assert summary["files"]["incidents"] == [{"path": "incidents.ndjson", "format": "newline_delimited"}]
+    [incidents] = summary["files"]["incidents"]
+    assert {k: incidents[k] for k in ("path", "format")} == {"path": "incidents.ndjson", "format": "newline_delimited"}
+    assert incidents["bytes"] == (out / "incidents.ndjson").stat().st_size and len(incidents["sample"]) == 32
     assert export_files(out, "tickets") == [(out / "tickets.part-0001.json", "array"), (out / "tickets.part-0002.json", "array")]
     assert any("users" in w for w in summary["warnings"])  # present in the source, not migrated
     assert not (out / "users.json").exists()
     assert "tickets" in str(result) and "folder form" in str(result)
 
 
-def test_a_folder_is_linked_not_rewritten(tmp_path):
+def test_a_folder_is_copied_byte_for_byte_never_linked(tmp_path):
     src = write_folder(tmp_path / "src", **{"tickets.json": json.dumps(make_forms.TICKETS)})
     result = export(src, tmp_path / "out")
-    assert (tmp_path / "out" / "tickets.json").stat().st_ino == (src / "tickets.json").stat().st_ino
+    # its own file (a hard link would tie the export to the user's download), the same bytes
+    assert (tmp_path / "out" / "tickets.json").stat().st_ino != (src / "tickets.json").stat().st_ino
+    assert (tmp_path / "out" / "tickets.json").read_bytes() == (src / "tickets.json").read_bytes()
     assert result.counts["tickets"] == len(make_forms.TICKETS)
 
 
@@ -152,7 +156,7 @@ def test_a_cut_that_is_not_between_records_falls_back_to_the_whole_file(tmp_path
     tickets = many_tickets(60, **extra)
     src = write_folder(tmp_path / "src", **{"tickets.json": json.dumps(tickets)})
     result = export(src, tmp_path / "out", part_bytes=5_000)
-    assert read_summary(tmp_path / "out")["files"]["tickets"] == [{"path": "tickets.json", "format": "array"}]
+    assert [(e["path"], e["format"]) for e in read_summary(tmp_path / "out")["files"]["tickets"]] == [("tickets.json", "array")]
     assert result.counts["tickets"] == 60 and records(tmp_path / "out", "tickets") == tickets
 
 

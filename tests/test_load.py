@@ -175,7 +175,7 @@ def test_a_newer_export_writes_only_its_differences(schema_target, stage, sample
 def test_refused_rows_go_to_rejects_and_the_rest_of_their_chunk_loads(schema_target, stage, method):
     path = stage_path(stage, TICKETS)
     tickets = pl.read_parquet(path)
-    bad = {5: ("name", "n" * 300), 6: ("status", "s" * 40), 250: ("name", "é" * 256)}  # VARCHAR(255) / VARCHAR(32)
+    bad = {5: ("name", "n" * 300), 6: ("status", "s" * 51), 250: ("name", "é" * 256)}  # VARCHAR(255) / VARCHAR(50)
     for row, (col, value) in bad.items():
         tickets = tickets.with_columns(pl.when(pl.int_range(pl.len()) == row).then(pl.lit(value)).otherwise(pl.col(col)).alias(col))
     tickets.write_parquet(path)

@@ -227,6 +227,16 @@ def _value(store: Store, col, value, record: int):
         if value in (True, False, 0, 1):
             return int(value)
         raise bad("expected true, false, 0 or 1")
+    if kind == "double":  # main's stores now describe the UI's numbers as DOUBLE (merge of main into i17)
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise bad("expected a number")
+        try:
+            f = float(value)
+        except ValueError:
+            raise bad("expected a number") from None
+        if not math.isfinite(f):
+            raise bad("expected a finite number")
+        return f
     if kind == "decimal":
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
             raise bad("expected a number")

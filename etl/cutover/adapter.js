@@ -11,8 +11,8 @@
 // cannot be reached the adapter reads and writes IndexedDB only, and says so (console + "fallback").
 // In a stage that compares (shadow, live) a sample of reads also reads the other origin, compares
 // record by record ignoring representation only (key order; a Date, ISO text or epoch ms of the
-// same instant; the camelCase record vs the API's snake_case row; DECIMAL text vs number at the
-// column's scale; 1/0 vs true/false) and posts each differing record once, with its buckets, to
+// same instant; the camelCase record vs the API's snake_case row; a number as text vs as a
+// number; 1/0 vs true/false) and posts each differing record once, with its buckets, to
 // POST /api/migration/mismatches. Writes go to the authoritative origin first; when that fails the
 // other is not written and the error is thrown.
 (function (global) {
@@ -59,9 +59,8 @@
     if (v === undefined || v === null || (v === "" && !TEXT.has(col.kind))) return null;
     switch (col.kind) {
       case "datetime": case "epoch_ms": return instant(v);
-      case "decimal": return Number.isFinite(Number(v)) ? Number(v).toFixed(col.scale) : String(v);
       case "bool": return v === true || v === 1 || v === "1" || v === "true";
-      case "int": case "bigint": return Number.isFinite(Number(v)) ? Number(v) : v;
+      case "double": case "int": case "bigint": return Number.isFinite(Number(v)) ? Number(v) : v;
       case "json": {
         if (typeof v === "string") { try { return canonical(JSON.parse(v)); } catch (_) { return v; } }
         return canonical(v);
@@ -88,7 +87,7 @@
     for (const c of store.columns) {
       if (!c.source || row[c.name] === undefined || row[c.name] === null) continue;
       let v = row[c.name];
-      if (c.kind === "decimal" || c.kind === "int" || c.kind === "bigint" || c.kind === "epoch_ms") v = Number(v);
+      if (c.kind === "double" || c.kind === "int" || c.kind === "bigint" || c.kind === "epoch_ms") v = Number(v);
       else if (c.kind === "bool") v = v === true || v === 1;
       put(record, c.source, v);
     }

@@ -29,7 +29,7 @@ def _store(s: Store) -> dict:
         "key": key, "keySource": s.column(key).source, "time": s.time_column,
         "buckets": [b for b in BUCKETS if b in s.column_names],
         "filled": [c for c in FILLED if c in s.column_names],
-        "columns": [{"name": c.name, "source": c.source, "kind": c.kind, "scale": c.scale} for c in s.columns],
+        "columns": [{"name": c.name, "source": c.source, "kind": c.kind} for c in s.columns],
     }
 
 
