@@ -263,6 +263,58 @@ def bench_api(settings: Settings, *, endpoints: Sequence[str] | None = None, thr
                  thresholds=BenchThresholds(threshold_p95, threshold_chunk, threshold_error, threshold_memory), **options)
 
 
+def adapter(out_file: Path | None = None):
+    """The browser adapter (JavaScript a Dexie app includes to obey the flags), or written to `out_file`."""
+    from .cutover.adapter import adapter_source, write_adapter
+
+    return write_adapter(out_file) if out_file is not None else adapter_source()
+
+
+def flags_list(settings: Settings):
+    from .cutover import read_state
+
+    return read_state(target(settings))
+
+
+def flags_set(settings: Settings, assignments: Sequence[str], *, reason: str | None):
+    from .cutover import set_flags
+
+    return set_flags(target(settings), list(assignments), reason=reason, runtime_dir=settings.runtime_dir)
+
+
+def flags_history(settings: Settings, *, limit: int = 50):
+    from .cutover import history
+
+    return history(target(settings), limit=limit)
+
+
+def flags_rollback(settings: Settings, *, reason: str | None = None):
+    """Reads and writes back to IndexedDB at once, rollbackMode on: always allowed, recorded."""
+    from .cutover import rollback
+
+    return rollback(target(settings), reason=reason, runtime_dir=settings.runtime_dir)
+
+
+def cutover_move(settings: Settings, name: str | None = None, *, force: bool = False, reason: str | None = None,
+                 max_mismatch_rate: float = 0.001, min_compared: int = 1000, bench_max_age_h: float = 24.0,
+                 monitor_max_age_h: float = 1.0):
+    """Move the cutover to stage `name` (None: the next one), forward only on green guards."""
+    from .cutover import Thresholds, advance, move_to
+
+    thresholds = Thresholds(bench_max_age_s=bench_max_age_h * 3600, monitor_max_age_s=monitor_max_age_h * 3600,
+                            max_mismatch_rate=max_mismatch_rate, min_compared=min_compared)
+    options = dict(force=force, reason=reason, thresholds=thresholds)
+    if name is None:
+        return advance(settings, target(settings), **options)
+    return move_to(settings, target(settings), name=name, **options)
+
+
+def cutover_status(settings: Settings, *, bucket_limit: int = 20):
+    from .cutover import status
+
+    return status(target(settings), bucket_limit=bucket_limit)
+
+
 # ---------------------------------------------------------------- the run
 
 
