@@ -50,7 +50,7 @@ def test_equal_to_the_direct_load_and_idempotent(schema_target, mysql_server, st
             assert first.table("tickets").inserted == 300 and first.table("tickets").chunks == 3
             assert first.method == "api" and first.sessions_finalized > 0
             assert table_state(schema_target) == table_state(direct)
-            assert parity(stage, schema_target, runtime_dir=tmp_path).ok
+            assert parity(stage, schema_target).ok
             assert set(ledger_rows(schema_target)) == {(ledger.DONE, "api")}  # the same ledger, every chunk checked
             again = load_via_api(stage, schema_target, url, TOKEN, chunk_size=40, batch_rows=100)
         assert again.written == 0 and again.table("tickets").unchanged == 300
@@ -66,7 +66,7 @@ def test_a_changed_row_is_updated_through_the_api(schema_target, stage, tmp_path
             cur.execute("UPDATE tickets SET name = 'someone else' ORDER BY id LIMIT 2")
         fixed = load_via_api(stage, schema_target, url, TOKEN, chunk_size=200)
     assert fixed.table("tickets").updated == 2 and fixed.written == 2
-    assert parity(stage, schema_target, runtime_dir=tmp_path).ok
+    assert parity(stage, schema_target).ok
 
 
 def test_resumes_after_a_kill_mid_run(schema_target, stage, tmp_path):
@@ -91,7 +91,7 @@ def test_resumes_after_a_kill_mid_run(schema_target, stage, tmp_path):
         resumed = load_via_api(stage, schema_target, url, TOKEN, chunk_size=10, batch_rows=50)
     assert resumed.table("tickets").continued == 6 - done_before
     assert set(ledger_rows(schema_target)) == {(ledger.DONE, "api")}
-    assert parity(stage, schema_target, runtime_dir=tmp_path).ok
+    assert parity(stage, schema_target).ok
 
 
 def ledger_rows_safe(target):

@@ -32,8 +32,8 @@ def stage(tmp_path_factory):
     for s in etl.STORES:
         if s.required:
             (raw / f"{s.name}.json").write_text(json.dumps(T if s.name == "tickets" else []))
-    etl.source.export(raw, tmp / "export")
-    etl.stage.transform(tmp / "export", tmp / "stage")
+    etl.export(raw, tmp / "export")
+    etl.transform(tmp / "export", tmp / "stage")
     return tmp / "stage"
 
 
@@ -70,9 +70,9 @@ def test_notebook_target_is_a_database_of_its_own(mysql_target, tmp_path, monkey
 
 
 def test_parity_cells_and_sla_shares_against_mysql(stage, schema_target, tmp_path):
-    loaded = etl.mysql.load(stage, schema_target)
+    loaded = etl.load(stage, schema_target)
     assert "<table>" in loaded._repr_html_() and loaded.frame()["table"].to_list()[0] == "tickets"
-    checked = etl.check.parity(stage, schema_target)
+    checked = etl.parity(stage, schema_target)
     cells = etl.parity_cells(checked)
     assert cells.columns == ["month", "cabang", "buckets", "differing"]
     assert cells["differing"].sum() == 0 and cells["buckets"].sum() == 4  # 3 days x cabang, trailing space apart
@@ -82,7 +82,7 @@ def test_parity_cells_and_sla_shares_against_mysql(stage, schema_target, tmp_pat
         cur.execute("UPDATE tickets SET category = 'changed' WHERE id = 'c'")
         cur.execute("UPDATE tickets SET sla_4h = 0, sla_8h = 0, sla_24h = 0 WHERE id = 'a'")
         conn.commit()
-    bad = etl.parity_cells(etl.check.parity(stage, schema_target))
+    bad = etl.parity_cells(etl.parity(stage, schema_target))
     assert bad.filter(pl.col("differing") > 0).select("month", "cabang").rows() == [("2024-07", "Bandung"), ("2024-07", "Solo")]
 
     sla = etl.sla_shares(stage, schema_target)
@@ -92,8 +92,8 @@ def test_parity_cells_and_sla_shares_against_mysql(stage, schema_target, tmp_pat
 
 
 def test_results_render_as_html_tables(stage, tmp_path):
-    again = etl.stage.transform(stage.parent / "export", tmp_path / "stage")
+    again = etl.transform(stage.parent / "export", tmp_path / "stage")
     html = again._repr_html_()
     assert "<table>" in html and "<td>tickets</td><td>7</td><td>4</td><td>3</td>" in html
-    exported = etl.source.export(stage.parent / "export", tmp_path / "export2")
+    exported = etl.export(stage.parent / "export", tmp_path / "export2")
     assert "<td>tickets</td><td>7</td>" in exported._repr_html_()

@@ -30,7 +30,7 @@ def test_every_public_name_resolves():
 
 
 def test_stage_functions_stay_functions_when_their_modules_load():
-    """`etl.source.export` is the function even after the module that defines it (etl.source.export) is imported."""
+    """`etl.export` is the function even after the module that defines it (etl.source.export) is imported."""
     code = ("import etl, etl.source.export, etl.stage.transform, etl.mysql.load, etl.check.parity, etl.check.validate\n"
             "for n in ('export', 'transform', 'load', 'parity', 'validate'):\n"
             "    assert callable(getattr(etl, n)) and getattr(etl, n).__name__ == n, n\n"

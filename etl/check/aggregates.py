@@ -233,7 +233,7 @@ def sla_shares(stage_dir, target) -> pl.DataFrame:
 
     Cabang values are grouped as MySQL's collation groups them (case and trailing spaces ignored);
     a group is labelled by the source's first spelling."""
-    from .stage import read_stage
+    from ..stage.folder import read_stage
 
     bands = [f"{h}h" for h in SLA_HOURS]
     stage = (read_stage(stage_dir, TICKETS).group_by(group_key("cabang").alias("key"))

@@ -81,7 +81,7 @@ def sequence(m: Move) -> GuardResult:
 
 
 def parity(m: Move) -> GuardResult:
-    from ..check.parity import parity as run
+    from ..report.parity import parity_with_report as run  # the reports are part of the evidence
 
     stage_dir = Path(m.settings.stage_dir)
     try:
