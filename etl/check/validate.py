@@ -395,10 +395,14 @@ class ValidationResult:
                             orient="row")
 
     def suite_page(self, suite: str) -> Path | None:
-        """The data docs page of a suite, when the docs were built."""
+        """The data docs page of a suite's latest run (what it found), else of the suite itself, when
+        the docs were built. Results computed from MySQL's figures are stored as validation results,
+        so their pages are under validations/<suite>/<run>/."""
         if not self.docs_index:
             return None
-        page = Path(self.docs_index).parent / "expectations" / f"{suite}.html"
+        site = Path(self.docs_index).parent
+        runs = sorted((site / "validations" / suite).glob("*/*/*.html"), key=lambda p: p.parent.name)
+        page = runs[-1] if runs else site / "expectations" / f"{suite}.html"
         return page if page.is_file() else None
 
     def _repr_html_(self) -> str:
