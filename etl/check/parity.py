@@ -47,7 +47,7 @@ from ..core.digest import DIGEST, duckdb_expression, has_digest, stage_digests
 from ..core.errors import ParityError
 from ..core.rowhash import hash_expression, normalized, select_sql
 from ..core.show import plain_text
-from ..stage.folder import SUMMARY, check_stage, read_stage, stage_path
+from ..stage.folder import SUMMARY, StageFolder, read_stage, stage_path
 from ..core.stores import STORES, Store
 
 MAX_ROWS = 1000  # differing rows listed per kind and table in the reports (all are counted)
@@ -422,17 +422,19 @@ def _drill_down(con, store: Store, mysql: MySQLSide, buckets, labels, keys, max_
 # ---------------------------------------------------------------- the stage
 
 
-def _stage_from(src: Path) -> tuple[Path, Path | None]:
+def _stage_from(src: Path | StageFolder) -> tuple[Path, Path | None]:
     """(stage folder, temp folder to remove): a stage is used as is, an export is transformed first."""
+    if isinstance(src, StageFolder):
+        return src, None
     src = Path(src)
     if (src / SUMMARY).is_file():
-        return src, None
+        return StageFolder.open(src), None
     if (src / "export-summary.json").is_file():
         from ..stage.transform import transform
 
         tmp = Path(tempfile.mkdtemp(prefix="etl-parity-"))
         transform(src, tmp / "stage")
-        return tmp / "stage", tmp
+        return StageFolder.open(tmp / "stage"), tmp
     raise ParityError("not a stage folder (no transform-summary.json) nor an export folder (no export-summary.json)",
                       file=str(src))
 
@@ -500,14 +502,15 @@ class ParityResult:
             raise ParityError(f"MySQL differs from the stage: {what}", **report)
 
 
-def parity(src: Path, target, *, buckets: Sequence[str] | None = None, tables: Sequence[str] | None = None,
+def parity(src: Path | StageFolder, target, *, buckets: Sequence[str] | None = None, tables: Sequence[str] | None = None,
            parts: int = DEFAULT_PARTS, max_rows: int = MAX_ROWS) -> ParityResult:
     """Compare a stage (or an export, transformed first) with MySQL. Writes nothing: the result
     carries the buckets and rows behind it (`details`) for `etl.report.parity.write_report`."""
     t0 = time.perf_counter()
-    stage_dir, tmp = _stage_from(src)
+    stage, tmp = _stage_from(src)
+    stage_dir = stage.dir
     try:
-        stores = check_stage(stage_dir)  # a table the summary lists must be there, whole
+        stores = stage.check()  # a table the summary lists must be there, whole
         if tables:
             from ..core.stores import store as lookup
 
@@ -522,7 +525,7 @@ def parity(src: Path, target, *, buckets: Sequence[str] | None = None, tables: S
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
     skipped = tuple(s.table for s in STORES if s not in stores and not tables)
-    result = ParityResult(str(src), str(target), tuple(r.summary for r in reports), round(time.perf_counter() - t0, 3), skipped)
+    result = ParityResult(str(src.dir if isinstance(src, StageFolder) else src), str(target), tuple(r.summary for r in reports), round(time.perf_counter() - t0, 3), skipped)
     return result.with_details(reports)
 
 

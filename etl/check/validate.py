@@ -42,7 +42,7 @@ from ..mysql.db import MySQLTarget
 from ..core.errors import ValidationError
 from ..core.resources import data_path
 from .rules import MYSQL, DUCKDB, RULE_STORES, RULES, SESSION_COLUMN, Rule
-from ..stage.folder import read_stage, stage_path, stage_schema, stage_summary
+from ..stage.folder import StageFolder, read_stage, stage_path, stage_schema
 from ..core.stores import UPLOAD_SESSIONS
 
 GX_DIR = "expectations"  # the file context's project root, under the project root
@@ -522,7 +522,7 @@ def _import_gx() -> None:
     import great_expectations.render.renderer  # noqa: F401 - the data docs' renderers
 
 
-def validate(target: MySQLTarget, stage_dir: Path, *, strict: bool = False, root: Path | None = None,
+def validate(target: MySQLTarget, stage_dir: Path | StageFolder, *, strict: bool = False, root: Path | None = None,
              docs: bool = True, engine: str = "sql") -> ValidationResult:
     """Run every suite against `target`, with expected values from the stage at `stage_dir`.
 
@@ -535,7 +535,7 @@ def validate(target: MySQLTarget, stage_dir: Path, *, strict: bool = False, root
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
     t0 = time.perf_counter()
-    stage_dir = Path(stage_dir)
+    stage_dir = stage_dir.dir if isinstance(stage_dir, StageFolder) else Path(stage_dir)
     root = Path(root) if root else gx_root(project_root())
     with ThreadPoolExecutor(2) as pool:
         # Importing Great Expectations takes seconds of one core (it builds parsers as it loads):
@@ -543,7 +543,7 @@ def validate(target: MySQLTarget, stage_dir: Path, *, strict: bool = False, root
         importing = pool.submit(_import_gx)
         computing = None
         try:
-            stage_summary(stage_dir)  # refuse a stage the transform did not finish
+            StageFolder.open(stage_dir)  # refuse a stage the transform did not finish
             _check_target(target)
             frames = source_frames(stage_dir)
             params = value_sets(frames)

@@ -83,7 +83,7 @@ from ..core.rowhash import HASH, Checksum, checksum, row_hashes
 from .read import read_digests, read_keys, read_mysql
 from ..core.process import alive
 from .lock import database_lock
-from ..stage.folder import check_stage, read_stage, stage_path
+from ..stage.folder import StageFolder, read_stage, stage_path
 from ..core.stores import Store
 
 BATCH_TARGET_ROWS = 50_000
@@ -253,7 +253,7 @@ def _work_dir(out_dir: Path):
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-def load(stage_dir: Path, target: MySQLTarget, *, chunk_size: int = DEFAULT_CHUNK_SIZE, batch_rows: int | None = None,
+def load(stage_dir: Path | StageFolder, target: MySQLTarget, *, chunk_size: int = DEFAULT_CHUNK_SIZE, batch_rows: int | None = None,
          method: str = "auto", delete_missing: bool = False, progress: Progress | None = None,
          wait: float = 0) -> LoadResult:
     """Write every staged table into `target` (see the module docstring).
@@ -261,8 +261,9 @@ def load(stage_dir: Path, target: MySQLTarget, *, chunk_size: int = DEFAULT_CHUN
     Holds the database's etl lock (etl/mysql/lock.py) for the whole run: a second load into the same
     database is refused (or waits up to `wait` seconds) with a message naming the holder."""
     t0 = time.perf_counter()
-    stage_dir = Path(stage_dir)
-    stores = check_stage(stage_dir)  # refuse a stage that does not agree with its own summary
+    stage = StageFolder.open(stage_dir)
+    stage_dir = stage.dir
+    stores = stage.check()  # refuse a stage that does not agree with its own summary
     if not stores:
         raise LoadError("the stage folder holds no staged tables", file=str(stage_dir))
     if chunk_size < 1 or (batch_rows is not None and batch_rows < 1):

@@ -62,8 +62,8 @@ import pyarrow.parquet as pq
 from ..core import duck
 from ..core.duplicates import RULE, pad_space, winners
 from ..core.errors import TransformError
-from ..source.export import MAX_OBJECT_BYTES, check_fingerprints, export_files, read_summary, record_origins
-from ..source.export import SUMMARY as EXPORT_SUMMARY
+from ..source.export import MAX_OBJECT_BYTES
+from ..source.folder import ExportFolder
 from ..core.process import alive
 from .folder import SUMMARY, polars_dtype, rejects_path, stage_path, stage_schema
 from ..core.stores import SLA_HOURS, STORES, Column, Store
@@ -422,18 +422,6 @@ def implausible_times(stage: Path, until: datetime | None) -> dict[str, dict[str
     return out
 
 
-def _export_time(export_dir: Path) -> datetime | None:
-    """When the export was made (its own exportedAt, else when `etl export` normalized it), naive UTC."""
-    summary = read_summary(export_dir)
-    for key in ("exportedAt", "normalizedAt"):
-        try:
-            t = datetime.fromisoformat(str(summary.get(key)).replace("Z", "+00:00"))
-        except ValueError:
-            continue
-        return t.astimezone(timezone.utc).replace(tzinfo=None) if t.tzinfo else t
-    return None
-
-
 @dataclass
 class _Pass:
     """What the first pass over a store leaves: the rows written, their rejects and a small
@@ -501,7 +489,7 @@ class _Origins:
         return [pl.Series("__file", self.labels, pl.String)[pl.Series(fi)], pl.Series("__record", record, pl.Int64)]
 
 
-def first_pass(con, export_dir: Path, store: Store, out: Path, careful: frozenset[Path] = frozenset()) -> _Pass:
+def first_pass(con, export: ExportFolder, store: Store, out: Path, careful: frozenset[Path] = frozenset()) -> _Pass:
     """Stream a store through the steps batch by batch into `out`; memory stays bounded by BATCH_ROWS.
 
     Each batch is written to Parquet on a second thread while DuckDB reads the next (at most
@@ -509,10 +497,10 @@ def first_pass(con, export_dir: Path, store: Store, out: Path, careful: frozense
     result, writer, pending = _Pass(), None, None
     schema = stage_schema(store)
     keep = [*store.primary_key, *(c for c in META_COLUMNS if c in schema)]
-    origins = record_origins(export_dir, store)
+    origins = export.origins(store)
     with ThreadPoolExecutor(max_workers=1) as pool:
         try:
-            for fmt, paths in _runs(export_files(export_dir, store)):
+            for fmt, paths in _runs(export.files(store)):
                 where = _Origins(paths, origins)
                 for batch in _batches(con, store, paths, fmt, any(p in careful for p in paths)):
                     frame = pl.from_arrow(batch)
@@ -541,7 +529,7 @@ def first_pass(con, export_dir: Path, store: Store, out: Path, careful: frozense
                 pending.result()
             if writer:
                 writer.close()
-            return first_pass(con, export_dir, store, out, careful | set(retry.paths))
+            return first_pass(con, export, store, out, careful | set(retry.paths))
     if writer is None:
         pl.DataFrame(schema=schema).write_parquet(out, compression="lz4")
     else:
@@ -582,18 +570,22 @@ def duration_offset(path: Path) -> str | None:
             "offset: openTime was read as local time); carried as stored, not recomputed")
 
 
-def transform(export_dir: Path, stage_dir: Path) -> TransformResult:
-    """Stage every store of an export. The stage folder appears complete or not at all."""
+def transform(export: Path | ExportFolder, stage_dir: Path) -> TransformResult:
+    """Stage every store of an export (a folder path, or an ExportFolder already open: its summary
+    is read once, here or by the caller). The stage folder appears complete or not at all."""
     t0 = time.perf_counter()
-    export_dir, stage_dir = Path(export_dir), Path(stage_dir)
-    if not (export_dir / EXPORT_SUMMARY).is_file():
-        raise TransformError("not an export folder (no export-summary.json): run `etl export` first", file=str(export_dir))
-    missing = [s.name for s in STORES if not export_files(export_dir, s)]
+    stage_dir = Path(stage_dir)
+    if not isinstance(export, ExportFolder):
+        if not ExportFolder.present(export):
+            raise TransformError("not an export folder (no export-summary.json): run `etl export` first", file=str(export))
+        export = ExportFolder.open(export)
+    export_dir = export.dir
+    missing = [s.name for s in STORES if not export.files(s)]
     for name in missing:
         if store_by_name(name).required:
             raise TransformError("the export has no file for this store", file=str(export_dir), store=name)
 
-    check_fingerprints(export_dir)
+    export.check_fingerprints()
     check_replaceable(stage_dir, export_dir)
     remove_stale_work(stage_dir)
 
@@ -609,7 +601,7 @@ def transform(export_dir: Path, stage_dir: Path) -> TransformResult:
         (tmp / "rejects").mkdir(parents=True)  # inside the try: an interruption right after it removes it too
         # uploadSessions comes last: the sessions rebuilt from the other stores are added to it.
         first = [s for s in STORES if s.name not in missing and s.name != "uploadSessions"]
-        futures = [pool.submit(_stage_store, con, export_dir, tmp, s) for s in first]
+        futures = [pool.submit(_stage_store, con, export, tmp, s) for s in first]
         for store, future in zip(first, futures):  # the first failure in store order is the one reported
             counts[store.name], metas[store.name] = future.result()
         sessions = store_by_name("uploadSessions")
@@ -617,7 +609,7 @@ def transform(export_dir: Path, stage_dir: Path) -> TransformResult:
             pl.DataFrame(schema=stage_schema(sessions)).write_parquet(stage_path(tmp, sessions))
             counts[sessions.name] = StoreCounts(0, 0, 0, 0)
         else:
-            counts[sessions.name], _ = _stage_store(con, export_dir, tmp, sessions)
+            counts[sessions.name], _ = _stage_store(con, export, tmp, sessions)
         rebuilt = _append_rebuilt(sessions, stage_path(tmp, sessions), metas)
         c = counts[sessions.name]
         counts[sessions.name] = StoreCounts(c.records_in + rebuilt, c.staged + rebuilt, c.rejected, c.duplicates)
@@ -627,7 +619,7 @@ def transform(export_dir: Path, stage_dir: Path) -> TransformResult:
         findings = [f for f in [duration_offset(stage_path(tmp, store_by_name("tickets")))] if f]
         if missing:
             findings.append(f"the export holds no {', '.join(missing)}: sessions were reconstructed from the records")
-        odd = implausible_times(tmp, until := _export_time(export_dir))
+        odd = implausible_times(tmp, until := export.exported_at)
         if odd:
             listed = "; ".join(f"{s}.{c} {n:,}" for s, cols in odd.items() for c, n in cols.items())
             findings.append(f"times before {PLAUSIBLE_FROM:%Y-%m-%d} or after the export ({until or 'unknown'}) "
@@ -692,13 +684,13 @@ def remove_stale_work(stage_dir: Path) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def _stage_store(con, export_dir: Path, tmp: Path, store: Store) -> tuple[StoreCounts, pl.DataFrame]:
+def _stage_store(con, export: ExportFolder, tmp: Path, store: Store) -> tuple[StoreCounts, pl.DataFrame]:
     """Stage one store into `tmp`: its rows, duplicate losers dropped and incident sessions filled,
     and its rejects. Returns its counts and what rebuilding sessions reads of it."""
     out = stage_path(tmp, store)
     cursor = con.cursor()  # one DuckDB cursor per thread
     try:
-        p = first_pass(cursor, export_dir, store, out)
+        p = first_pass(cursor, export, store, out)
     finally:
         cursor.close()
     meta = pl.concat(p.metas) if p.metas else pl.DataFrame()
