@@ -25,7 +25,7 @@ from decimal import ROUND_HALF_UP, Decimal, localcontext
 
 import polars as pl
 
-from ..core.stores import CUSTOMERS, INCIDENTS, SLA_HOURS, TICKETS, UPLOAD_SESSIONS, Store
+from ..core.stores import CUSTOMERS, INCIDENTS, TICKETS, UPLOAD_SESSIONS, Store
 
 ROW_COLUMN = "aggregate_row"  # the query asset's one column
 MONTH = "month"  # a key that is the month of the store's time column, as DATE_FORMAT(.., '%Y-%m')
@@ -87,9 +87,10 @@ def _counts(name: str) -> tuple[Measure, ...]:
 
 
 def _sla() -> tuple[Measure, ...]:
-    bands = tuple(Measure(f"within_{h}h", "count_true", f"sla_{h}h") for h in SLA_HOURS)
-    pcts = tuple(Measure(f"pct_{h}h", "pct", of=(f"within_{h}h", "closed"), scale=2) for h in SLA_HOURS)
-    return (Measure("tickets", "count"), Measure("closed", "count_not_null", "close_time"), *bands, *pcts)
+    sla = TICKETS.sla
+    bands = tuple(Measure(f"within_{h}h", "count_true", sla.column(h)) for h in sla.hours)
+    pcts = tuple(Measure(f"pct_{h}h", "pct", of=(f"within_{h}h", "closed"), scale=2) for h in sla.hours)
+    return (Measure("tickets", "count"), Measure("closed", "count_not_null", sla.closed), *bands, *pcts)
 
 
 def _incident_durations() -> tuple[Measure, ...]:

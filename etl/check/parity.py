@@ -48,7 +48,8 @@ from ..core.errors import ParityError
 from ..core.rowhash import hash_expression, normalized, select_sql
 from ..core.show import plain_text
 from ..stage.folder import SUMMARY, StageFolder, read_stage, stage_path
-from ..core.stores import STORES, Store
+from ..core.stores import STORES, UPLOAD_SESSIONS, Store
+from ..stage.sessions import expected_sessions
 
 MAX_ROWS = 1000  # differing rows listed per kind and table in the reports (all are counted)
 EXAMPLES = 3  # differing rows named per table in the terminal summary
@@ -439,26 +440,6 @@ def _stage_from(src: Path | StageFolder) -> tuple[Path, Path | None]:
                       file=str(src))
 
 
-def expected_sessions(stage_dir: Path) -> pl.DataFrame:
-    """Upload sessions as the load leaves them: finalized from the rows that carry each session id.
-
-    The load sets status/record/success counts of every session loaded rows carry
-    (etl.load.finalize_sessions); parity expects the same, counted in the stage.
-    """
-    from ..mysql.load import SESSION_TABLES, finalize_sessions
-    from ..core.stores import store as lookup
-
-    counts = [
-        read_stage(stage_dir, lookup(t), lazy=True).filter(pl.col("upload_session_id").is_not_null())
-        .group_by("upload_session_id").agg(pl.len().cast(pl.Int64).alias("rows"))
-        for t in SESSION_TABLES if stage_path(stage_dir, lookup(t)).is_file()
-    ]
-    total = (pl.concat(counts).group_by("upload_session_id").agg(pl.col("rows").sum()).collect() if counts
-             else pl.DataFrame(schema={"upload_session_id": pl.String, "rows": pl.Int64}))
-    sessions = read_stage(stage_dir, lookup("upload_sessions"))
-    return finalize_sessions(sessions, total).cast(dict(sessions.schema))
-
-
 # ---------------------------------------------------------------- the run
 
 
@@ -534,7 +515,8 @@ def _compare(target, store: Store, stage_dir: Path, buckets, parts: int, max_row
     points = []
     if parts > 1 and len(store.primary_key) == 1 and stage.select(pl.len()).collect().item() >= PART_MIN_ROWS:
         points = split_points(stage.select(store.primary_key[0]).collect().to_series(), parts)
-    source = expected_sessions(stage_dir) if store.table == "upload_sessions" else stage_path(stage_dir, store)
+    # The load finalizes upload sessions (etl/stage/sessions.py): parity expects them finalized.
+    source = expected_sessions(StageFolder.open(stage_dir)) if store is UPLOAD_SESSIONS else stage_path(stage_dir, store)
     con = duck.connect()
     try:
         return compare_table(con, store, source, MySQLSide(target, store, points, buckets), buckets, max_rows=max_rows)

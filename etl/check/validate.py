@@ -41,9 +41,10 @@ from ..core.config import mask_uri
 from ..mysql.db import MySQLTarget
 from ..core.errors import ValidationError
 from ..core.resources import data_path
-from .rules import MYSQL, DUCKDB, RULE_STORES, RULES, SESSION_COLUMN, Rule
+from .rules import MYSQL, DUCKDB, RULE_STORES, RULES, Rule
 from ..stage.folder import StageFolder, read_stage, stage_path, stage_schema
-from ..core.stores import UPLOAD_SESSIONS
+from ..stage.sessions import carried_counts, finalize_sessions
+from ..core.stores import SESSION_COLUMN, SESSION_STORES, UPLOAD_SESSIONS
 
 GX_DIR = "expectations"  # the file context's project root, under the project root
 DATASOURCE = "mysql"
@@ -223,17 +224,14 @@ def source_frames(stage_dir: Path) -> dict[str, pl.DataFrame]:
     """The tables as MySQL should hold them after the load: the stage, with upload sessions
     finalized the way the loader finalizes them (counts = rows carrying the id). Only the
     columns expectations read, except for upload sessions (small, and finalized whole)."""
-    from ..mysql.load import finalize_sessions  # the loader's own rule, not a copy of it
-
     frames = {}
     for store in RULE_STORES:
         cols = store.column_names if store is UPLOAD_SESSIONS else _needed_columns(store)
         frames[store.name] = (read_stage(stage_dir, store, lazy=True).select(cols).collect()
                               if stage_path(stage_dir, store).is_file()
                               else pl.DataFrame(schema=stage_schema(store)).select(cols))
-    carriers = [f.select(SESSION_COLUMN) for s, f in frames.items() if s != UPLOAD_SESSIONS.name and SESSION_COLUMN in f.columns]
-    counts = pl.concat(carriers).drop_nulls().group_by(SESSION_COLUMN).agg(pl.len().alias("rows"))
-    frames[UPLOAD_SESSIONS.name] = finalize_sessions(frames[UPLOAD_SESSIONS.name], counts)
+    counts = carried_counts(frames[s.name] for s in SESSION_STORES if s.name in frames)
+    frames[UPLOAD_SESSIONS.name] = finalize_sessions(frames[UPLOAD_SESSIONS.name], counts)  # the loader's own rule
     return frames
 
 

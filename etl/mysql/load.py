@@ -84,13 +84,13 @@ from .read import read_digests, read_keys, read_mysql
 from ..core.process import alive
 from .lock import database_lock
 from ..stage.folder import StageFolder, read_stage, stage_path
-from ..core.stores import Store
+from ..stage.sessions import COUNTS_SCHEMA, carried_counts_sql, finalize_sessions
+from ..core.stores import SESSION_COLUMN, UPLOAD_SESSIONS, Store
 
 BATCH_TARGET_ROWS = 50_000
 ORDER = "__order"  # sort key: the primary key as MySQL orders it
 LOAD_DIR = "load"
 WORK_PREFIX = "work-"  # STAGE/load/work-<pid>: the files LOAD DATA reads, while a load runs
-SESSION_TABLES = ("tickets", "incidents", "customers")
 
 Progress = Callable[[str, int, int], None]  # (table, rows done, rows planned)
 
@@ -200,23 +200,6 @@ def _pad_width(keys: pl.Series) -> int | None:
     return None
 
 
-def finalize_sessions(sessions: pl.DataFrame, counts: pl.DataFrame) -> pl.DataFrame:
-    """Sessions whose id loaded rows carry: status completed, record and success counts = those rows.
-
-    `counts` has columns ``upload_session_id`` and ``rows``; sessions no row carries
-    (failed or deleted uploads) keep what the stage says.
-    """
-    n = pl.col("__rows")
-    carried = n.fill_null(0) > 0
-    out = sessions.join(counts.rename({"upload_session_id": "id", "rows": "__rows"}), on="id", how="left",
-                        maintain_order="left")
-    return out.with_columns(
-        pl.when(carried).then(n).otherwise(pl.col("record_count")).cast(pl.Int32).alias("record_count"),
-        pl.when(carried).then(n).otherwise(pl.col("success_count")).cast(pl.Int32).alias("success_count"),
-        pl.when(carried).then(pl.lit("completed")).otherwise(pl.col("status")).alias("status"),
-    ).select(sessions.columns)
-
-
 def _key(store: Store) -> str:
     if len(store.primary_key) != 1:
         raise LoadError("the loader handles single-column primary keys only", store=store.name)
@@ -282,17 +265,17 @@ def load(stage_dir: Path | StageFolder, target: MySQLTarget, *, chunk_size: int 
         with _failing_as_load_error(None):
             _check_schema(conn, stores)
             _check_privileges(conn, target, stores)
-        digests = {s.table: digester.submit(_keep_stage_digests, stage_dir, s) for s in stores if s.table != "upload_sessions"}
+        digests = {s.table: digester.submit(_keep_stage_digests, stage_dir, s) for s in stores if s is not UPLOAD_SESSIONS}
         for store in stores:
             with _failing_as_load_error(store):
                 frame = read_stage(stage_dir, store)
-                if store.table == "upload_sessions":
+                if store is UPLOAD_SESSIONS:
                     for table, done in finishing:  # count only once every data table is complete
                         with _failing_as_load_error(table):
                             done.result()
                     counts = session_counts(conn)
                     frame = finalize_sessions(frame, counts)
-                    finalized = frame.join(counts.rename({"upload_session_id": "id"}), on="id", how="semi").height
+                    finalized = frame.join(counts.rename({SESSION_COLUMN: "id"}), on="id", how="semi").height
                 loader = _TableLoader(target, store, frame, chunk_size=chunk_size, batch_rows=rows_per_batch,
                                       method=method, delete_missing=delete_missing, workdir=work,
                                       out_dir=out_dir, progress=progress, digests=digests.get(store.table))
@@ -420,14 +403,12 @@ def _check_privileges(conn, target: MySQLTarget, stores) -> None:
 
 
 def session_counts(conn) -> pl.DataFrame:
-    """Rows carrying each upload session id, over tickets, incidents and customers, as MySQL holds them."""
+    """Rows carrying each upload session id, over the stores that carry one, as MySQL holds them."""
     with conn.cursor() as cur:
-        cur.execute(" UNION ALL ".join(
-            f"SELECT upload_session_id, COUNT(*) FROM `{t}` WHERE upload_session_id IS NOT NULL GROUP BY upload_session_id"
-            for t in SESSION_TABLES))
+        cur.execute(carried_counts_sql())
         rows = cur.fetchall()
-    frame = pl.DataFrame(rows, schema={"upload_session_id": pl.String, "rows": pl.Int64}, orient="row")
-    return frame.group_by("upload_session_id").agg(pl.col("rows").sum())
+    frame = pl.DataFrame(rows, schema=COUNTS_SCHEMA, orient="row")
+    return frame.group_by(SESSION_COLUMN).agg(pl.col("rows").sum())
 
 
 def _background(niceness: int = 10) -> None:
