@@ -74,12 +74,12 @@ def transform_export(settings: Settings):
 
 
 def sample_export(settings: Settings, tickets: int):
-    from .source.sample import write_sample
+    from .source.sample import SampleResult, write_sample
 
     out = settings.runtime_dir / "sample-export"
-    summary = out / "export-summary.json"
-    if summary.is_file() and json.loads(summary.read_text()).get("counts", {}).get("tickets") == tickets:
-        return f"sample export already at {out} ({tickets} tickets)"
+    existing = SampleResult.existing(out)
+    if existing is not None and existing.tickets == tickets:
+        return existing
     return write_sample(out, tickets=tickets)
 
 

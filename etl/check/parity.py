@@ -41,6 +41,7 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
+from ..core.result import Result
 from ..core import duck
 from ..core.config import mask_uri
 from ..core.digest import DIGEST, duckdb_expression, has_digest, stage_digests
@@ -444,7 +445,7 @@ def _stage_from(src: Path | StageFolder) -> tuple[Path, Path | None]:
 
 
 @dataclass(frozen=True)
-class ParityResult:
+class ParityResult(Result):
     source: str
     target: str  # masked
     tables: tuple[TableParity, ...]

@@ -29,11 +29,12 @@ import shutil
 import time
 from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
+from ..core.result import Result
 from ..core import duck
 from . import figures
 from .aggregates import AGGREGATES, BY_VIEW, ROW_COLUMN, expected_rows, group_key, mysql_query
@@ -346,7 +347,7 @@ class SuiteOutcome:
 
 
 @dataclass(frozen=True)
-class ValidationResult:
+class ValidationResult(Result):
     target: str
     stage_dir: str
     strict: bool
@@ -378,11 +379,6 @@ class ValidationResult:
 
     def failed_rules(self) -> set[str]:
         return {c.rule for c in self.failures}
-
-    def asdict(self) -> dict:
-        d = asdict(self)
-        d["ok"] = self.ok
-        return d
 
     def __str__(self) -> str:
         verdict = "passed" if self.ok else "FAILED"
@@ -651,7 +647,7 @@ def check(result: ValidationResult, echo=None) -> ValidationResult:
 
 
 @dataclass(frozen=True)
-class DocsResult:
+class DocsResult(Result):
     index: str
     suites: tuple[str, ...]
     changed: tuple[str, ...]

@@ -64,7 +64,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -73,6 +73,7 @@ import polars as pl
 import pymysql
 
 from . import bulk, ledger
+from ..core.result import Result
 from ..core import duck
 from ..core.config import DEFAULT_CHUNK_SIZE
 from .db import MySQLTarget
@@ -133,7 +134,7 @@ class TableLoad:
 
 
 @dataclass(frozen=True)
-class LoadResult:
+class LoadResult(Result):
     target: str
     stage_dir: str
     method: str
@@ -150,9 +151,6 @@ class LoadResult:
 
     def table(self, name: str) -> TableLoad:
         return next(t for t in self.tables if t.table == name)
-
-    def asdict(self) -> dict:
-        return asdict(self)
 
     def __str__(self) -> str:
         lines = [

@@ -21,6 +21,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from ..core.result import Result, plain
 from ..core import duck
 from ..core.config import mask_uri
 from ..core.errors import EtlError
@@ -103,12 +104,15 @@ def connect(stage_dir: Path, export_dir: Path | None = None, database: str = ":m
 
 
 @dataclass(frozen=True)
-class QueryResult:
+class QueryResult(Result):
     sql: str
     frame: pl.DataFrame
 
     def __str__(self) -> str:
         return self.render("table")
+
+    def asdict(self) -> dict:
+        return {"sql": self.sql, "columns": self.frame.columns, "rows": plain(self.frame.to_dicts()), "ok": True}
 
     def render(self, fmt: str = "table", max_rows: int | None = None) -> str:
         """The rows as a terminal table, CSV (with a header), JSON (an array of objects) or a Markdown

@@ -47,6 +47,7 @@ from pathlib import Path
 
 import duckdb
 
+from ..core.result import Result
 from ..core import duck
 from . import jsonscan
 from .dexie import RowTypeError, undo_typeson
@@ -74,7 +75,7 @@ _FILE = re.compile(r"^(?P<store>[A-Za-z][A-Za-z0-9]*)(?:[._-]part[._-]?(?P<part>
 
 
 @dataclass(frozen=True)
-class ExportResult:
+class ExportResult(Result):
     out_dir: Path
     source: Path
     source_form: str

@@ -43,6 +43,8 @@ from pathlib import Path
 from random import Random
 from typing import Any, Callable, Iterable
 
+from ..core.result import Result
+
 __all__ = ["SampleResult", "write_sample", "DATABASE_NAME", "DATABASE_VERSION", "STORES"]
 
 DATABASE_NAME = "InsightTicketDatabase"
@@ -66,7 +68,7 @@ _ZERO_DURATION = {"rawHours": 0.0, "formatted": "0:00:00"}
 
 
 @dataclass(frozen=True)
-class SampleResult:
+class SampleResult(Result):
     """What ``write_sample`` wrote: the folder and the record count per store."""
 
     out_dir: Path
@@ -75,6 +77,16 @@ class SampleResult:
     customers: int
     vendors: int
     upload_sessions: int
+    reused: bool = False  # an earlier sample of the same size was there: nothing written
+
+    @classmethod
+    def existing(cls, out_dir: Path) -> SampleResult | None:
+        """The sample already at `out_dir` (its export-summary.json is written last), or None."""
+        try:
+            counts = json.loads((Path(out_dir) / "export-summary.json").read_text())["counts"]
+            return cls(Path(out_dir), *(int(counts[s]) for s in STORES), reused=True)
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     @property
     def counts(self) -> dict[str, int]:
@@ -92,7 +104,7 @@ class SampleResult:
 
     def __str__(self) -> str:
         parts = ", ".join(f"{store} {n:,}" for store, n in self.counts.items())
-        return f"sample export in {self.out_dir}: {parts}"
+        return f"sample export {'already ' if self.reused else ''}in {self.out_dir}: {parts}"
 
 
 # ------------------------------------------------------------------ utilities

@@ -58,6 +58,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..core.result import Result
 from ..core import duck
 from ..core.duplicates import RULE, pad_space, winners
 from ..core.errors import TransformError
@@ -318,7 +319,7 @@ class StoreCounts:
 
 
 @dataclass(frozen=True)
-class TransformResult:
+class TransformResult(Result):
     export_dir: str
     stage_dir: str
     counts: dict[str, StoreCounts]
@@ -328,6 +329,10 @@ class TransformResult:
     missing_stores: tuple[str, ...] = field(default=())
     # store -> column -> staged times before PLAUSIBLE_FROM or after the export's time
     implausible_times: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.balanced for c in self.counts.values())
 
     def __str__(self) -> str:
         lines = [f"staged {self.export_dir} -> {self.stage_dir} in {self.seconds:.1f} s"]
