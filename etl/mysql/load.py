@@ -85,7 +85,7 @@ from .read import read_digests, read_keys, read_mysql
 from ..core.process import alive
 from .lock import database_lock
 from . import plan
-from .plan import ORDER, ROW, key_of, mysql_order  # noqa: F401 - mysql_order: tests and callers name it here
+from .plan import ORDER, ROW, key_of, mysql_order
 from ..stage.folder import StageFolder, read_stage, stage_path
 from ..stage.sessions import COUNTS_SCHEMA, carried_counts_sql, finalize_sessions
 from ..core.stores import SESSION_COLUMN, UPLOAD_SESSIONS, Store
