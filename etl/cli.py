@@ -44,11 +44,19 @@ app.add_typer(db_app, name="db")
 users_app = typer.Typer(help="Accounts of the app's backend (its users table), e.g. the first admin after the cutover.",
                         no_args_is_help=True)
 app.add_typer(schema_app, name="schema")
+flags_app = typer.Typer(help="Feature flags the app's browsers obey (dataSource, writeMode, ...): list, set, history, rollback.\n\n"
+                        "Every change and refusal is recorded in MySQL (feature_flag_history) in the same transaction "
+                        "as the change, and mirrored to RUNTIME_DIR/feature-flags.json.", no_args_is_help=True)
+cutover_app = typer.Typer(help="The guarded cutover: stages off, dual-write, shadow, live, rampdown, complete.", no_args_is_help=True)
+app.add_typer(flags_app, name="flags")
+app.add_typer(cutover_app, name="cutover")
 app.add_typer(users_app, name="users")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
+BaseUrlOpt = typer.Option(None, "--base-url", help="The API's URL (default: BASE_URL, else http://127.0.0.1:8700, where `etl serve` listens).")
+TokenOpt = typer.Option(None, "--token", help="Bearer token (default: API_TOKEN). Never printed.")
 MysqlOpt = typer.Option(None, "--mysql", help="Target as mysql://user:pass@host:3306/db (default: MYSQL_URI, else the local server).")
 
 
@@ -197,11 +205,8 @@ def users_add(
     The password is read from ETL_USER_PASSWORD when set, else asked twice at the prompt; never from the command line. It is stored only as a bcrypt hash ($2b$, cost 12) and never printed or logged.
     """
     from . import playbook
-    from .mysql.users import add_user, check, read_password
 
-    check(username, role)
-    settings = load_settings(mysql_uri=mysql)
-    show(add_user(playbook.target(settings), username, role, read_password(), update=update))
+    show(playbook.users_add(load_settings(mysql_uri=mysql), username, role, update=update))
 
 
 # ---------------------------------------------------------------- sample
@@ -218,9 +223,9 @@ def sample(
     seed: int = typer.Option(7, help="Random seed: the same seed gives byte-identical files."),
 ):
     """Write a deterministic sample export (the app's export layout, with its real-world quirks)."""
-    from .source.sample import write_sample
+    from . import playbook
 
-    show(write_sample(out_dir, tickets=tickets, incidents=incidents, customers=customers, vendors=vendors, seed=seed))
+    show(playbook.sample(out_dir, tickets=tickets, incidents=incidents, customers=customers, vendors=vendors, seed=seed))
 
 
 # ---------------------------------------------------------------- export (issue 4)
@@ -242,10 +247,10 @@ def export_cmd(
                                           "on every core [default: 128]."),
 ):
     """Check an export and write it as a normalized, immutable export folder (what `etl transform` reads)."""
-    from .source.export import export
+    from . import playbook
 
-    settings = load_settings(export_dir=out_dir)
-    show(export(source, settings.export_dir, force=force, origin=origin, **({"part_bytes": part_mb << 20} if part_mb else {})))
+    show(playbook.export_source(load_settings(export_dir=out_dir), source, force=force, origin=origin,
+                                part_bytes=part_mb << 20 if part_mb else None))
 
 
 @app.command("merge")
@@ -264,9 +269,9 @@ def merge_cmd(
     Records sharing a natural identity but differing in content are all kept; they and same-id edits are
     listed in merge-conflicts.ndjson. merge-report.json gives per-source coverage (read, kept, only here).
     """
-    from .source.merge import merge
+    from . import playbook
 
-    show(merge(sources, out_dir, force=force))
+    show(playbook.merge_exports(sources, out_dir, force=force))
 
 
 @app.command()
@@ -276,12 +281,29 @@ def snippet(
     as_bookmarklet: bool = typer.Option(False, "--bookmarklet", help="The snippet as a javascript: URL for a bookmark."),
 ):
     """Print the JavaScript that exports the app's IndexedDB from the browser (paste it into the devtools console)."""
-    from .source.snippet import bookmarklet, snippet_source, write_snippet
+    from . import playbook
 
+    result = playbook.snippet(out_file, as_bookmarklet=as_bookmarklet)
     if out_file is not None:
-        show(write_snippet(out_file, as_bookmarklet=as_bookmarklet))
+        show(result)
     else:
-        sys.stdout.write(bookmarklet() + "\n" if as_bookmarklet else snippet_source())
+        sys.stdout.write(result)
+
+
+@app.command()
+@cli_errors
+def adapter(out_file: Optional[Path] = typer.Option(None, "--out", help="Write it to this file instead of printing it.")):
+    """Print the JavaScript a Dexie app includes to read and write where the cutover flags say.
+
+    It fetches /api/feature-flags (cached; IndexedDB only when the API fails, said on the console and as a "fallback" event), serves reads from the stage's authoritative origin and, in shadow and live, compares a sample with the other origin and posts each differing record to /api/migration/mismatches; writes go to the authoritative origin first, and to the other only when that worked.
+    """
+    from . import playbook
+
+    result = playbook.adapter(out_file)
+    if out_file is not None:
+        show(result)
+    else:
+        sys.stdout.write(result)
 
 
 # ---------------------------------------------------------------- transform and sql (issue 4)
@@ -299,10 +321,9 @@ def transform(
     with file, record, key, field, value and reason. The stage folder is replaced as a whole, and
     only when it is a stage (any other folder, the export or a folder holding it is refused).
     """
-    from .stage.transform import transform as run
+    from . import playbook
 
-    settings = load_settings(export_dir=in_dir, stage_dir=out_dir)
-    show(run(settings.export_dir, settings.stage_dir))
+    show(playbook.transform_export(load_settings(export_dir=in_dir, stage_dir=out_dir)))
 
 
 @app.command()
@@ -328,22 +349,15 @@ def sql(
 
     Stage against target in one query: etl sql --mysql "SELECT count(*) FROM tickets s ANTI JOIN mysql_tickets m USING (id)".
     """
-    from .report import query as q
+    from . import playbook
 
     formats = [f for f, on in (("table", as_table), ("csv", as_csv), ("json", as_json), ("markdown", as_markdown)) if on]
     if len(formats) > 1:
         raise EtlError(f"choose one output format, not {' and '.join('--' + f for f in formats)}")
     settings = load_settings(stage_dir=stage, export_dir=export, mysql_uri=mysql_uri)
-    target = None
-    if mysql or mysql_uri:
-        from . import playbook
-
-        target = playbook.target(settings)
-    if shell or not query:
-        q.open_shell(settings.stage_dir, settings.export_dir, settings.runtime_dir, mysql=target)
-        return
-    text = q.run_sql(query, settings.stage_dir, settings.export_dir, mysql=target).render((formats or ["table"])[0], max_rows)
-    sys.stdout.write(text)
+    result = playbook.query(settings, query, mysql=bool(mysql or mysql_uri), shell=shell)
+    if result is not None:
+        sys.stdout.write(result.render((formats or ["table"])[0], max_rows))
 
 
 # ---------------------------------------------------------------- load (issue 5)
@@ -384,6 +398,9 @@ def load_cmd(
     delete_missing: bool = typer.Option(False, "--delete-missing", help="Delete rows MySQL holds that the stage no longer has (default: only report them)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     wait: float = typer.Option(0, "--wait", min=0, help="Seconds to wait for another load into the same database to finish (default: refuse at once)."),
+    via_api: bool = typer.Option(False, "--via-api", help="Send the rows through the API's bulk endpoints (BASE_URL, API_TOKEN) in CHUNK_SIZE records, with the same ledger, resume and read-back checks (these still read MySQL directly)."),
+    base_url: Optional[str] = BaseUrlOpt,
+    token: Optional[str] = TokenOpt,
 ):
     """Write every staged table into MySQL: chunked, checked as it writes, idempotent, resumable.
 
@@ -394,12 +411,11 @@ def load_cmd(
     Each chunk is recorded in the table etl_load_ledger; a run that was interrupted is continued by the next. Rows the server refuses go to STAGE/load/<table>.rejects.parquet.
     """
     from . import playbook
-    from .mysql.load import load as run
 
-    settings = load_settings(mysql_uri=mysql, stage_dir=stage, chunk_size=chunk_size)
+    settings = load_settings(mysql_uri=mysql, stage_dir=stage, chunk_size=chunk_size, base_url=base_url, api_token=token)
     with _load_progress(not quiet and err.is_terminal) as progress:
-        result = run(settings.stage_dir, playbook.target(settings), chunk_size=settings.chunk_size,
-                     batch_rows=batch_rows, method=method, delete_missing=delete_missing, progress=progress, wait=wait)
+        result = playbook.load_stage(settings, via_api=via_api, batch_rows=batch_rows, method=method,
+                                     delete_missing=delete_missing, progress=progress, wait=wait)
     show(result)
 
 
@@ -420,11 +436,9 @@ def parity(
     Writes RUNTIME_DIR/parity/<time>/report.html (the verdict, then the differing buckets, a month-by-dimension heatmap of them and the differing rows, one per key) and report.json (totals, differing buckets and rows).
     """
     from . import playbook
-    from .report.parity import parity_with_report
 
-    settings = load_settings(mysql_uri=dst_mysql)
-    result = parity_with_report(src or settings.stage_dir, playbook.target(settings), runtime_dir=settings.runtime_dir,
-                                buckets=buckets.split(",") if buckets is not None else None, tables=table)
+    result = playbook.parity_check(load_settings(mysql_uri=dst_mysql), src=src, tables=table, fail_on_mismatch=False,
+                                   buckets=buckets.split(",") if buckets is not None else None)
     show(result)
     if fail_on_mismatch:
         result.raise_for_mismatch()
@@ -444,9 +458,9 @@ def validate_cmd(
 
     Expected values (value sets, the views' rows) are computed from the stage at run time. A rule the source export already breaks is a warning (a finding about the source) unless --strict is given; a rule the source keeps but MySQL breaks is a failure. Exit status: 0 passed (warnings allowed), 1 failed. Rebuilds the data docs (see `etl docs`).
     """
-    from .check.validate import validate_settings
+    from . import playbook
 
-    result = validate_settings(load_settings(mysql_uri=mysql, stage_dir=stage), strict=strict)
+    result = playbook.validate_target(load_settings(mysql_uri=mysql, stage_dir=stage), strict=strict)
     show(result)
     if not result.ok:
         raise typer.Exit(1)
@@ -459,9 +473,9 @@ def docs_cmd():
 
     Written to expectations/gx/uncommitted/data_docs/local_site/index.html. Needs no database.
     """
-    from .check.validate import build_docs, gx_root
+    from . import playbook
 
-    show(build_docs(gx_root(load_settings().root)))
+    show(playbook.build_docs(load_settings()))
 
 
 # ---------------------------------------------------------------- migrate
@@ -479,6 +493,233 @@ def migrate(
 
     settings = load_settings(mysql_uri=mysql)
     show(playbook.migrate(settings, source=export, sample_tickets=sample_tickets, echo=show))
+
+
+# ---------------------------------------------------------------- flags and cutover (issue 17)
+
+
+@flags_app.command("list")
+@cli_errors
+def flags_list(mysql: Optional[str] = MysqlOpt):
+    """Show every flag, who changed it last, and the cutover stage the flags describe."""
+    from . import playbook
+
+    show(playbook.flags_list(load_settings(mysql_uri=mysql)))
+
+
+@flags_app.command("set")
+@cli_errors
+def flags_set(
+    assignments: list[str] = typer.Argument(..., help="KEY=VALUE pairs: dataSource=indexeddb|mysql|dual-read, "
+                                            "writeMode=indexeddb-only|mysql-only|dual-write, migrationMode, debugMode, "
+                                            "performanceMonitoring, rollbackMode = true|false."),
+    reason: Optional[str] = typer.Option(None, "--reason", help="Why (required): recorded in the history."),
+    mysql: Optional[str] = MysqlOpt,
+):
+    """Change flags: values and the combination are checked; the change or the refusal is recorded.
+
+    A combination that makes no sense (reading from MySQL while writing only to IndexedDB, ...) is refused, and so is a move to a later cutover stage: that goes through the guards (`etl cutover stage NAME`). Moving back is allowed.
+    """
+    from . import playbook
+
+    show(playbook.flags_set(load_settings(mysql_uri=mysql), assignments, reason=reason))
+
+
+@flags_app.command("history")
+@cli_errors
+def flags_history(
+    limit: int = typer.Option(50, "--limit", min=1, help="How many of the latest entries."),
+    mysql: Optional[str] = MysqlOpt,
+):
+    """Every change and refusal, oldest first: when, who, action, stage from -> to, flags from -> to, reason."""
+    from . import playbook
+
+    show(playbook.flags_history(load_settings(mysql_uri=mysql), limit=limit))
+
+
+@flags_app.command("rollback")
+@cli_errors
+def flags_rollback(
+    reason: Optional[str] = typer.Option(None, "--reason", help="Why: recorded in the history."),
+    mysql: Optional[str] = MysqlOpt,
+):
+    """Return reads and writes to IndexedDB at once and set rollbackMode (always allowed, no guards)."""
+    from . import playbook
+
+    show(playbook.flags_rollback(load_settings(mysql_uri=mysql), reason=reason))
+
+
+def _move(name, force, reason, mysql, max_mismatch_rate, min_compared, bench_max_age_h, monitor_max_age_h):
+    from . import playbook
+
+    result = playbook.cutover_move(load_settings(mysql_uri=mysql), name, force=force, reason=reason,
+                                   max_mismatch_rate=max_mismatch_rate, min_compared=min_compared,
+                                   bench_max_age_h=bench_max_age_h, monitor_max_age_h=monitor_max_age_h)
+    show(result)
+    if result.refused:
+        raise typer.Exit(1)
+
+
+ForceOpt = typer.Option(False, "--force", help="Move even though guards fail (needs --reason; recorded as forced).")
+ReasonOpt = typer.Option(None, "--reason", help="Why: recorded in the history (required with --force).")
+RateOpt = typer.Option(0.001, "--max-mismatch-rate", help="Consistency guard: highest share of compared records that may differ.")
+ComparedOpt = typer.Option(1000, "--min-compared", help="Consistency guard: fewest records browsers must have compared.")
+BenchAgeOpt = typer.Option(24.0, "--bench-max-age", help="Bench guard: oldest `etl bench` report accepted (RUNTIME_DIR/bench/*/report.json), in hours.")
+MonitorAgeOpt = typer.Option(1.0, "--monitor-max-age", help="Monitor guard: oldest `etl monitor` run accepted (RUNTIME_DIR/monitor/*.jsonl), in hours.")
+
+
+@cutover_app.command("stage")
+@cli_errors
+def cutover_stage(
+    name: str = typer.Argument(..., help="off, dual-write, shadow, live, rampdown or complete."),
+    force: bool = ForceOpt, reason: Optional[str] = ReasonOpt, mysql: Optional[str] = MysqlOpt,
+    max_mismatch_rate: float = RateOpt, min_compared: int = ComparedOpt,
+    bench_max_age: float = BenchAgeOpt, monitor_max_age: float = MonitorAgeOpt,
+):
+    """Move the cutover to a stage. Forward: one stage at a time, only when every guard passes.
+
+    Guards: sequence, parity (STAGE_DIR vs MySQL, run now), expectations (the suites, run now), bench and monitor (their latest reports under RUNTIME_DIR), and from shadow on consistency (browsers' dual-read reports). A refusal names the failing guards and their figures and is recorded; exit status 1. Moving back needs no guard.
+    """
+    _move(name, force, reason, mysql, max_mismatch_rate, min_compared, bench_max_age, monitor_max_age)
+
+
+@cutover_app.command("advance")
+@cli_errors
+def cutover_advance(
+    force: bool = ForceOpt, reason: Optional[str] = ReasonOpt, mysql: Optional[str] = MysqlOpt,
+    max_mismatch_rate: float = RateOpt, min_compared: int = ComparedOpt,
+    bench_max_age: float = BenchAgeOpt, monitor_max_age: float = MonitorAgeOpt,
+):
+    """Move the cutover to the next stage, on the same guards as `etl cutover stage`."""
+    _move(None, force, reason, mysql, max_mismatch_rate, min_compared, bench_max_age, monitor_max_age)
+
+
+@cutover_app.command("status")
+@cli_errors
+def cutover_status(mysql: Optional[str] = MysqlOpt,
+                   buckets: int = typer.Option(20, "--buckets", min=1, help="How many buckets with differing records to list.")):
+    """The stage, browsers' dual-read consistency per table and bucket, and the last guarded move's guards."""
+    from . import playbook
+
+    show(playbook.cutover_status(load_settings(mysql_uri=mysql), bucket_limit=buckets))
+
+
+@cutover_app.command("rollback")
+@cli_errors
+def cutover_rollback(reason: Optional[str] = typer.Option(None, "--reason", help="Why: recorded in the history."),
+                     mysql: Optional[str] = MysqlOpt):
+    """The same as `etl flags rollback`: reads and writes back to IndexedDB, rollbackMode on. Always allowed."""
+    flags_rollback(reason=reason, mysql=mysql)
+
+
+# ---------------------------------------------------------------- the API (issue 16)
+
+
+
+@app.command()
+@cli_errors
+def serve(
+    mysql: Optional[str] = MysqlOpt,
+    host: Optional[str] = typer.Option(None, "--host", help="Address to listen on (default: BASE_URL's host, 127.0.0.1)."),
+    port: Optional[int] = typer.Option(None, "--port", help="Port (default: BASE_URL's port, 8700)."),
+    pool_size: int = typer.Option(16, "--pool-size", min=1, help="Database connections kept open (8 more may open under load)."),
+):
+    """Serve the migrated tables over HTTP as the app's backend does, plus the migration's control endpoints.
+
+    Data: /health, /api/tickets (page, limit, search, category, status, cabang; keyset paging with after=), /api/tickets/years, /api/incidents, /api/incidents/stats, /api/customers, /api/vendors, /api/upload-sessions, and POST /api/<table>/bulk upserts. Control: /api/feature-flags, /api/migration/status, /api/migration/mismatches, /metrics (Prometheus). OpenAPI at /openapi.json, docs at /docs.
+
+    Needs API_TOKEN (reads and writes); API_READ_TOKEN, when set, only reads (and may report mismatches). Runs until Ctrl-C.
+    """
+    from . import playbook
+
+    show(playbook.serve_api(load_settings(mysql_uri=mysql), host=host, port=port, pool_size=pool_size, echo=show))
+
+
+@app.command()
+@cli_errors
+def monitor(
+    base_url: Optional[str] = BaseUrlOpt,
+    token: Optional[str] = TokenOpt,
+    mysql: Optional[str] = MysqlOpt,
+    threshold_error: float = typer.Option(0.01, "--threshold-error", help="Largest tolerated share of failed API requests in a sample."),
+    threshold_latency_p95: float = typer.Option(2000, "--threshold-latency-p95", help="Largest tolerated p95 of the API probes, in ms."),
+    interval: float = typer.Option(5.0, "--interval", min=0, help="Seconds between samples."),
+    count: int = typer.Option(12, "--count", min=1, help="Samples to take (the run is bounded; 12 x 5 s = a minute)."),
+    probes: int = typer.Option(5, "--probes", min=1, help="Reads of a page of 100 tickets per sample (latency and errors)."),
+    fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first sample with a breach."),
+    no_db: bool = typer.Option(False, "--no-db", help="Watch the API only (no database health)."),
+):
+    """Watch the API (health, errors, p95 latency), the database (Threads_running, connections against max_connections, buffer-pool hit ratio, slow-query and aborted-connect rates, restarts, replica lag) and the API's connection pool.
+
+    Each sample is appended to RUNTIME_DIR/monitor/<time>.jsonl; a terminal shows a live table. Exit status 1 when any sample breached a threshold, each breach named with its metric, value and threshold. Database thresholds follow the mysqld_exporter alert rules (connections > 80 % and Threads_running > 60 % of max_connections, any slow query, uptime < 60 s, replica lag > 30 s) plus a buffer-pool hit ratio under 95 % and over 1 aborted connect per second.
+    """
+    from . import playbook
+
+    result = playbook.monitor_api(load_settings(mysql_uri=mysql, base_url=base_url, api_token=token),
+                                  threshold_error=threshold_error, threshold_latency_p95=threshold_latency_p95,
+                                  with_db=not no_db, note=lambda text: err.print(escape(text), highlight=False),
+                                  display=_monitor_display, interval=interval, count=count, probes=probes,
+                                  fail_fast=fail_fast)
+    show(result)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@contextlib.contextmanager
+def _monitor_display(thresholds):
+    """A live table on a terminal; one line per sample otherwise."""
+    from rich.live import Live
+
+    from .api.monitor import rows_for_display  # display only: which metrics, and their state
+    from rich.table import Table
+
+    def table(sample):
+        t = Table(title=f"sample {sample['sample']} at {sample['time']}")
+        for name in ("metric", "value", "threshold", "state"):
+            t.add_column(name)
+        for row in rows_for_display(sample, thresholds):
+            t.add_row(*row, style="bold red" if row[3] == "BREACH" else None)
+        return t
+
+    if not out.is_terminal:
+        def line(sample):
+            api = sample["api"]
+            out.print(f"sample {sample['sample']}: api up={api['up']} p95={api['p95_ms']} ms errors={api['error_rate']:.3f}; "
+                      f"breaches: {', '.join(b['metric'] for b in sample['breaches']) or 'none'}", highlight=False, markup=False)
+        yield line
+        return
+    with Live(console=out, auto_refresh=False) as live:
+        yield lambda sample: live.update(table(sample), refresh=True)
+
+
+@app.command()
+@cli_errors
+def bench(
+    base_url: Optional[str] = BaseUrlOpt,
+    token: Optional[str] = typer.Option(None, "--token", help="Bearer token (default: API_TOKEN; else a login with API_USERNAME/API_PASSWORD at POST /api/auth/login, for the app's backend). Never printed."),
+    rate: float = typer.Option(20.0, "--rate", help="Requests started per second, on schedule whatever the server does (open model)."),
+    duration: float = typer.Option(10.0, "--duration", help="Seconds of load."),
+    endpoint: Optional[list[str]] = typer.Option(None, "--endpoint", help="A path (with its query) to request, repeatable; default: a page of 100 of tickets, incidents, customers, vendors and upload-sessions (the backend's page=1&limit=100)."),
+    bulk_chunks: int = typer.Option(3, "--bulk-chunks", min=0, help="Bulk-insert chunks of CHUNK_SIZE synthetic tickets to time (batch_id test-bench-*, deleted afterwards); 0: none."),
+    chunk_size: Optional[int] = typer.Option(None, "--chunk-size", help="Rows per bulk chunk (default: CHUNK_SIZE, 200)."),
+    threshold_p95: float = typer.Option(2000, "--threshold-p95", help="Largest tolerated p95 latency over all endpoints, ms."),
+    threshold_chunk: float = typer.Option(5.0, "--threshold-chunk", help="Largest tolerated seconds per bulk chunk."),
+    threshold_error: float = typer.Option(0.01, "--threshold-error", help="Largest tolerated share of failed requests."),
+    threshold_memory: float = typer.Option(100, "--threshold-memory", help="Largest tolerated peak memory of the bench itself, MB."),
+):
+    """Benchmark the API (the seed's perf-bench): tickets, incidents, customers, vendors and upload-sessions pages, and bulk inserts.
+
+    Requests start on schedule whatever the server does and latency counts from that due time (open model, as wrk2 and vegeta: a stall cannot hide). Prints p50/p90/p95/p99/p99.9/max per endpoint (HDR histogram), errors by class, achieved against target rate, seconds per bulk chunk and the bench's own peak memory; writes RUNTIME_DIR/bench/<time>/report.json and a self-contained report.html. Exit status 1 on any breach (defaults: p95 < 2 s, < 5 s a chunk, errors < 1 %, memory < 100 MB).
+    """
+    from . import playbook
+
+    result = playbook.bench_api(load_settings(base_url=base_url, api_token=token, chunk_size=chunk_size), rate=rate,
+                                duration=duration, endpoints=endpoint, bulk_chunks=bulk_chunks, threshold_p95=threshold_p95,
+                                threshold_chunk=threshold_chunk, threshold_error=threshold_error,
+                                threshold_memory=threshold_memory)
+    show(result)
+    if not result.ok:
+        raise typer.Exit(1)
 
 
 def main() -> None:  # pragma: no cover - console entry point

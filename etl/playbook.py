@@ -1,26 +1,33 @@
-"""The migration playbook: each step a function; `migrate` runs them in order and records the run.
+"""The application layer: one verb per command, and `migrate`, which runs the steps in order and records the run.
 
-The CLI and the notebooks call these functions; they hold no logic of their own.
+The CLI and the notebooks call these functions with settings and options; they hold no logic of
+their own. Every verb that talks to MySQL takes an optional `target`: `migrate` resolves it once
+(a server check, and the local server started when MYSQL_URI is not set) and hands it to its steps.
+The MySQL client and the stages are imported inside the verbs, so `etl export` starts fast.
 """
 
 from __future__ import annotations
 
 import json
-import time
 import os
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from .core.config import Settings, mask_uri
-from .core.errors import EtlError
-from .mysql.db import MySQLTarget, apply_schema, resolve_target
-from .mysql.server import LocalServer
+from .core.errors import ConfigError, EtlError
+
+if TYPE_CHECKING:
+    from .mysql.db import MySQLTarget
+    from .mysql.server import LocalServer
 
 
-def local_server(settings: Settings) -> LocalServer:
+def local_server(settings: Settings) -> "LocalServer":
+    from .mysql.server import LocalServer
+
     return LocalServer(settings.runtime_dir / "mysql")
 
 
@@ -44,18 +51,75 @@ class DbStatus:
         lines.append(f"project-local server: {self.local}" if self.local else "project-local server: not running")
         return "\n".join(lines)
 
+    def asdict(self) -> dict:
+        return {"ok": True, "configured_uri": mask_uri(self.configured_uri) if self.configured_uri else None,
+                "local": str(self.local) if self.local else None}
+
 
 def db_status(settings: Settings) -> DbStatus:
     return DbStatus(settings.mysql_uri, local_server(settings).status())
 
 
-def target(settings: Settings) -> MySQLTarget:
+def target(settings: Settings) -> "MySQLTarget":
     """The MySQL every stage talks to: MYSQL_URI, else the local server (started on demand)."""
+    from .mysql.db import resolve_target
+
     return resolve_target(settings, start=True)
 
 
-def schema_apply(settings: Settings, *, upgrade_digests: bool = False, upgrade: bool = False):
-    return apply_schema(target(settings), upgrade_digests=upgrade_digests, upgrade=upgrade)
+def notebook_target(settings: Settings, database: str | None = None, suffix: str = "nb") -> "MySQLTarget":
+    """A database of a notebook's own on the server the stages use: `database`, else
+    `<configured database>_<suffix>` (created by `apply_schema`). Never the configured database
+    itself, so a notebook cannot disturb what `etl migrate` loaded there."""
+    base = target(settings)
+    name = database or f"{base.database}_{suffix}"
+    if name == base.database:
+        raise ConfigError(f"a notebook works in a database of its own, not in {base.database}, which migrate uses")
+    return replace(base, database=name)
+
+
+def schema_apply(settings: Settings, *, upgrade_digests: bool = False, upgrade: bool = False, target_=None):
+    from .mysql.db import apply_schema
+
+    return apply_schema(target_ or target(settings), upgrade_digests=upgrade_digests, upgrade=upgrade)
+
+
+def users_add(settings: Settings, username: str, role: str, *, update: bool = False):
+    """Create (or with `update`, replace) a user the backend can log in; the password is read from
+    ETL_USER_PASSWORD or a prompt, never taken as an argument."""
+    from .mysql.users import add_user, check, read_password
+
+    check(username, role)  # before any password is asked
+    return add_user(target(settings), username, role, read_password(), update=update)
+
+
+def sample(out_dir: Path, **options):
+    from .source.sample import write_sample
+
+    return write_sample(out_dir, **options)
+
+
+def snippet(out_file: Path | None = None, *, as_bookmarklet: bool = False):
+    """The export snippet as text (or a javascript: URL), or written to `out_file` (a SnippetFile)."""
+    from .source.snippet import bookmarklet, snippet_source, write_snippet
+
+    if out_file is not None:
+        return write_snippet(out_file, as_bookmarklet=as_bookmarklet)
+    return bookmarklet() + "\n" if as_bookmarklet else snippet_source()
+
+
+def export_source(settings: Settings, source: Path, *, force: bool = False, origin: str | None = None,
+                  part_bytes: int | None = None):
+    """`etl export`: check `source` and write settings.export_dir."""
+    from .source.export import export
+
+    return export(source, settings.export_dir, force=force, origin=origin, **({"part_bytes": part_bytes} if part_bytes else {}))
+
+
+def merge_exports(sources: Sequence[str], out_dir: Path, *, force: bool = False):
+    from .source.merge import merge
+
+    return merge(sources, out_dir, force=force)
 
 
 def normalize_export(settings: Settings, source: Path):
@@ -73,37 +137,182 @@ def transform_export(settings: Settings):
     return transform(settings.export_dir, settings.stage_dir)
 
 
+@dataclass(frozen=True)
+class SampleReused:
+    """The sample export a previous run generated, found again unchanged."""
+
+    path: str
+    tickets: int
+
+    def __str__(self) -> str:
+        return f"sample export already at {self.path} ({self.tickets} tickets)"
+
+    def asdict(self) -> dict:
+        return {"ok": True, "path": self.path, "tickets": self.tickets, "reused": True}
+
+
 def sample_export(settings: Settings, tickets: int):
-    from .source.sample import SampleResult, write_sample
+    from .source.sample import write_sample
 
     out = settings.runtime_dir / "sample-export"
-    existing = SampleResult.existing(out)
-    if existing is not None and existing.tickets == tickets:
-        return existing
+    summary = out / "export-summary.json"
+    if summary.is_file() and json.loads(summary.read_text()).get("counts", {}).get("tickets") == tickets:
+        return SampleReused(str(out), tickets)
     return write_sample(out, tickets=tickets)
 
 
-def load_stage(settings: Settings):
-    """Write the stage into MySQL (chunked, checked, resumable; loading it again writes nothing)."""
+def query(settings: Settings, sql: str | None, *, mysql: bool = False, shell: bool = False):
+    """`etl sql`: a query's result over the stage's views (and MySQL's tables with `mysql`), or
+    DuckDB's shell on them (None)."""
+    from .report import query as q
+
+    mysql_target = target(settings) if mysql else None
+    if shell or not sql:
+        q.open_shell(settings.stage_dir, settings.export_dir, settings.runtime_dir, mysql=mysql_target)
+        return None
+    return q.run_sql(sql, settings.stage_dir, settings.export_dir, mysql=mysql_target)
+
+
+def load_stage(settings: Settings, *, target_=None, via_api: bool = False, **options):
+    """Write the stage into MySQL (chunked, checked, resumable; loading it again writes nothing).
+    `options`: batch_rows, method, delete_missing, progress, wait (etl.mysql.load.load). With `via_api`
+    the rows go through the API's bulk endpoints at BASE_URL (the seed's step 7), same ledger and checks."""
+    if via_api:
+        from .api.via_api import load_via_api
+
+        options.pop("method", None)  # the API decides how it writes
+        return load_via_api(settings.stage_dir, target_ or target(settings), settings.base_url, settings.api_token,
+                            chunk_size=settings.chunk_size, **options)
     from .mysql.load import load
 
-    return load(settings.stage_dir, target(settings), chunk_size=settings.chunk_size)
+    return load(settings.stage_dir, target_ or target(settings), chunk_size=settings.chunk_size, **options)
 
 
-def parity_check(settings: Settings):
-    """Parity of the stage with MySQL; a mismatch raises ParityError, which stops the run."""
+def parity_check(settings: Settings, *, src: Path | None = None, buckets: Sequence[str] | None = None,
+                 tables: Sequence[str] | None = None, fail_on_mismatch: bool = True, target_=None):
+    """Parity of the stage (or `src`) with MySQL, its reports written under RUNTIME_DIR/parity; with
+    `fail_on_mismatch` a mismatch raises ParityError, which stops a run."""
     from .report.parity import parity_with_report
 
-    result = parity_with_report(settings.stage_dir, target(settings), runtime_dir=settings.runtime_dir)
-    result.raise_for_mismatch()
+    result = parity_with_report(src or settings.stage_dir, target_ or target(settings), runtime_dir=settings.runtime_dir,
+                                buckets=buckets, tables=tables)
+    if fail_on_mismatch:
+        result.raise_for_mismatch()
     return result
 
 
-def validate_migration(settings: Settings, echo: Callable[[object], None] = print):
-    """The expectation suites against MySQL, then the data docs; a failed expectation raises ValidationError."""
-    from .check.validate import check, validate_settings
+def validate_target(settings: Settings, *, strict: bool = False, docs: bool = True, target_=None):
+    """The expectation suites against MySQL with expected values from the stage, then the data docs."""
+    from .check.validate import gx_root, validate
 
-    return check(validate_settings(settings), echo=echo)
+    return validate(target_ or target(settings), settings.stage_dir, strict=strict, root=gx_root(settings.root), docs=docs)
+
+
+def validate_migration(settings: Settings, echo: Callable[[object], None] = print, *, target_=None):
+    """validate_target; a failed expectation raises ValidationError (after showing the result)."""
+    from .check.validate import check
+
+    return check(validate_target(settings, target_=target_), echo=echo)
+
+
+def build_docs(settings: Settings):
+    """The data docs from the suites and past results; needs no database."""
+    from .check.validate import build_docs as build, gx_root
+
+    return build(gx_root(settings.root))
+
+
+def serve_api(settings: Settings, *, host: str | None = None, port: int | None = None, pool_size: int = 16,
+              echo: Callable[[object], None] = print):
+    """`etl serve`: the migration's API over the target database, until Ctrl-C."""
+    from .api.serve import serve
+
+    return serve(settings, target(settings), host=host, port=port, pool_size=pool_size, echo=echo)
+
+
+def monitor_api(settings: Settings, *, threshold_error: float = 0.01, threshold_latency_p95: float = 2000,
+                with_db: bool = True, note: Callable[[str], None] = print, display=None, **options):
+    """`etl monitor`: samples of the API's and the database's health. Without a reachable database
+    the API alone is watched (`note` says why). `display(thresholds)` gives a context manager whose
+    value is called with each sample (the CLI's live table)."""
+    import contextlib
+
+    from .api.monitor import Thresholds, monitor
+    from .core.errors import ServerError
+    from .mysql.db import resolve_target
+
+    mysql_target = None
+    if with_db:
+        try:
+            mysql_target = resolve_target(settings)
+        except ServerError as e:
+            note(f"note: no database health: {e}")
+    thresholds = Thresholds(error_rate=threshold_error, latency_p95_ms=threshold_latency_p95)
+    with (display(thresholds) if display else contextlib.nullcontext(None)) as on_sample:
+        return monitor(settings.base_url, settings.api_token, mysql_target, settings.runtime_dir, thresholds=thresholds,
+                       on_sample=on_sample, **options)
+
+
+def bench_api(settings: Settings, *, endpoints: Sequence[str] | None = None, threshold_p95: float = 2000,
+              threshold_chunk: float = 5.0, threshold_error: float = 0.01, threshold_memory: float = 100, **options):
+    """`etl bench` (the seed's perf-bench) against BASE_URL; the report under RUNTIME_DIR/bench."""
+    from .api.bench import ENDPOINTS, BenchThresholds, bench
+
+    return bench(settings.base_url, settings.api_token, settings.runtime_dir, endpoints=tuple(endpoints or ENDPOINTS),
+                 chunk_size=settings.chunk_size,
+                 thresholds=BenchThresholds(threshold_p95, threshold_chunk, threshold_error, threshold_memory), **options)
+
+
+def adapter(out_file: Path | None = None):
+    """The browser adapter (JavaScript a Dexie app includes to obey the flags), or written to `out_file`."""
+    from .cutover.adapter import adapter_source, write_adapter
+
+    return write_adapter(out_file) if out_file is not None else adapter_source()
+
+
+def flags_list(settings: Settings):
+    from .cutover import read_state
+
+    return read_state(target(settings))
+
+
+def flags_set(settings: Settings, assignments: Sequence[str], *, reason: str | None):
+    from .cutover import set_flags
+
+    return set_flags(target(settings), list(assignments), reason=reason, runtime_dir=settings.runtime_dir)
+
+
+def flags_history(settings: Settings, *, limit: int = 50):
+    from .cutover import history
+
+    return history(target(settings), limit=limit)
+
+
+def flags_rollback(settings: Settings, *, reason: str | None = None):
+    """Reads and writes back to IndexedDB at once, rollbackMode on: always allowed, recorded."""
+    from .cutover import rollback
+
+    return rollback(target(settings), reason=reason, runtime_dir=settings.runtime_dir)
+
+
+def cutover_move(settings: Settings, name: str | None = None, *, force: bool = False, reason: str | None = None,
+                 max_mismatch_rate: float = 0.001, min_compared: int = 1000, bench_max_age_h: float = 24.0,
+                 monitor_max_age_h: float = 1.0):
+    """Move the cutover to stage `name` (None: the next one), forward only on green guards."""
+    from .cutover import Thresholds, advance, move_to
+
+    thresholds = Thresholds(bench_max_age_s=bench_max_age_h * 3600, monitor_max_age_s=monitor_max_age_h * 3600,
+                            max_mismatch_rate=max_mismatch_rate, min_compared=min_compared)
+    options = dict(force=force, reason=reason, thresholds=thresholds)
+    if name is None:
+        return advance(settings, target(settings), **options)
+    return move_to(settings, target(settings), name=name, **options)
+
+
+def cutover_status(settings: Settings, *, bucket_limit: int = 20):
+    from .cutover import status
+
+    return status(target(settings), bucket_limit=bucket_limit)
 
 
 # ---------------------------------------------------------------- the run
@@ -131,6 +340,12 @@ class RunRecord:
         for s in self.steps:
             lines.append(f"  {s.status:<7} {s.name:<28} {s.seconds:7.2f} s")
         return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        from .core.htmlrepr import heading, html_table
+
+        return html_table(heading(self), ("step", "status", "seconds", "error"),
+                          [(s.name, s.status, round(s.seconds, 2), s.error or "") for s in self.steps])
 
     def save(self) -> None:
         """Write the record, private to the user (0600). Each value is stored in its safe form:
@@ -172,9 +387,15 @@ def migrate(settings: Settings, *, source: Path | None = None, sample_tickets: i
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     run = RunRecord(started_at=stamp, settings=settings.public(), path=runs / f"{stamp}.json")
 
+    resolved: dict[str, MySQLTarget] = {}  # the target, resolved once by the preflight and handed to every step
+
+    def preflight():
+        resolved["target"] = target(settings)
+        return resolved["target"]
+
     steps: list[tuple[str, Callable[[], object]]] = [
-        ("preflight: mysql server", lambda: target(settings)),
-        ("apply schema", lambda: schema_apply(settings)),
+        ("preflight: mysql server", preflight),
+        ("apply schema", lambda: schema_apply(settings, target_=resolved["target"])),
     ]
     if source is None:
         steps.append(("generate sample export", lambda: sample_export(settings, sample_tickets)))
@@ -183,12 +404,12 @@ def migrate(settings: Settings, *, source: Path | None = None, sample_tickets: i
     steps.append(("export", lambda: normalize_export(settings, source)))
     steps.append(("transform", lambda: transform_export(settings)))
     # load (issue 5)
-    steps.append(("load", lambda: load_stage(settings)))
+    steps.append(("load", lambda: load_stage(settings, target_=resolved["target"])))
     # parity (issue 6): stops the run on a mismatch
-    steps.append(("parity", lambda: parity_check(settings)))
+    steps.append(("parity", lambda: parity_check(settings, target_=resolved["target"])))
     # validate + data docs (issue 7): failed expectations stop the run; rules the source export
     # already breaks only warn (etl validate --strict makes them fail)
-    steps.append(("validate + data docs", lambda: validate_migration(settings, echo)))
+    steps.append(("validate + data docs", lambda: validate_migration(settings, echo, target_=resolved["target"])))
 
     # Parity and validation only read the stage and MySQL: validation runs beside parity (one core
     # each; at 1M tickets they took 8 s + 100 s one after the other) and is reported after it.

@@ -122,3 +122,25 @@ def test_the_circle_check_catches_a_planted_circle(tmp_path):
 @pytest.mark.parametrize("wing", WINGS[:6])
 def test_every_wing_is_a_package(wing):
     assert (PACKAGE / wing / "__init__.py").is_file()
+
+
+def test_every_command_calls_the_playbook_only():
+    """The CLI holds no logic: inside a command, the only import of etl is the playbook (application layer)."""
+    tree = ast.parse((PACKAGE / "cli.py").read_text())
+    commands = [f for f in tree.body if isinstance(f, ast.FunctionDef)
+                and any(isinstance(d, ast.Call) and getattr(d.func, "attr", "") in ("command", "callback") for d in f.decorator_list)]
+    assert len(commands) > 10
+    bad = []
+    for fn in commands:
+        for node in ast.walk(fn):
+            if isinstance(node, ast.ImportFrom) and node.level and not (node.module is None and [a.name for a in node.names] == ["playbook"]):
+                bad.append(f"{fn.name}: from {'.' * node.level}{node.module or ''} import {', '.join(a.name for a in node.names)}")
+    assert bad == []
+
+
+def test_every_import_of_the_package_names_a_module_that_exists():
+    """Imports inside functions run only when called: a stale one (a module since moved) is found here, not in use."""
+    missing = [f"{path.relative_to(PACKAGE.parent)}:{line}: {target}"
+               for path in sorted(PACKAGE.rglob("*.py")) for target, line in _imports(path, PACKAGE)
+               if not _exists(target, PACKAGE) and target != PACKAGE.name]
+    assert missing == []

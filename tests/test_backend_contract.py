@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 from etl.cli import app
 from etl.mysql.db import MySQLTarget, apply_schema
 from etl.mysql.load import load
-from etl.check.parity import parity
+from etl.report.parity import parity_with_report as parity
 from etl.stage.folder import read_stage
 from etl.core.stores import STORES, store
 from etl.mysql.users import PASSWORD_ENV, ROLES, UserError, add_user, read_password

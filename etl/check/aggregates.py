@@ -223,3 +223,37 @@ def expected_rows(agg: Aggregate, frame: pl.DataFrame) -> list[str]:
 
 
 BY_VIEW = {a.view: a for a in AGGREGATES}
+
+
+# ---------------------------------------------------------------- the notebooks
+
+
+def sla_shares(stage_dir, target) -> pl.DataFrame:
+    """Share of closed tickets within 4/8/24 h per cabang, the stage (the source) beside MySQL's
+    v_ticket_sla_by_cabang (what the app's dashboard reads): cabang, band, hours, side, pct.
+
+    Cabang values are grouped as MySQL's collation groups them (case and trailing spaces ignored);
+    a group is labelled by the source's first spelling."""
+    from ..stage.folder import read_stage
+
+    sla = TICKETS.sla
+    bands = [f"{h}h" for h in sla.hours]
+    stage = (read_stage(stage_dir, TICKETS).group_by(group_key("cabang").alias("key"))
+             .agg(pl.col("cabang").first(), pl.col(sla.closed).is_not_null().sum().alias("closed"),
+                  *(pl.col(sla.column(h)).fill_null(False).sum().alias(b) for h, b in zip(sla.hours, bands))))
+    with target.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT cabang, closed, {', '.join(f'within_{b}' for b in bands)} FROM v_ticket_sla_by_cabang")
+        rows = cur.fetchall()
+    mysql = (pl.DataFrame([[None if v is None else int(v) if i else v for i, v in enumerate(r)] for r in rows],
+                          schema={"cabang": pl.String, "closed": pl.Int64, **{b: pl.Int64 for b in bands}}, orient="row")
+             .with_columns(group_key("cabang").alias("key")))
+    labels = stage.select("key", "cabang")
+
+    def long(frame: pl.DataFrame, side: str) -> pl.DataFrame:
+        return (frame.drop("cabang").join(labels, on="key", how="left", nulls_equal=True)
+                .unpivot(index=["key", "cabang", "closed"], on=bands, variable_name="band", value_name="within")
+                .select(pl.col("cabang"), pl.col("band"), pl.col("band").str.strip_suffix("h").cast(pl.Int32).alias("hours"),
+                        pl.lit(side).alias("side"), (100 * pl.col("within") / pl.col("closed")).round(2).alias("pct")))
+
+    return pl.concat([long(stage.cast({b: pl.Int64 for b in bands} | {"closed": pl.Int64}), "source"),
+                      long(mysql, "mysql")]).sort("cabang", "hours", "side", nulls_last=True)

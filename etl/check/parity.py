@@ -474,6 +474,22 @@ class ParityResult(Result):
     def __str__(self) -> str:
         return summary_text(self)
 
+    def _repr_html_(self) -> str:
+        from ..core.htmlrepr import Link, html_table
+
+        verdict = "parity: MySQL matches the stage" if self.ok else f"parity: MISMATCH in {', '.join(self.mismatched)}"
+        rows = [(t.table, " x ".join(t.buckets) or "whole table", t.bucket_count, t.mismatched_buckets, t.stage_rows,
+                 t.mysql_rows, t.missing_in_mysql, t.only_in_mysql, t.changed, "yes" if t.ok else "NO")
+                for t in self.tables]
+        report = Path(self.report_dir) / "report.html" if self.report_dir else None
+        title = f"{verdict} ({self.seconds:.1f} s)"
+        html = html_table(title, ("table", "buckets", "buckets compared", "differing", "stage rows", "MySQL rows",
+                                  "missing in MySQL", "only in MySQL", "changed", "ok"), rows,
+                          [f"not staged, not compared: {', '.join(self.skipped)}"] if self.skipped else [])
+        if report and report.is_file():
+            html += html_table("", ("report",), [(Link(str(report), report.resolve().as_uri()),)])
+        return html
+
     def raise_for_mismatch(self) -> None:
         if not self.ok:
             what = "; ".join(

@@ -380,6 +380,42 @@ class ValidationResult(Result):
     def failed_rules(self) -> set[str]:
         return {c.rule for c in self.failures}
 
+    def frame(self) -> pl.DataFrame:
+        """One row per suite and outcome: suite, outcome (passed | warning | failed), expectations."""
+        rows = [(s.name, outcome, n) for s in self.suites
+                for outcome, n in (("passed", s.expectations - s.failed - s.warnings), ("warning", s.warnings),
+                                   ("failed", s.failed))]
+        return pl.DataFrame(rows, schema={"suite": pl.String, "outcome": pl.String, "expectations": pl.Int64},
+                            orient="row")
+
+    def suite_page(self, suite: str) -> Path | None:
+        """The data docs page of a suite, when the docs were built."""
+        if not self.docs_index:
+            return None
+        page = Path(self.docs_index).parent / "expectations" / f"{suite}.html"
+        return page if page.is_file() else None
+
+    def _repr_html_(self) -> str:
+        from ..core.htmlrepr import Link, heading, html_table
+
+        def docs(suite: str):
+            page = self.suite_page(suite)
+            return Link("data docs", page.resolve().as_uri()) if page else ""
+
+        rows = [(s.name, s.expectations, s.expectations - s.failed - s.warnings, s.warnings, s.failed,
+                 "failed" if s.failed else "warning" if s.warnings else "passed", docs(s.name)) for s in self.suites]
+        html = html_table(heading(self), ("suite", "expectations", "passed", "warnings", "failed", "verdict", "docs"),
+                          rows, [f"note: {n}" for n in self.notes])
+        found = [c for c in self.checks if c.outcome != "passed"]
+        if found:
+            html += html_table("failed expectations and warnings",
+                               ("suite", "rule", "outcome", "MySQL", "why", "source records", "examples"),
+                               [(c.suite, c.rule, c.outcome, c.observed, c.why, c.source_records,
+                                 "; ".join(c.mysql_examples or c.source_examples)) for c in found])
+        if self.docs_index:
+            html += html_table("", ("data docs",), [(Link(self.docs_index, Path(self.docs_index).resolve().as_uri()),)])
+        return html
+
     def __str__(self) -> str:
         verdict = "passed" if self.ok else "FAILED"
         n = len(self.checks)
@@ -626,14 +662,6 @@ def _computed_results(ctx, figs: dict, views: dict, params: dict, docs: bool) ->
     if docs:
         ctx.build_data_docs(resource_identifiers=keys)
     return results
-
-
-def validate_settings(settings, *, strict: bool = False, docs: bool = True) -> ValidationResult:
-    """`validate` on the configured target (MYSQL_URI, else the local server) and STAGE_DIR."""
-    from ..mysql.db import resolve_target
-
-    return validate(resolve_target(settings, start=True), settings.stage_dir, strict=strict,
-                    root=gx_root(settings.root), docs=docs)
 
 
 def check(result: ValidationResult, echo=None) -> ValidationResult:

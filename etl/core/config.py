@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from dotenv import dotenv_values
@@ -12,7 +12,10 @@ from dotenv import dotenv_values
 from .errors import ConfigError
 
 DEFAULT_CHUNK_SIZE = 200  # the seed's CHUNK_SIZE; the API path's batch size
-ENV_NAMES = ("MYSQL_URI", "CHUNK_SIZE", "EXPORT_DIR", "STAGE_DIR", "RUNTIME_DIR")
+DEFAULT_BASE_URL = "http://127.0.0.1:8700"  # where `etl serve` listens by default
+ENV_NAMES = ("MYSQL_URI", "CHUNK_SIZE", "EXPORT_DIR", "STAGE_DIR", "RUNTIME_DIR", "BASE_URL", "API_TOKEN",
+             "API_READ_TOKEN")
+SECRET_FIELDS = ("api_token", "api_read_token")
 
 
 def project_root(start: Path | None = None) -> Path:
@@ -32,6 +35,10 @@ class Settings:
     export_dir: Path
     stage_dir: Path
     runtime_dir: Path
+    base_url: str = DEFAULT_BASE_URL
+    # Tokens never reach a repr, a report or a log: repr=False here, masked by public().
+    api_token: str | None = field(default=None, repr=False)  # read + write
+    api_read_token: str | None = field(default=None, repr=False)  # read only
 
     def __post_init__(self):
         if self.chunk_size < 1:
@@ -45,6 +52,8 @@ class Settings:
         """For reports and logs: paths as text, the URI masked."""
         d = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
         d["mysql_uri"] = mask_uri(self.mysql_uri) if self.mysql_uri else None
+        for name in SECRET_FIELDS:
+            d[name] = "***" if d[name] else None
         return d
 
 
@@ -74,6 +83,9 @@ def load_settings(root: Path | None = None, **flags) -> Settings:
         export_dir=path("EXPORT_DIR", "data/export"),
         stage_dir=path("STAGE_DIR", "data/stage"),
         runtime_dir=path("RUNTIME_DIR", "runtime"),
+        base_url=(pick("BASE_URL") or DEFAULT_BASE_URL).rstrip("/"),
+        api_token=pick("API_TOKEN"),
+        api_read_token=pick("API_READ_TOKEN"),
     )
 
 
@@ -81,7 +93,19 @@ _PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)
 _SECRET_PARAM = re.compile(r"(?P<k>(?:password|passwd|pwd|token|api_token|secret)=)(?P<v>[^&\s]+)", re.I)
 
 
+_BEARER = re.compile(r"(?P<k>Bearer\s+)(?P<v>[^\s\"']+)", re.I)
+
+
 def mask_uri(text: str) -> str:
     """Mask passwords in URIs (and password/token query parameters) anywhere in a text."""
     text = _PASSWORD.sub(lambda m: m["head"] + ("***" if m["pw"] else "") + m["at"], text)
-    return _SECRET_PARAM.sub(lambda m: m["k"] + "***", text)
+    text = _SECRET_PARAM.sub(lambda m: m["k"] + "***", text)
+    return _BEARER.sub(lambda m: m["k"] + "***", text)
+
+
+def mask_secrets(text: str, *secrets: str | None) -> str:
+    """mask_uri, and every occurrence of the given secret values (tokens) replaced by ***."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return mask_uri(text)

@@ -51,6 +51,20 @@ class ValidationError(EtlError):
     stage = "validate"
 
 
+class ApiError(EtlError):
+    """etl serve, etl monitor, etl bench and the load through the API."""
+
+    stage = "api"
+
+
+class FlagError(EtlError):
+    stage = "flags"
+
+
+class CutoverError(EtlError):
+    stage = "cutover"
+
+
 class Interrupted(KeyboardInterrupt):
     """A termination signal (SIGTERM) turned into an interruption, so that what a stage was
     writing is cleaned up as after Ctrl-C. `signum` gives the exit status 128 + signum."""

@@ -195,6 +195,13 @@ class SchemaResult(Result):
                          "--upgrade-digests` adds it (a table copy, which blocks writes while it runs)")
         return "\n".join(lines)
 
+    def _repr_html_(self) -> str:
+        from ..core.htmlrepr import html_table
+
+        lines = str(self).splitlines()
+        return html_table(lines[0], ("tables", "views", "procedures", "triggers"),
+                          [(self.tables, self.views, self.routines, self.triggers)], [x.strip() for x in lines[1:]])
+
 
 def apply_schema(target: MySQLTarget, schema_file: Path = SCHEMA_FILE, *, upgrade_digests: bool = False,
                  upgrade: bool = False) -> SchemaResult:

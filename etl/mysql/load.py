@@ -64,7 +64,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -153,6 +153,19 @@ class LoadResult(Result):
     def table(self, name: str) -> TableLoad:
         return next(t for t in self.tables if t.table == name)
 
+    def frame(self) -> pl.DataFrame:
+        """One row per table: the counts, its seconds and rows written per second."""
+        return pl.DataFrame([{**asdict(t), "written": t.written, "rows_per_s": t.rows_per_s} for t in self.tables])
+
+    def _repr_html_(self) -> str:
+        from ..core.htmlrepr import heading, html_table
+
+        cols = ("table", "staged", "inserted", "updated", "deleted", "unchanged", "gone", "rejected", "chunks",
+                "path", "seconds", "rows_per_s")
+        rows = [tuple(getattr(t, c) for c in cols) for t in self.tables]
+        notes = [line.strip() for line in str(self).splitlines()[2 + len(self.tables):]]
+        return html_table(heading(self), cols, rows, notes)
+
     def __str__(self) -> str:
         lines = [
             f"loaded {self.stage_dir} into {self.target} in {self.seconds:.1f} s: {self.written:,} rows written "
@@ -213,11 +226,15 @@ def _work_dir(out_dir: Path):
 
 def load(stage_dir: Path | StageFolder, target: MySQLTarget, *, chunk_size: int = DEFAULT_CHUNK_SIZE, batch_rows: int | None = None,
          method: str = "auto", delete_missing: bool = False, progress: Progress | None = None,
-         wait: float = 0) -> LoadResult:
+         wait: float = 0, writer: Callable | None = None) -> LoadResult:
     """Write every staged table into `target` (see the module docstring).
 
     Holds the database's etl lock (etl/mysql/lock.py) for the whole run: a second load into the same
-    database is refused (or waits up to `wait` seconds) with a message naming the holder."""
+    database is refused (or waits up to `wait` seconds) with a message naming the holder.
+
+    `writer(conn, store, method, workdir)` replaces bulk.Writer as what sends the rows (etl.api.via_api
+    sends them through the API). A writer whose `upserts` is true writes updates as it writes inserts
+    (INSERT ... ON DUPLICATE KEY UPDATE) and leaves the secondary indexes in place."""
     t0 = time.perf_counter()
     stage = StageFolder.open(stage_dir)
     stage_dir = stage.dir
@@ -253,7 +270,8 @@ def load(stage_dir: Path | StageFolder, target: MySQLTarget, *, chunk_size: int 
                     finalized = frame.join(counts.rename({SESSION_COLUMN: "id"}), on="id", how="semi").height
                 loader = _TableLoader(target, store, frame, chunk_size=chunk_size, batch_rows=rows_per_batch,
                                       method=method, delete_missing=delete_missing, workdir=work,
-                                      out_dir=out_dir, progress=progress, digests=digests.get(store.table))
+                                      out_dir=out_dir, progress=progress, digests=digests.get(store.table),
+                                      writer=writer)
                 try:
                     loader.write()
                 except BaseException:
@@ -453,7 +471,7 @@ class _TableLoader:
     from the frame only when its file is written, in the preparing thread."""
 
     def __init__(self, target, store: Store, frame: pl.DataFrame, *, chunk_size, batch_rows, method,
-                 delete_missing, workdir, out_dir, progress, digests: Future | None = None):
+                 delete_missing, workdir, out_dir, progress, digests: Future | None = None, writer=None):
         self.t0 = time.perf_counter()
         self.target, self.store = target, store
         self.key = key_of(store)
@@ -470,7 +488,7 @@ class _TableLoader:
         self._digest_file = digests if digests is not None and has_digest(self.conn, store.table) else None
         self._digests: np.ndarray | None = None
         try:
-            self.writer = bulk.Writer(self.conn, store, method, workdir)
+            self.writer = (writer or bulk.Writer)(self.conn, store, method, workdir)
         except BaseException:
             self.close()
             raise
@@ -540,7 +558,8 @@ class _TableLoader:
     def _plan(self) -> list[tuple[Chunk, Callable[[], pl.DataFrame]]]:
         if not self._has_rows():
             self.path = "bulk"
-            bulk.drop_secondary_indexes(self.conn, self.store.table)
+            if not getattr(self.writer, "upserts", False):
+                bulk.drop_secondary_indexes(self.conn, self.store.table)
             server = None
         else:
             server = self._server_hashes()
@@ -593,12 +612,13 @@ class _TableLoader:
         started = ledger.utcnow()
         refused: list[bulk.Refusal] = []
         try:
-            if chunk.kind == UPDATE:
+            upserts = getattr(self.writer, "upserts", False)
+            if chunk.kind == UPDATE and not upserts:
                 with self.conn.cursor() as cur:
                     cur.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS `etl_update_{table}` LIKE `{table}`")
             self.conn.begin()
             with self.conn.cursor() as cur:
-                if chunk.kind == INSERT:
+                if chunk.kind == INSERT or (chunk.kind == UPDATE and upserts):
                     written, refused = self.writer.write(table, rows, prepared)
                 elif chunk.kind == UPDATE:
                     cur.execute(f"DELETE FROM `etl_update_{table}`")

@@ -25,6 +25,7 @@ from markupsafe import Markup, escape
 
 from ..check.parity import CHANGED, EXTRA, KINDS, MISSING, ParityResult, RowDiff, TableReport, parity
 from ..core.digest import DIGEST
+from ..core.errors import ParityError
 from ..core.show import pieces, plain_text  # noqa: F401 (plain_text: a public name of the report's values)
 from ..core.stores import store as lookup
 
@@ -236,3 +237,24 @@ def parity_with_report(src: Path, target, *, runtime_dir: Path = Path("runtime")
 
 
 # ---------------------------------------------------------------- the terminal
+
+
+# ---------------------------------------------------------------- the notebooks
+
+
+def parity_cells(result: ParityResult, table: str = "tickets") -> pl.DataFrame:
+    """One table's buckets folded to months by its first other dimension (as the report's heatmap):
+    month, <dimension>, buckets, differing (buckets whose count or checksum differs)."""
+    report = next((r for r in result.details if r.summary.table == table), None)
+    if report is None:
+        raise ParityError(f"the parity result holds no details for {table}", store=table)
+    buckets = report.summary.buckets
+    when = _time_bucket(table, buckets)
+    others = [b for b in buckets if b != when]
+    dim = others[0] if others else "table"
+    frame = report.buckets
+    month = pl.col(when).cast(pl.String).str.slice(0, 7) if when else pl.lit("all")
+    other = pl.col(dim).cast(pl.String) if others else pl.lit(table)
+    return (frame.group_by(month.alias("month"), other.alias(dim))
+            .agg(pl.len().alias("buckets"), (~pl.col("ok")).sum().cast(pl.Int64).alias("differing"))
+            .sort("month", dim, nulls_last=True))

@@ -93,6 +93,12 @@ class ExportResult(Result):
         lines += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
+    def _repr_html_(self) -> str:
+        from ..core.htmlrepr import heading, html_table
+
+        rows = [(s, n) for s, n in self.counts.items()] + [(s, "missing") for s in self.missing_stores]
+        return html_table(heading(self), ("store", "records"), rows, self.warnings)
+
 
 @dataclass
 class _Found:

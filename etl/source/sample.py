@@ -77,16 +77,6 @@ class SampleResult(Result):
     customers: int
     vendors: int
     upload_sessions: int
-    reused: bool = False  # an earlier sample of the same size was there: nothing written
-
-    @classmethod
-    def existing(cls, out_dir: Path) -> SampleResult | None:
-        """The sample already at `out_dir` (its export-summary.json is written last), or None."""
-        try:
-            counts = json.loads((Path(out_dir) / "export-summary.json").read_text())["counts"]
-            return cls(Path(out_dir), *(int(counts[s]) for s in STORES), reused=True)
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
 
     @property
     def counts(self) -> dict[str, int]:
@@ -104,7 +94,7 @@ class SampleResult(Result):
 
     def __str__(self) -> str:
         parts = ", ".join(f"{store} {n:,}" for store, n in self.counts.items())
-        return f"sample export {'already ' if self.reused else ''}in {self.out_dir}: {parts}"
+        return f"sample export in {self.out_dir}: {parts}"
 
 
 # ------------------------------------------------------------------ utilities

@@ -344,6 +344,16 @@ class TransformResult(Result):
         lines += [f"  note: {f}" for f in self.findings]
         return "\n".join(lines)
 
+    def _repr_html_(self) -> str:
+        from ..core.htmlrepr import heading, html_table
+
+        rows = [(n, c.records_in, c.staged, c.rejected, c.duplicates, "yes" if c.balanced else "NO")
+                for n, c in self.counts.items()]
+        notes = ([f"reconstructed upload sessions: {self.reconstructed_sessions}"] if self.reconstructed_sessions
+                 else []) + list(self.findings)
+        return html_table(heading(self), ("store", "in", "staged", "rejected", "duplicates", "in = staged + rejected"),
+                          rows, notes)
+
 
 PLAUSIBLE_FROM = datetime(2000, 1, 1)  # the app is far younger: an earlier time is a sign of a wrong reading
 
