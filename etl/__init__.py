@@ -32,6 +32,7 @@ PUBLIC: dict[str, str] = {
     "write_sample": ".source.sample", "SampleResult": ".source.sample",
     "export": ".source.export", "export_or_reuse": ".source.export", "ExportResult": ".source.export",
     "transform": ".stage.transform", "TransformResult": ".stage.transform", "StoreCounts": ".stage.transform",
+    "ExportFolder": ".source.folder", "StageFolder": ".stage.folder", "Result": ".core.result",
     "connect": ".report.query", "run_sql": ".report.query", "QueryResult": ".report.query",
     "load": ".mysql.load", "LoadResult": ".mysql.load", "TableLoad": ".mysql.load",
     "parity": ".check.parity", "ParityResult": ".check.parity", "TableParity": ".check.parity", "RowDiff": ".check.parity",

@@ -25,7 +25,7 @@ from decimal import ROUND_HALF_UP, Decimal, localcontext
 
 import polars as pl
 
-from ..core.stores import CUSTOMERS, INCIDENTS, SLA_HOURS, TICKETS, UPLOAD_SESSIONS, Store
+from ..core.stores import CUSTOMERS, INCIDENTS, TICKETS, UPLOAD_SESSIONS, Store
 
 ROW_COLUMN = "aggregate_row"  # the query asset's one column
 MONTH = "month"  # a key that is the month of the store's time column, as DATE_FORMAT(.., '%Y-%m')
@@ -87,9 +87,10 @@ def _counts(name: str) -> tuple[Measure, ...]:
 
 
 def _sla() -> tuple[Measure, ...]:
-    bands = tuple(Measure(f"within_{h}h", "count_true", f"sla_{h}h") for h in SLA_HOURS)
-    pcts = tuple(Measure(f"pct_{h}h", "pct", of=(f"within_{h}h", "closed"), scale=2) for h in SLA_HOURS)
-    return (Measure("tickets", "count"), Measure("closed", "count_not_null", "close_time"), *bands, *pcts)
+    sla = TICKETS.sla
+    bands = tuple(Measure(f"within_{h}h", "count_true", sla.column(h)) for h in sla.hours)
+    pcts = tuple(Measure(f"pct_{h}h", "pct", of=(f"within_{h}h", "closed"), scale=2) for h in sla.hours)
+    return (Measure("tickets", "count"), Measure("closed", "count_not_null", sla.closed), *bands, *pcts)
 
 
 def _incident_durations() -> tuple[Measure, ...]:
@@ -235,10 +236,11 @@ def sla_shares(stage_dir, target) -> pl.DataFrame:
     a group is labelled by the source's first spelling."""
     from ..stage.folder import read_stage
 
-    bands = [f"{h}h" for h in SLA_HOURS]
+    sla = TICKETS.sla
+    bands = [f"{h}h" for h in sla.hours]
     stage = (read_stage(stage_dir, TICKETS).group_by(group_key("cabang").alias("key"))
-             .agg(pl.col("cabang").first(), pl.col("close_time").is_not_null().sum().alias("closed"),
-                  *(pl.col(f"sla_{b}").fill_null(False).sum().alias(b) for b in bands)))
+             .agg(pl.col("cabang").first(), pl.col(sla.closed).is_not_null().sum().alias("closed"),
+                  *(pl.col(sla.column(h)).fill_null(False).sum().alias(b) for h, b in zip(sla.hours, bands))))
     with target.connect() as conn, conn.cursor() as cur:
         cur.execute(f"SELECT cabang, closed, {', '.join(f'within_{b}' for b in bands)} FROM v_ticket_sla_by_cabang")
         rows = cur.fetchall()

@@ -41,14 +41,16 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
+from ..core.result import Result
 from ..core import duck
 from ..core.config import mask_uri
 from ..core.digest import DIGEST, duckdb_expression, has_digest, stage_digests
 from ..core.errors import ParityError
 from ..core.rowhash import hash_expression, normalized, select_sql
 from ..core.show import plain_text
-from ..stage.folder import SUMMARY, check_stage, read_stage, stage_path
-from ..core.stores import STORES, Store
+from ..stage.folder import SUMMARY, StageFolder, read_stage, stage_path
+from ..core.stores import STORES, UPLOAD_SESSIONS, Store
+from ..stage.sessions import expected_sessions
 
 MAX_ROWS = 1000  # differing rows listed per kind and table in the reports (all are counted)
 EXAMPLES = 3  # differing rows named per table in the terminal summary
@@ -422,46 +424,28 @@ def _drill_down(con, store: Store, mysql: MySQLSide, buckets, labels, keys, max_
 # ---------------------------------------------------------------- the stage
 
 
-def _stage_from(src: Path) -> tuple[Path, Path | None]:
+def _stage_from(src: Path | StageFolder) -> tuple[Path, Path | None]:
     """(stage folder, temp folder to remove): a stage is used as is, an export is transformed first."""
+    if isinstance(src, StageFolder):
+        return src, None
     src = Path(src)
     if (src / SUMMARY).is_file():
-        return src, None
+        return StageFolder.open(src), None
     if (src / "export-summary.json").is_file():
         from ..stage.transform import transform
 
         tmp = Path(tempfile.mkdtemp(prefix="etl-parity-"))
         transform(src, tmp / "stage")
-        return tmp / "stage", tmp
+        return StageFolder.open(tmp / "stage"), tmp
     raise ParityError("not a stage folder (no transform-summary.json) nor an export folder (no export-summary.json)",
                       file=str(src))
-
-
-def expected_sessions(stage_dir: Path) -> pl.DataFrame:
-    """Upload sessions as the load leaves them: finalized from the rows that carry each session id.
-
-    The load sets status/record/success counts of every session loaded rows carry
-    (etl.load.finalize_sessions); parity expects the same, counted in the stage.
-    """
-    from ..mysql.load import SESSION_TABLES, finalize_sessions
-    from ..core.stores import store as lookup
-
-    counts = [
-        read_stage(stage_dir, lookup(t), lazy=True).filter(pl.col("upload_session_id").is_not_null())
-        .group_by("upload_session_id").agg(pl.len().cast(pl.Int64).alias("rows"))
-        for t in SESSION_TABLES if stage_path(stage_dir, lookup(t)).is_file()
-    ]
-    total = (pl.concat(counts).group_by("upload_session_id").agg(pl.col("rows").sum()).collect() if counts
-             else pl.DataFrame(schema={"upload_session_id": pl.String, "rows": pl.Int64}))
-    sessions = read_stage(stage_dir, lookup("upload_sessions"))
-    return finalize_sessions(sessions, total).cast(dict(sessions.schema))
 
 
 # ---------------------------------------------------------------- the run
 
 
 @dataclass(frozen=True)
-class ParityResult:
+class ParityResult(Result):
     source: str
     target: str  # masked
     tables: tuple[TableParity, ...]
@@ -516,14 +500,15 @@ class ParityResult:
             raise ParityError(f"MySQL differs from the stage: {what}", **report)
 
 
-def parity(src: Path, target, *, buckets: Sequence[str] | None = None, tables: Sequence[str] | None = None,
+def parity(src: Path | StageFolder, target, *, buckets: Sequence[str] | None = None, tables: Sequence[str] | None = None,
            parts: int = DEFAULT_PARTS, max_rows: int = MAX_ROWS) -> ParityResult:
     """Compare a stage (or an export, transformed first) with MySQL. Writes nothing: the result
     carries the buckets and rows behind it (`details`) for `etl.report.parity.write_report`."""
     t0 = time.perf_counter()
-    stage_dir, tmp = _stage_from(src)
+    stage, tmp = _stage_from(src)
+    stage_dir = stage.dir
     try:
-        stores = check_stage(stage_dir)  # a table the summary lists must be there, whole
+        stores = stage.check()  # a table the summary lists must be there, whole
         if tables:
             from ..core.stores import store as lookup
 
@@ -538,7 +523,7 @@ def parity(src: Path, target, *, buckets: Sequence[str] | None = None, tables: S
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
     skipped = tuple(s.table for s in STORES if s not in stores and not tables)
-    result = ParityResult(str(src), str(target), tuple(r.summary for r in reports), round(time.perf_counter() - t0, 3), skipped)
+    result = ParityResult(str(src.dir if isinstance(src, StageFolder) else src), str(target), tuple(r.summary for r in reports), round(time.perf_counter() - t0, 3), skipped)
     return result.with_details(reports)
 
 
@@ -547,7 +532,8 @@ def _compare(target, store: Store, stage_dir: Path, buckets, parts: int, max_row
     points = []
     if parts > 1 and len(store.primary_key) == 1 and stage.select(pl.len()).collect().item() >= PART_MIN_ROWS:
         points = split_points(stage.select(store.primary_key[0]).collect().to_series(), parts)
-    source = expected_sessions(stage_dir) if store.table == "upload_sessions" else stage_path(stage_dir, store)
+    # The load finalizes upload sessions (etl/stage/sessions.py): parity expects them finalized.
+    source = expected_sessions(StageFolder.open(stage_dir)) if store is UPLOAD_SESSIONS else stage_path(stage_dir, store)
     con = duck.connect()
     try:
         return compare_table(con, store, source, MySQLSide(target, store, points, buckets), buckets, max_rows=max_rows)

@@ -25,12 +25,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from ..core.stores import INCIDENTS, SLA_HOURS, STORES, TICKETS, UPLOAD_SESSIONS, Span, Store
+from ..core.stores import INCIDENTS, SESSION_COLUMN, SESSION_STORES, STORES, TICKETS, UPLOAD_SESSIONS, Span, Store
+from ..stage.sessions import carried_counts_sql
 
 # A stored length agrees with its times (or its H:MM:SS text) to within this many seconds:
 # the app kept milliseconds and the text whole seconds (the hours are the app's own doubles).
 TOLERANCE_SECONDS = 1.5
-SESSION_COLUMN = "upload_session_id"
 
 
 @dataclass(frozen=True)
@@ -194,7 +194,7 @@ def formatted_matches_value(store: Store) -> Rule:
 
 
 def sla_nested(store: Store, inner: int, outer: int) -> Rule:
-    a, b = f"sla_{outer}h", f"sla_{inner}h"
+    a, b = store.sla.column(outer), store.sla.column(inner)
     return Rule(
         f"{store.table}.{b}.within.{a}", store, f"a ticket resolved within {inner} h is also within {outer} h",
         lambda d: f"SELECT {_select(store, b, a)} FROM {{batch}} WHERE {a} < {b}",
@@ -204,23 +204,23 @@ def sla_nested(store: Store, inner: int, outer: int) -> Rule:
 
 
 def sla_follow_duration(store: Store) -> Rule:
-    # The main duration drives the bands, as in etl/transform.sla_bands: NULL while not closed.
-    span = store.spans[0]
+    # The bands as etl/core/stores.py describes them (Sla; the transform sets them so): NULL while not closed.
+    sla = store.sla
 
     def where(d: Dialect) -> str:
         def expected(h: int) -> str:
-            return f"CASE WHEN {span.end} IS NOT NULL AND {span.value} IS NOT NULL THEN {span.value} <= {h} END"
+            return f"CASE WHEN {sla.closed} IS NOT NULL AND {sla.duration} IS NOT NULL THEN {sla.duration} <= {h} END"
 
-        return " OR ".join(d.differs(f"sla_{h}h", expected(h)) for h in SLA_HOURS)
+        return " OR ".join(d.differs(sla.column(h), expected(h)) for h in sla.hours)
 
     def query(d: Dialect) -> str:
-        return (f"SELECT {_select(store, span.value, span.end, *(f'sla_{h}h' for h in SLA_HOURS))} FROM {{batch}} "
+        return (f"SELECT {_select(store, sla.duration, sla.closed, *sla.columns)} FROM {{batch}} "
                 f"WHERE {where(d)}")
 
     return Rule(
         f"{store.table}.sla_bands.follow_duration", store,
-        f"the SLA flags ({', '.join(f'{h} h' for h in SLA_HOURS)}) say whether {span.value} is within the band; "
-        f"NULL while {span.end} is missing", query, where=where,
+        f"the SLA flags ({', '.join(f'{h} h' for h in sla.hours)}) say whether {sla.duration} is within the band; "
+        f"NULL while {sla.closed} is missing", query, where=where,
     )
 
 
@@ -245,10 +245,8 @@ def session_exists(store: Store) -> Rule:
 
 
 def session_record_counts() -> Rule:
-    carriers = [s.table for s in STORES if SESSION_COLUMN in s.column_names]
-    counted = " UNION ALL ".join(
-        f"SELECT {SESSION_COLUMN}, COUNT(*) AS n FROM {t} WHERE {SESSION_COLUMN} IS NOT NULL GROUP BY {SESSION_COLUMN}"
-        for t in carriers)
+    carriers = [s.table for s in SESSION_STORES]
+    counted = carried_counts_sql()
     return Rule(
         f"{UPLOAD_SESSIONS.table}.record_count.matches_rows", UPLOAD_SESSIONS,
         f"every upload session's record_count equals the rows carrying its id ({', '.join(carriers)})",
@@ -270,12 +268,12 @@ def store_rules(store: Store) -> tuple[Rule, ...]:
         rules += [ends_not_before_starts(store), durations_not_negative(store), spans_match_times(store)]
     if any(s.formatted for s in store.spans):
         rules.append(formatted_matches_value(store))
-    if all(f"sla_{h}h" in store.column_names for h in SLA_HOURS):
-        rules += [sla_nested(store, a, b) for a, b in zip(SLA_HOURS, SLA_HOURS[1:])]
+    if store.sla:
+        rules += [sla_nested(store, a, b) for a, b in zip(store.sla.hours, store.sla.hours[1:])]
         rules.append(sla_follow_duration(store))
     if store is UPLOAD_SESSIONS:
         rules.append(session_record_counts())
-    elif SESSION_COLUMN in store.column_names:
+    elif store.carries_session:
         rules.append(session_exists(store))
     rules += [in_source_values(store, c) for c in store.categorical]
     return tuple(rules)

@@ -29,11 +29,12 @@ import shutil
 import time
 from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
+from ..core.result import Result
 from ..core import duck
 from . import figures
 from .aggregates import AGGREGATES, BY_VIEW, ROW_COLUMN, expected_rows, group_key, mysql_query
@@ -41,9 +42,10 @@ from ..core.config import mask_uri
 from ..mysql.db import MySQLTarget
 from ..core.errors import ValidationError
 from ..core.resources import data_path
-from .rules import MYSQL, DUCKDB, RULE_STORES, RULES, SESSION_COLUMN, Rule
-from ..stage.folder import read_stage, stage_path, stage_schema, stage_summary
-from ..core.stores import UPLOAD_SESSIONS
+from .rules import MYSQL, DUCKDB, RULE_STORES, RULES, Rule
+from ..stage.folder import StageFolder, read_stage, stage_path, stage_schema
+from ..stage.sessions import carried_counts, finalize_sessions
+from ..core.stores import SESSION_COLUMN, SESSION_STORES, UPLOAD_SESSIONS
 
 GX_DIR = "expectations"  # the file context's project root, under the project root
 DATASOURCE = "mysql"
@@ -223,17 +225,14 @@ def source_frames(stage_dir: Path) -> dict[str, pl.DataFrame]:
     """The tables as MySQL should hold them after the load: the stage, with upload sessions
     finalized the way the loader finalizes them (counts = rows carrying the id). Only the
     columns expectations read, except for upload sessions (small, and finalized whole)."""
-    from ..mysql.load import finalize_sessions  # the loader's own rule, not a copy of it
-
     frames = {}
     for store in RULE_STORES:
         cols = store.column_names if store is UPLOAD_SESSIONS else _needed_columns(store)
         frames[store.name] = (read_stage(stage_dir, store, lazy=True).select(cols).collect()
                               if stage_path(stage_dir, store).is_file()
                               else pl.DataFrame(schema=stage_schema(store)).select(cols))
-    carriers = [f.select(SESSION_COLUMN) for s, f in frames.items() if s != UPLOAD_SESSIONS.name and SESSION_COLUMN in f.columns]
-    counts = pl.concat(carriers).drop_nulls().group_by(SESSION_COLUMN).agg(pl.len().alias("rows"))
-    frames[UPLOAD_SESSIONS.name] = finalize_sessions(frames[UPLOAD_SESSIONS.name], counts)
+    counts = carried_counts(frames[s.name] for s in SESSION_STORES if s.name in frames)
+    frames[UPLOAD_SESSIONS.name] = finalize_sessions(frames[UPLOAD_SESSIONS.name], counts)  # the loader's own rule
     return frames
 
 
@@ -348,7 +347,7 @@ class SuiteOutcome:
 
 
 @dataclass(frozen=True)
-class ValidationResult:
+class ValidationResult(Result):
     target: str
     stage_dir: str
     strict: bool
@@ -380,11 +379,6 @@ class ValidationResult:
 
     def failed_rules(self) -> set[str]:
         return {c.rule for c in self.failures}
-
-    def asdict(self) -> dict:
-        d = asdict(self)
-        d["ok"] = self.ok
-        return d
 
     def frame(self) -> pl.DataFrame:
         """One row per suite and outcome: suite, outcome (passed | warning | failed), expectations."""
@@ -562,7 +556,7 @@ def _import_gx() -> None:
     import great_expectations.render.renderer  # noqa: F401 - the data docs' renderers
 
 
-def validate(target: MySQLTarget, stage_dir: Path, *, strict: bool = False, root: Path | None = None,
+def validate(target: MySQLTarget, stage_dir: Path | StageFolder, *, strict: bool = False, root: Path | None = None,
              docs: bool = True, engine: str = "sql") -> ValidationResult:
     """Run every suite against `target`, with expected values from the stage at `stage_dir`.
 
@@ -575,7 +569,7 @@ def validate(target: MySQLTarget, stage_dir: Path, *, strict: bool = False, root
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
     t0 = time.perf_counter()
-    stage_dir = Path(stage_dir)
+    stage_dir = stage_dir.dir if isinstance(stage_dir, StageFolder) else Path(stage_dir)
     root = Path(root) if root else gx_root(project_root())
     with ThreadPoolExecutor(2) as pool:
         # Importing Great Expectations takes seconds of one core (it builds parsers as it loads):
@@ -583,7 +577,7 @@ def validate(target: MySQLTarget, stage_dir: Path, *, strict: bool = False, root
         importing = pool.submit(_import_gx)
         computing = None
         try:
-            stage_summary(stage_dir)  # refuse a stage the transform did not finish
+            StageFolder.open(stage_dir)  # refuse a stage the transform did not finish
             _check_target(target)
             frames = source_frames(stage_dir)
             params = value_sets(frames)
@@ -685,7 +679,7 @@ def check(result: ValidationResult, echo=None) -> ValidationResult:
 
 
 @dataclass(frozen=True)
-class DocsResult:
+class DocsResult(Result):
     index: str
     suites: tuple[str, ...]
     changed: tuple[str, ...]

@@ -87,6 +87,26 @@ class Span:
             raise ValueError(f"span {self.value}: unit must be hours or minutes, got {self.unit!r}")
 
 
+SESSION_COLUMN = "upload_session_id"  # the upload session a record came in (see Store.carries_session)
+
+
+@dataclass(frozen=True)
+class Sla:
+    """SLA bands the UI shows, fixed at migration time: `sla_<h>h` says whether the stored
+    `duration` is within h hours; NULL while the record is not closed (`closed` or the duration missing)."""
+
+    duration: str
+    closed: str
+    hours: tuple[int, ...]
+
+    def column(self, h: int) -> str:
+        return f"sla_{h}h"
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(self.column(h) for h in self.hours)
+
+
 @dataclass(frozen=True)
 class Store:
     name: str  # IndexedDB object store
@@ -105,6 +125,7 @@ class Store:
     spans: tuple[Span, ...] = field(default=())
     # Columns an upload sets besides the provenance ones (incidents: importedAt).
     per_upload: tuple[str, ...] = field(default=())
+    sla: Sla | None = None
 
     def __post_init__(self):
         names = [c.name for c in self.columns]
@@ -119,7 +140,8 @@ class Store:
                 raise ValueError(f"store {self.name}: primary key column {key!r} must be NOT NULL")
         for b in self.default_buckets:
             self.bucket_column(b)
-        for name in (*self.categorical, *self.per_upload, *(n for sp in self.spans for n in (sp.value, sp.start, sp.end, sp.formatted) if n)):
+        sla = (self.sla.duration, self.sla.closed, *self.sla.columns) if self.sla else ()
+        for name in (*self.categorical, *self.per_upload, *sla, *(n for sp in self.spans for n in (sp.value, sp.start, sp.end, sp.formatted) if n)):
             if name not in names:
                 raise ValueError(f"store {self.name}: column {name!r} named by categorical/spans is not a column")
 
@@ -130,12 +152,16 @@ class Store:
         raise KeyError(f"store {self.name} has no column {name!r}")
 
     @property
+    def carries_session(self) -> bool:
+        """A record of an upload, naming its upload session (not a session itself, nor a vendor)."""
+        return SESSION_COLUMN in self.column_names
+
+    @property
     def upload_metadata(self) -> tuple[str, ...]:
         """Record properties an upload sets: provenance, per_upload, and the primary key when it is
         not the natural identity (tickets' and incidents' ids are new at every upload). Two records
         differing only there are the same record (etl.duplicates)."""
-        uploaded = "upload_session_id" in self.column_names  # a record of an upload (not a session itself)
-        per_upload = ({c.name for c in provenance()} if uploaded else set()) | set(self.per_upload)
+        per_upload = ({c.name for c in provenance()} if self.carries_session else set()) | set(self.per_upload)
         if self.primary_key != self.natural_key:
             per_upload |= set(self.primary_key)
         return tuple(c.source for c in self.columns if c.name in per_upload and c.source)
@@ -215,6 +241,7 @@ MANAGED = (
 
 N = range(1, 6)
 SLA_HOURS = (4, 8, 24)
+TICKET_SLA = Sla("duration_raw_hours", "close_time", SLA_HOURS)
 # The UTC offsets a browser can have: stored ticket durations exceed close - open by one of them.
 BROWSER_OFFSET_HOURS = (-12.0, 14.0)
 
@@ -245,7 +272,7 @@ TICKETS = Store(
         varchar("repClass", 64),
         *provenance(),
         # SLA bands the UI shows, fixed at migration time from the stored duration (NULL: not closed).
-        *(Column(f"sla_{h}h", "bool", None) for h in SLA_HOURS),
+        *(Column(c, "bool", None) for c in TICKET_SLA.columns),
     ),
     primary_key=("id",),
     natural_key=("customer_id", "open_time", "open_by"),
@@ -253,6 +280,7 @@ TICKETS = Store(
     default_buckets=("day", "cabang", "status", "category"),
     managed=MANAGED,
     categorical=("status", "category", "cabang"),
+    sla=TICKET_SLA,
     # Every duration object measures from openTime to its own close time (domain.md).
     spans=tuple(
         Span(f"{d}_raw_hours", "open_time", close, "hours", BROWSER_OFFSET_HOURS, f"{d}_formatted")
@@ -377,6 +405,8 @@ UPLOAD_SESSIONS = Store(
 )
 
 STORES: tuple[Store, ...] = (TICKETS, INCIDENTS, CUSTOMERS, VENDORS, UPLOAD_SESSIONS)
+# The stores whose records name an upload session: what sessions are rebuilt from and counted over.
+SESSION_STORES: tuple[Store, ...] = tuple(s for s in STORES if s.carries_session)
 BY_NAME = {s.name: s for s in STORES}
 BY_TABLE = {s.table: s for s in STORES}
 

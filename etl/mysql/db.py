@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pymysql
 
+from ..core.result import Result
 from ..core.config import Settings, mask_uri
 from ..core.errors import ConfigError, SchemaError, ServerError
 from ..core.resources import data_path
@@ -160,7 +161,7 @@ def _ends_with_delimiter(text: str, delim: str) -> bool:
 
 
 @dataclass(frozen=True)
-class SchemaResult:
+class SchemaResult(Result):
     target: str
     statements: int
     tables: int

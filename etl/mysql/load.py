@@ -73,6 +73,7 @@ import polars as pl
 import pymysql
 
 from . import bulk, ledger
+from ..core.result import Result
 from ..core import duck
 from ..core.config import DEFAULT_CHUNK_SIZE
 from .db import MySQLTarget
@@ -83,14 +84,15 @@ from ..core.rowhash import HASH, Checksum, checksum, row_hashes
 from .read import read_digests, read_keys, read_mysql
 from ..core.process import alive
 from .lock import database_lock
-from ..stage.folder import check_stage, read_stage, stage_path
-from ..core.stores import Store
+from . import plan
+from .plan import ORDER, ROW, key_of, mysql_order
+from ..stage.folder import StageFolder, read_stage, stage_path
+from ..stage.sessions import COUNTS_SCHEMA, carried_counts_sql, finalize_sessions
+from ..core.stores import SESSION_COLUMN, UPLOAD_SESSIONS, Store
 
 BATCH_TARGET_ROWS = 50_000
-ORDER = "__order"  # sort key: the primary key as MySQL orders it
 LOAD_DIR = "load"
 WORK_PREFIX = "work-"  # STAGE/load/work-<pid>: the files LOAD DATA reads, while a load runs
-SESSION_TABLES = ("tickets", "incidents", "customers")
 
 Progress = Callable[[str, int, int], None]  # (table, rows done, rows planned)
 
@@ -133,7 +135,7 @@ class TableLoad:
 
 
 @dataclass(frozen=True)
-class LoadResult:
+class LoadResult(Result):
     target: str
     stage_dir: str
     method: str
@@ -150,9 +152,6 @@ class LoadResult:
 
     def table(self, name: str) -> TableLoad:
         return next(t for t in self.tables if t.table == name)
-
-    def asdict(self) -> dict:
-        return asdict(self)
 
     def frame(self) -> pl.DataFrame:
         """One row per table: the counts, its seconds and rows written per second."""
@@ -195,47 +194,6 @@ class LoadResult:
 # ---------------------------------------------------------------- pure steps
 
 
-def mysql_order(frame: pl.DataFrame, store: Store) -> pl.DataFrame:
-    """Sorted by primary key as MySQL orders it, with that order kept in ORDER."""
-    key = _key(store)
-    width = _pad_width(frame[key]) if store.column(key).is_text else None
-    order = pl.col(key).str.pad_end(width, " ") if width else pl.col(key)
-    frame = frame.with_columns(order.alias(ORDER))
-    return frame if frame[ORDER].is_sorted() else frame.sort(ORDER)
-
-
-def _pad_width(keys: pl.Series) -> int | None:
-    """utf8mb4_bin compares keys as if the shorter were padded with spaces. That order differs
-    from the byte order only where one key goes on with a character below ' ' (a tab, say)
-    where another ends; only then is the (costly) padding needed: to the longest key."""
-    if keys.str.contains(r"[\x00-\x1f]").any():
-        return int(keys.str.len_chars().max())
-    return None
-
-
-def finalize_sessions(sessions: pl.DataFrame, counts: pl.DataFrame) -> pl.DataFrame:
-    """Sessions whose id loaded rows carry: status completed, record and success counts = those rows.
-
-    `counts` has columns ``upload_session_id`` and ``rows``; sessions no row carries
-    (failed or deleted uploads) keep what the stage says.
-    """
-    n = pl.col("__rows")
-    carried = n.fill_null(0) > 0
-    out = sessions.join(counts.rename({"upload_session_id": "id", "rows": "__rows"}), on="id", how="left",
-                        maintain_order="left")
-    return out.with_columns(
-        pl.when(carried).then(n).otherwise(pl.col("record_count")).cast(pl.Int32).alias("record_count"),
-        pl.when(carried).then(n).otherwise(pl.col("success_count")).cast(pl.Int32).alias("success_count"),
-        pl.when(carried).then(pl.lit("completed")).otherwise(pl.col("status")).alias("status"),
-    ).select(sessions.columns)
-
-
-def _key(store: Store) -> str:
-    if len(store.primary_key) != 1:
-        raise LoadError("the loader handles single-column primary keys only", store=store.name)
-    return store.primary_key[0]
-
-
 def _fingerprint(store: Store, sums: Checksum) -> str:
     text = f"{store.table}|{','.join(store.column_names)}|{sums}"
     return hashlib.sha256(text.encode()).hexdigest()[:32]
@@ -266,7 +224,7 @@ def _work_dir(out_dir: Path):
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-def load(stage_dir: Path, target: MySQLTarget, *, chunk_size: int = DEFAULT_CHUNK_SIZE, batch_rows: int | None = None,
+def load(stage_dir: Path | StageFolder, target: MySQLTarget, *, chunk_size: int = DEFAULT_CHUNK_SIZE, batch_rows: int | None = None,
          method: str = "auto", delete_missing: bool = False, progress: Progress | None = None,
          wait: float = 0, writer: Callable | None = None) -> LoadResult:
     """Write every staged table into `target` (see the module docstring).
@@ -278,8 +236,9 @@ def load(stage_dir: Path, target: MySQLTarget, *, chunk_size: int = DEFAULT_CHUN
     sends them through the API). A writer whose `upserts` is true writes updates as it writes inserts
     (INSERT ... ON DUPLICATE KEY UPDATE) and leaves the secondary indexes in place."""
     t0 = time.perf_counter()
-    stage_dir = Path(stage_dir)
-    stores = check_stage(stage_dir)  # refuse a stage that does not agree with its own summary
+    stage = StageFolder.open(stage_dir)
+    stage_dir = stage.dir
+    stores = stage.check()  # refuse a stage that does not agree with its own summary
     if not stores:
         raise LoadError("the stage folder holds no staged tables", file=str(stage_dir))
     if chunk_size < 1 or (batch_rows is not None and batch_rows < 1):
@@ -298,17 +257,17 @@ def load(stage_dir: Path, target: MySQLTarget, *, chunk_size: int = DEFAULT_CHUN
         with _failing_as_load_error(None):
             _check_schema(conn, stores)
             _check_privileges(conn, target, stores)
-        digests = {s.table: digester.submit(_keep_stage_digests, stage_dir, s) for s in stores if s.table != "upload_sessions"}
+        digests = {s.table: digester.submit(_keep_stage_digests, stage_dir, s) for s in stores if s is not UPLOAD_SESSIONS}
         for store in stores:
             with _failing_as_load_error(store):
                 frame = read_stage(stage_dir, store)
-                if store.table == "upload_sessions":
+                if store is UPLOAD_SESSIONS:
                     for table, done in finishing:  # count only once every data table is complete
                         with _failing_as_load_error(table):
                             done.result()
                     counts = session_counts(conn)
                     frame = finalize_sessions(frame, counts)
-                    finalized = frame.join(counts.rename({"upload_session_id": "id"}), on="id", how="semi").height
+                    finalized = frame.join(counts.rename({SESSION_COLUMN: "id"}), on="id", how="semi").height
                 loader = _TableLoader(target, store, frame, chunk_size=chunk_size, batch_rows=rows_per_batch,
                                       method=method, delete_missing=delete_missing, workdir=work,
                                       out_dir=out_dir, progress=progress, digests=digests.get(store.table),
@@ -437,14 +396,12 @@ def _check_privileges(conn, target: MySQLTarget, stores) -> None:
 
 
 def session_counts(conn) -> pl.DataFrame:
-    """Rows carrying each upload session id, over tickets, incidents and customers, as MySQL holds them."""
+    """Rows carrying each upload session id, over the stores that carry one, as MySQL holds them."""
     with conn.cursor() as cur:
-        cur.execute(" UNION ALL ".join(
-            f"SELECT upload_session_id, COUNT(*) FROM `{t}` WHERE upload_session_id IS NOT NULL GROUP BY upload_session_id"
-            for t in SESSION_TABLES))
+        cur.execute(carried_counts_sql())
         rows = cur.fetchall()
-    frame = pl.DataFrame(rows, schema={"upload_session_id": pl.String, "rows": pl.Int64}, orient="row")
-    return frame.group_by("upload_session_id").agg(pl.col("rows").sum())
+    frame = pl.DataFrame(rows, schema=COUNTS_SCHEMA, orient="row")
+    return frame.group_by(SESSION_COLUMN).agg(pl.col("rows").sum())
 
 
 def _background(niceness: int = 10) -> None:
@@ -507,8 +464,6 @@ class _Counts:
     attempted: list = field(default_factory=list)
 
 
-ROW = "__row"  # position of a key's row in the staged frame
-
 
 class _TableLoader:
     """One table. The staged frame stays as read; `keys` (key, ORDER, row hash, row position), sorted
@@ -519,11 +474,11 @@ class _TableLoader:
                  delete_missing, workdir, out_dir, progress, digests: Future | None = None, writer=None):
         self.t0 = time.perf_counter()
         self.target, self.store = target, store
-        self.key = _key(store)
+        self.key = key_of(store)
         self.chunk_size, self.batch_rows, self.delete_missing = chunk_size, batch_rows, delete_missing
         self.out_dir, self.progress = out_dir, progress
         self.frame = frame
-        self.keys, self.width = self._index(frame)
+        self.keys, self.width = plan.index(frame, store)
         self.stage_id = _fingerprint(store, checksum(self.keys))
         self.counts = _Counts()
         self.path = "diff"
@@ -537,18 +492,6 @@ class _TableLoader:
         except BaseException:
             self.close()
             raise
-
-    def _index(self, frame: pl.DataFrame) -> tuple[pl.DataFrame, int | None]:
-        hashes = row_hashes(frame, self.store)  # only ever compared with the load's own hashes
-        if not hashes[self.key].equals(frame[self.key]):  # DuckDB keeps scan order; make sure of it
-            raise LoadError("row hashes came back out of order", store=self.store.name)
-        keys = mysql_order(hashes.with_row_index(ROW), self.store)
-        same = keys.filter(pl.col(ORDER) == pl.col(ORDER).shift(1))
-        if same.height:
-            raise LoadError(f"{same.height} staged rows share a primary key with another (as MySQL compares keys): "
-                            f"{same[self.key].head(5).to_list()!r}", store=self.store.name, field=self.key)
-        width = _pad_width(keys[self.key]) if self.store.column(self.key).is_text else None
-        return keys, width
 
     def _rows(self, part: pl.DataFrame) -> pl.DataFrame:
         """The staged rows behind a slice of `keys`, in its order."""
@@ -613,47 +556,25 @@ class _TableLoader:
         return f"`{self.key}` BETWEEN {_literal(lo)} AND {_literal(hi)}"
 
     def _plan(self) -> list[tuple[Chunk, Callable[[], pl.DataFrame]]]:
-        run_id = uuid.uuid4().hex
         if not self._has_rows():
             self.path = "bulk"
             if not getattr(self.writer, "upserts", False):
                 bulk.drop_secondary_indexes(self.conn, self.store.table)
-            inserts, updates, gone = self.keys, self.keys.clear(), None
+            server = None
         else:
             server = self._server_hashes()
-            both = self.keys.join(server.rename({HASH: "__server"}), on=self.key, how="left", maintain_order="left")
-            inserts = both.filter(pl.col("__server").is_null()).drop("__server")
-            updates = both.filter(pl.col("__server").is_not_null() & (pl.col("__server") != pl.col(HASH))).drop("__server")
-            gone = server.join(self.keys.select(self.key), on=self.key, how="anti")
-            gone = mysql_order(gone, self.store) if gone.height else None
-        plan: list[tuple[Chunk, pl.DataFrame]] = []
-        for kind, keys in ((INSERT, inserts), (UPDATE, updates), (DELETE, gone if self.delete_missing else None)):
-            if keys is None:
-                continue
-            for start in range(0, keys.height, self.batch_rows):
-                part = keys.slice(start, self.batch_rows)
-                plan.append((Chunk(run_id, self.store.table, len(plan) + 1, self.stage_id, kind,
-                                   str(part[self.key][0]), str(part[self.key][-1]), part.height, str(checksum(part))), part))
-        ledger.record_plan(self.conn, [c for c, _ in plan])
-        return [(c, (lambda part=part: part)) for c, part in plan]
+        inserts, updates, gone = plan.diff(self.keys, server, self.store)
+        work = ((INSERT, inserts), (UPDATE, updates), (DELETE, gone if self.delete_missing else None))
+        planned = plan.chunks(uuid.uuid4().hex, self.store, self.stage_id, work, self.batch_rows)
+        ledger.record_plan(self.conn, [c for c, _ in planned])
+        return [(c, (lambda part=part: part)) for c, part in planned]
 
     def _rederive_fn(self, chunk: Chunk) -> Callable[[], pl.DataFrame]:
         """What an unfinished chunk still has to write, from the stage and the server's rows in its key range."""
 
         def keys() -> pl.DataFrame:
-            bound = (lambda k: k.ljust(self.width)) if self.width else (str if self.store.column(self.key).is_text else int)
-            order = self.keys[ORDER]
-            lo = order.search_sorted(bound(chunk.key_from), side="left")
-            hi = order.search_sorted(bound(chunk.key_to), side="right")
-            staged = self.keys.slice(lo, hi - lo)
-            server = self._server_hashes(self._range(chunk))
-            if chunk.kind == INSERT:
-                return staged.join(server, on=self.key, how="anti", maintain_order="left")
-            if chunk.kind == UPDATE:
-                both = staged.join(server.rename({HASH: "__server"}), on=self.key, how="inner", maintain_order="left")
-                return both.filter(pl.col("__server") != pl.col(HASH)).drop("__server")
-            gone = server.join(staged.select(self.key), on=self.key, how="anti")
-            return mysql_order(gone, self.store) if gone.height else gone
+            staged = plan.in_range(self.keys, chunk, self.store, self.width)
+            return plan.still_to_write(chunk.kind, staged, self._server_hashes(self._range(chunk)), self.store)
 
         return keys
 
@@ -810,9 +731,7 @@ class _TableLoader:
             except Exception as e:  # connectorx raises plain RuntimeErrors
                 raise LoadError(f"reading back the keys of {table} failed: {e}", store=self.store.name) from None
             present = present.with_columns(pl.col(key).cast(self.keys.schema[key]))
-            missing = staged.join(present, on=key, how="anti")
-            gone = present.join(staged, on=key, how="anti")
-            unexplained = missing.join(refused, on=key, how="anti")
+            missing, gone, unexplained = plan.settle(staged, present, refused, key)
             if unexplained.height:
                 raise LoadError(f"{unexplained.height} staged rows are not in MySQL and were not refused: "
                                 f"{unexplained[key].head(5).to_list()!r}", store=self.store.name)
@@ -831,8 +750,7 @@ class _TableLoader:
             mysql_order(gone, self.store).drop(ORDER).write_parquet(gone_file)
         # Unchanged: staged rows in MySQL that this run did not write.
         attempted = pl.concat(self.counts.attempted) if self.counts.attempted else staged.clear()
-        written_here = staged.join(attempted, on=key, how="semi").join(missing, on=key, how="anti").height
-        unchanged = staged.height - missing.height - written_here
+        unchanged = plan.unchanged(staged, attempted, missing, key)
         c = self.counts
         return TableLoad(
             table=table, staged=staged.height, inserted=c.inserted, updated=c.updated, deleted=c.deleted,

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pymysql
 
+from ..core.result import Result
 from ..core.errors import ServerError
 from ..core.process import alive
 
@@ -42,7 +43,7 @@ INSTALL_HINT = (
 
 
 @dataclass(frozen=True)
-class ServerInfo:
+class ServerInfo(Result):
     pid: int
     port: int
     socket: str

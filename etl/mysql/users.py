@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from ..core.result import Result
 from ..core.errors import EtlError
 
 ROLES = ("super admin", "admin", "user")  # what the backend checks a role against
@@ -29,7 +30,7 @@ class UserError(EtlError):
 
 
 @dataclass(frozen=True)
-class UserResult:
+class UserResult(Result):
     target: str
     username: str
     role: str

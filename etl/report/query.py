@@ -21,13 +21,14 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from ..core.result import Result, plain
 from ..core import duck
 from ..core.config import mask_uri
 from ..core.errors import EtlError
 from ..stage.folder import rejects_path, stage_path
 from ..core.stores import STORES
-from ..source.export import MAX_OBJECT_BYTES, export_files
-from ..source.export import SUMMARY as EXPORT_SUMMARY
+from ..source.export import MAX_OBJECT_BYTES
+from ..source.folder import ExportFolder
 
 
 _lit = duck.literal
@@ -36,13 +37,14 @@ _lit = duck.literal
 def views(stage_dir: Path, export_dir: Path | None = None) -> dict[str, str]:
     """name -> SELECT for every view: `tickets` (staged), `tickets_rejects`, `export_tickets` (raw)."""
     out = {}
+    export = ExportFolder.open(export_dir) if export_dir and ExportFolder.present(export_dir) else None
     for store in STORES:
         if stage_path(stage_dir, store).is_file():
             out[store.table] = f"SELECT * FROM read_parquet({_lit(str(stage_path(stage_dir, store)))})"
         if rejects_path(stage_dir, store).is_file():
             out[f"{store.table}_rejects"] = f"SELECT * FROM read_parquet({_lit(str(rejects_path(stage_dir, store)))})"
-        if export_dir and (Path(export_dir) / EXPORT_SUMMARY).is_file():
-            files = export_files(export_dir, store)
+        if export is not None:
+            files = export.files(store)
             if files:
                 out[f"export_{store.table}"] = _export_select(files)
     return out
@@ -102,12 +104,15 @@ def connect(stage_dir: Path, export_dir: Path | None = None, database: str = ":m
 
 
 @dataclass(frozen=True)
-class QueryResult:
+class QueryResult(Result):
     sql: str
     frame: pl.DataFrame
 
     def __str__(self) -> str:
         return self.render("table")
+
+    def asdict(self) -> dict:
+        return {"sql": self.sql, "columns": self.frame.columns, "rows": plain(self.frame.to_dicts()), "ok": True}
 
     def render(self, fmt: str = "table", max_rows: int | None = None) -> str:
         """The rows as a terminal table, CSV (with a header), JSON (an array of objects) or a Markdown

@@ -47,6 +47,7 @@ from pathlib import Path
 
 import duckdb
 
+from ..core.result import Result
 from ..core import duck
 from . import jsonscan
 from .dexie import RowTypeError, undo_typeson
@@ -74,7 +75,7 @@ _FILE = re.compile(r"^(?P<store>[A-Za-z][A-Za-z0-9]*)(?:[._-]part[._-]?(?P<part>
 
 
 @dataclass(frozen=True)
-class ExportResult:
+class ExportResult(Result):
     out_dir: Path
     source: Path
     source_form: str
@@ -176,20 +177,21 @@ def read_summary(export_dir: Path) -> dict:
     return summary
 
 
-def export_files(export_dir: Path, store_name: str | Store) -> list[tuple[Path, str]]:
-    """(path, DuckDB read_json format) of each file of a store, in order; [] for a missing store."""
+def export_files(export_dir: Path, store_name: str | Store, *, summary=None) -> list[tuple[Path, str]]:
+    """(path, DuckDB read_json format) of each file of a store, in order; [] for a missing store.
+    `summary`: the folder's, already read (etl.source.folder.ExportFolder passes its own)."""
     name = store_name.name if isinstance(store_name, Store) else store_name
     if name not in BY_NAME:
         raise ExportError(f"unknown store; known: {', '.join(BY_NAME)}", store=name)
-    entries = read_summary(export_dir).get("files", {}).get(name, [])
+    entries = (summary if summary is not None else read_summary(export_dir)).get("files", {}).get(name, [])
     return [(Path(export_dir) / e["path"], e["format"]) for e in entries]
 
 
-def record_origins(export_dir: Path, store_name: str | Store) -> dict[str, tuple[str, int]]:
+def record_origins(export_dir: Path, store_name: str | Store, *, summary=None) -> dict[str, tuple[str, int]]:
     """Each file of a store -> (the file its records are numbered in, the number of its first
     record): a part the export cut out of a large array numbers its records in that array."""
     name = store_name.name if isinstance(store_name, Store) else store_name
-    entries = read_summary(export_dir).get("files", {}).get(name, [])
+    entries = (summary if summary is not None else read_summary(export_dir)).get("files", {}).get(name, [])
     return {e["path"]: (e.get("cutFrom", e["path"]), e.get("firstRecord", 0)) for e in entries}
 
 
@@ -729,10 +731,10 @@ def fingerprint(path: Path) -> dict:
     return {"bytes": size, "mtimeNs": st.st_mtime_ns, "sample": h.hexdigest()}
 
 
-def check_fingerprints(export_dir: Path) -> None:
+def check_fingerprints(export_dir: Path, *, summary=None) -> None:
     """ExportError naming the first file of an export that no longer matches its summary."""
     export_dir = Path(export_dir)
-    summary = read_summary(export_dir)
+    summary = summary if summary is not None else read_summary(export_dir)
     for store, entries in summary.get("files", {}).items():
         for e in entries:
             if "sample" not in e:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import polars as pl
 
+from ..core.result import Result
 from ..core import duck
 from ..core.duplicates import RULE, winners
 from ..core.errors import ExportError
@@ -40,7 +41,7 @@ _ORDER = 1 << 40  # a record's global order: export index * _ORDER + its place i
 
 
 @dataclass(frozen=True)
-class MergeResult:
+class MergeResult(Result):
     out_dir: Path
     sources: tuple[str, ...]
     counts: dict[str, int]  # records in the merged export, per store

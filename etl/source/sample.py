@@ -43,6 +43,8 @@ from pathlib import Path
 from random import Random
 from typing import Any, Callable, Iterable
 
+from ..core.result import Result
+
 __all__ = ["SampleResult", "write_sample", "DATABASE_NAME", "DATABASE_VERSION", "STORES"]
 
 DATABASE_NAME = "InsightTicketDatabase"
@@ -66,7 +68,7 @@ _ZERO_DURATION = {"rawHours": 0.0, "formatted": "0:00:00"}
 
 
 @dataclass(frozen=True)
-class SampleResult:
+class SampleResult(Result):
     """What ``write_sample`` wrote: the folder and the record count per store."""
 
     out_dir: Path

@@ -7,6 +7,8 @@ from importlib.resources import files
 from pathlib import Path
 from urllib.parse import quote
 
+from ..core.result import Result
+
 
 def snippet_source() -> str:
     """The snippet to paste into the devtools console of the app's page."""
@@ -21,7 +23,7 @@ def bookmarklet() -> str:
 
 
 @dataclass(frozen=True)
-class SnippetFile:
+class SnippetFile(Result):
     path: Path
     bytes: int
     bookmarklet: bool

@@ -7,7 +7,10 @@ staged tables through `read_stage`, and the transform writes exactly `stage_sche
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping
 
 import polars as pl
 import pyarrow.parquet as pq
@@ -87,13 +90,48 @@ def stage_summary(stage_dir: Path) -> dict:
     return summary
 
 
+@dataclass(frozen=True)
+class StageFolder:
+    """A stage folder, opened once: its transform summary parsed, passed to load, parity and validate."""
+
+    dir: Path
+    summary: Mapping = field(repr=False, compare=False)  # the parsed transform-summary.json (read-only view)
+
+    @classmethod
+    def open(cls, stage_dir: Path | StageFolder) -> StageFolder:
+        """The stage at `stage_dir` (EtlError when the transform did not finish it); a StageFolder is returned as is."""
+        if isinstance(stage_dir, StageFolder):
+            return stage_dir
+        return cls(Path(stage_dir), MappingProxyType(stage_summary(stage_dir)))
+
+    def check(self) -> tuple[Store, ...]:
+        """The staged stores, once the stage agrees with its summary (see `check_stage`)."""
+        return _check(self.dir, self.summary)
+
+    def path(self, store: Store) -> Path:
+        return stage_path(self.dir, store)
+
+    def has(self, store: Store) -> bool:
+        return stage_path(self.dir, store).is_file()
+
+    def read(self, store: Store, *, lazy: bool = False) -> pl.DataFrame | pl.LazyFrame:
+        return read_stage(self.dir, store, lazy=lazy)
+
+    @property
+    def stores(self) -> tuple[Store, ...]:
+        """The stores the stage holds a table for, in description order."""
+        return staged_stores(self.dir)
+
+
 def check_stage(stage_dir: Path) -> tuple[Store, ...]:
     """The staged stores, once the stage agrees with its own summary: every table the summary
     lists is there, a readable Parquet file with the schema of its description and the row
     count the summary gives; no table is there that the summary does not list. Reads only
     the files' footers. Load and parity call this before they use a stage."""
-    stage_dir = Path(stage_dir)
-    summary = stage_summary(stage_dir)
+    return StageFolder.open(stage_dir).check()
+
+
+def _check(stage_dir: Path, summary: Mapping) -> tuple[Store, ...]:
     listed = {}
     for name, counts in summary["counts"].items():
         try:

@@ -41,7 +41,6 @@ Rules, in one place:
 
 from __future__ import annotations
 
-import hashlib
 import io
 import itertools
 import json
@@ -50,7 +49,7 @@ import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -59,22 +58,20 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..core.result import Result
 from ..core import duck
 from ..core.duplicates import RULE, pad_space, winners
 from ..core.errors import TransformError
-from ..source.export import MAX_OBJECT_BYTES, check_fingerprints, export_files, read_summary, record_origins
-from ..source.export import SUMMARY as EXPORT_SUMMARY
+from ..source.export import MAX_OBJECT_BYTES
+from ..source.folder import ExportFolder
 from ..core.process import alive
 from .folder import SUMMARY, polars_dtype, rejects_path, stage_path, stage_schema
-from ..core.stores import SLA_HOURS, STORES, Column, Store
+from .sessions import INCIDENT_UPLOAD_GAP_MS, SESSION_META, incident_sessions, rebuilt_sessions, session_ids  # noqa: F401 - INCIDENT_UPLOAD_GAP_MS: named by tests
+from ..core.stores import INCIDENTS, SESSION_COLUMN, STORES, UPLOAD_SESSIONS, Column, Store
 from ..core.stores import store as store_by_name
 
 EXCERPT = 120
 BATCH_ROWS = 100_000  # rows per streamed batch: bounds memory whatever the export's size
-# Incidents carry no session: one upload is one tight cluster of importedAt values. A gap
-# longer than this starts the next upload (uploads seen in real data are minutes apart, the
-# records of one upload milliseconds apart).
-INCIDENT_UPLOAD_GAP_MS = 60_000
 REJECT_SCHEMA = pl.Schema(
     {"store": pl.String, "file": pl.String, "record": pl.Int64, "key": pl.String,
      "field": pl.String, "value": pl.String, "reason": pl.String}
@@ -249,41 +246,15 @@ def add_derived(store: Store):
 
 
 def sla_bands(store: Store):
-    """Tickets: resolved within 4/8/24 h, from the stored duration (NULL while not closed)."""
+    """The SLA bands of a store that has them (tickets: etl/core/stores.py TICKET_SLA)."""
 
     def step(frame: pl.DataFrame) -> pl.DataFrame:
-        if store.name != "tickets":
+        sla = store.sla
+        if sla is None:
             return frame
-        hours = pl.col("duration_raw_hours")
-        closed = pl.col("close_time").is_not_null() & hours.is_not_null()
-        return frame.with_columns(pl.when(closed).then(hours <= h).alias(f"sla_{h}h") for h in SLA_HOURS)
-
-    return step
-
-
-def session_ids(store: Store):
-    """Tickets and customers: the session a record belongs to, without looking at other records.
-
-    A record keeps its uploadSessionId, else takes its batchId (the app's session id); a legacy
-    record with neither gets `legacy-<store>-<hash>` of its file name, or of its upload day
-    (UTC) when even the file name is missing. Incidents need all records at once (clusters of
-    importedAt) and are done by `incident_sessions` after the first pass.
-    """
-
-    def step(frame: pl.DataFrame) -> pl.DataFrame:
-        if store.name not in ("tickets", "customers"):
-            return frame
-        day = pl.from_epoch(pl.col("upload_timestamp"), time_unit="ms").dt.strftime("%Y-%m-%d").fill_null("unknown")
-        label = pl.when(pl.col("file_name").is_not_null()).then("file:" + pl.col("file_name")).otherwise("day:" + day)
-        labels = frame.select(label.alias("__label")).to_series()
-        wanted = frame.select(pl.col("upload_session_id").is_null() & pl.col("batch_id").is_null()).to_series()
-        uniq = labels.filter(wanted).unique()
-        ids = pl.DataFrame({"__label": uniq, "__legacy": [
-            f"legacy-{store.name}-{hashlib.sha1(v.encode()).hexdigest()[:16]}" for v in uniq.to_list()]},
-            schema={"__label": pl.String, "__legacy": pl.String})
-        legacy = pl.DataFrame({"__label": labels}).join(ids, on="__label", how="left", maintain_order="left")["__legacy"]
-        return frame.with_columns(pl.coalesce(pl.col("upload_session_id"), pl.col("batch_id"), pl.lit(legacy))
-                                  .alias("upload_session_id"))
+        hours = pl.col(sla.duration)
+        closed = pl.col(sla.closed).is_not_null() & hours.is_not_null()
+        return frame.with_columns(pl.when(closed).then(hours <= h).alias(sla.column(h)) for h in sla.hours)
 
     return step
 
@@ -332,39 +303,6 @@ def duplicate_losers(store: Store, meta: pl.DataFrame) -> pl.DataFrame:
     ).sort("__pos")
 
 
-def incident_sessions(meta: pl.DataFrame) -> pl.DataFrame:
-    """(__pos, upload_session_id) for incidents without a session: one upload is one tight cluster
-    of importedAt values; a gap over INCIDENT_UPLOAD_GAP_MS starts the next upload."""
-    todo = meta.filter(pl.col("upload_session_id").is_null())
-    t = pl.col("imported_at").dt.epoch("ms").fill_null(pl.col("upload_timestamp"))
-    todo = todo.with_columns(t.alias("__t")).sort("__t", "__pos", nulls_last=True)
-    cluster = (pl.col("__t").diff().fill_null(0) > INCIDENT_UPLOAD_GAP_MS).cum_sum()
-    first = pl.col("__t").first().over(cluster)
-    return todo.select(pl.col("__pos"), pl.concat_str([
-        pl.lit("incidents-upload-"), pl.when(first.is_not_null()).then(first.cast(pl.String)).otherwise(pl.lit("unknown"))
-    ]).alias("upload_session_id"))
-
-
-def rebuilt_sessions(metas: dict[str, pl.DataFrame], known: set[str]) -> pl.DataFrame:
-    """Upload sessions that records point to but the export does not hold, with their counts."""
-    sessions = store_by_name("uploadSessions")
-    parts = [
-        meta.group_by("upload_session_id").agg(
-            pl.col("file_name").drop_nulls().first(), pl.col("file_hash").drop_nulls().first(),
-            pl.col("upload_timestamp").min(), pl.len().cast(pl.Int32).alias("record_count"),
-        ).with_columns(pl.lit(name).alias("data_type"))
-        for name, meta in metas.items() if meta.height
-    ]
-    if not parts:
-        return pl.DataFrame(schema=stage_schema(sessions))
-    rows = pl.concat(parts).filter(~pl.col("upload_session_id").is_in(sorted(known))).sort("upload_session_id")
-    return rows.rename({"upload_session_id": "id"}).with_columns(
-        pl.col("record_count").alias("success_count"), pl.lit(0, pl.Int32).alias("error_count"),
-        pl.lit("completed").alias("status"), pl.lit(True).alias("reconstructed"),
-        pl.lit(None, pl.Int64).alias("file_size"), pl.lit(None, pl.String).alias("error_log"),
-    ).select([pl.col(c.name).cast(polars_dtype(c)) for c in sessions.columns])
-
-
 # ---------------------------------------------------------------- the stage
 
 
@@ -381,7 +319,7 @@ class StoreCounts:
 
 
 @dataclass(frozen=True)
-class TransformResult:
+class TransformResult(Result):
     export_dir: str
     stage_dir: str
     counts: dict[str, StoreCounts]
@@ -391,6 +329,10 @@ class TransformResult:
     missing_stores: tuple[str, ...] = field(default=())
     # store -> column -> staged times before PLAUSIBLE_FROM or after the export's time
     implausible_times: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.balanced for c in self.counts.values())
 
     def __str__(self) -> str:
         lines = [f"staged {self.export_dir} -> {self.stage_dir} in {self.seconds:.1f} s"]
@@ -432,18 +374,6 @@ def implausible_times(stage: Path, until: datetime | None) -> dict[str, dict[str
     return out
 
 
-def _export_time(export_dir: Path) -> datetime | None:
-    """When the export was made (its own exportedAt, else when `etl export` normalized it), naive UTC."""
-    summary = read_summary(export_dir)
-    for key in ("exportedAt", "normalizedAt"):
-        try:
-            t = datetime.fromisoformat(str(summary.get(key)).replace("Z", "+00:00"))
-        except ValueError:
-            continue
-        return t.astimezone(timezone.utc).replace(tzinfo=None) if t.tzinfo else t
-    return None
-
-
 @dataclass
 class _Pass:
     """What the first pass over a store leaves: the rows written, their rejects and a small
@@ -464,11 +394,15 @@ class _Pass:
 
 
 PARALLEL_STORES = 2  # stores staged side by side (see transform)
-META_COLUMNS = ("upload_timestamp", "upload_session_id", "file_name", "file_hash", "imported_at")
 # Meta columns with a few values repeated over every record: kept as categoricals (1M tickets'
-# meta: 185 -> about 85 MB, which lowers the transform's peak).
-REPEATED = ("file_name", "file_hash", "__file")
-SESSION_META = ("upload_session_id", "file_name", "file_hash", "upload_timestamp")  # what rebuilt_sessions reads
+# meta: 185 -> about 85 MB, which lowers the transform's peak): the session's file, and the record's.
+REPEATED = (*(c for c in SESSION_META if c != SESSION_COLUMN and UPLOAD_SESSIONS.column(c).is_text), "__file")
+
+
+def meta_columns(store: Store) -> tuple[str, ...]:
+    """What the meta frame keeps of a store's rows besides their key: what rebuilding sessions
+    reads, and what an upload sets per record (incidents: importedAt, which clusters their sessions)."""
+    return tuple(c for c in (*SESSION_META, *store.per_upload) if c in store.column_names)
 
 
 class _Retry(Exception):
@@ -511,18 +445,18 @@ class _Origins:
         return [pl.Series("__file", self.labels, pl.String)[pl.Series(fi)], pl.Series("__record", record, pl.Int64)]
 
 
-def first_pass(con, export_dir: Path, store: Store, out: Path, careful: frozenset[Path] = frozenset()) -> _Pass:
+def first_pass(con, export: ExportFolder, store: Store, out: Path, careful: frozenset[Path] = frozenset()) -> _Pass:
     """Stream a store through the steps batch by batch into `out`; memory stays bounded by BATCH_ROWS.
 
     Each batch is written to Parquet on a second thread while DuckDB reads the next (at most
     one batch waits to be written)."""
     result, writer, pending = _Pass(), None, None
     schema = stage_schema(store)
-    keep = [*store.primary_key, *(c for c in META_COLUMNS if c in schema)]
-    origins = record_origins(export_dir, store)
+    keep = [*store.primary_key, *meta_columns(store)]
+    origins = export.origins(store)
     with ThreadPoolExecutor(max_workers=1) as pool:
         try:
-            for fmt, paths in _runs(export_files(export_dir, store)):
+            for fmt, paths in _runs(export.files(store)):
                 where = _Origins(paths, origins)
                 for batch in _batches(con, store, paths, fmt, any(p in careful for p in paths)):
                     frame = pl.from_arrow(batch)
@@ -551,7 +485,7 @@ def first_pass(con, export_dir: Path, store: Store, out: Path, careful: frozense
                 pending.result()
             if writer:
                 writer.close()
-            return first_pass(con, export_dir, store, out, careful | set(retry.paths))
+            return first_pass(con, export, store, out, careful | set(retry.paths))
     if writer is None:
         pl.DataFrame(schema=schema).write_parquet(out, compression="lz4")
     else:
@@ -569,9 +503,8 @@ def fix_up(store: Store, path: Path, drop: pl.Series, sessions: pl.DataFrame | N
     """Second pass, only when needed: drop duplicate losers and fill incident sessions (streaming)."""
     frame = pl.scan_parquet(path).with_row_index("__pos").with_columns(pl.col("__pos").cast(pl.Int64))
     if sessions is not None and sessions.height:
-        frame = frame.join(sessions.lazy().rename({"upload_session_id": "__sid"}), on="__pos", how="left",
-                           maintain_order="left").with_columns(
-            pl.coalesce("upload_session_id", "__sid").alias("upload_session_id"))
+        frame = frame.join(sessions.lazy().rename({SESSION_COLUMN: "__sid"}), on="__pos", how="left",
+                           maintain_order="left").with_columns(pl.coalesce(SESSION_COLUMN, "__sid").alias(SESSION_COLUMN))
     if drop.len():
         frame = frame.filter(~pl.col("__pos").is_in(drop.implode()))
     tmp = path.with_suffix(".fixing")
@@ -592,18 +525,22 @@ def duration_offset(path: Path) -> str | None:
             "offset: openTime was read as local time); carried as stored, not recomputed")
 
 
-def transform(export_dir: Path, stage_dir: Path) -> TransformResult:
-    """Stage every store of an export. The stage folder appears complete or not at all."""
+def transform(export: Path | ExportFolder, stage_dir: Path) -> TransformResult:
+    """Stage every store of an export (a folder path, or an ExportFolder already open: its summary
+    is read once, here or by the caller). The stage folder appears complete or not at all."""
     t0 = time.perf_counter()
-    export_dir, stage_dir = Path(export_dir), Path(stage_dir)
-    if not (export_dir / EXPORT_SUMMARY).is_file():
-        raise TransformError("not an export folder (no export-summary.json): run `etl export` first", file=str(export_dir))
-    missing = [s.name for s in STORES if not export_files(export_dir, s)]
+    stage_dir = Path(stage_dir)
+    if not isinstance(export, ExportFolder):
+        if not ExportFolder.present(export):
+            raise TransformError("not an export folder (no export-summary.json): run `etl export` first", file=str(export))
+        export = ExportFolder.open(export)
+    export_dir = export.dir
+    missing = [s.name for s in STORES if not export.files(s)]
     for name in missing:
         if store_by_name(name).required:
             raise TransformError("the export has no file for this store", file=str(export_dir), store=name)
 
-    check_fingerprints(export_dir)
+    export.check_fingerprints()
     check_replaceable(stage_dir, export_dir)
     remove_stale_work(stage_dir)
 
@@ -618,16 +555,16 @@ def transform(export_dir: Path, stage_dir: Path) -> TransformResult:
     try:
         (tmp / "rejects").mkdir(parents=True)  # inside the try: an interruption right after it removes it too
         # uploadSessions comes last: the sessions rebuilt from the other stores are added to it.
-        first = [s for s in STORES if s.name not in missing and s.name != "uploadSessions"]
-        futures = [pool.submit(_stage_store, con, export_dir, tmp, s) for s in first]
+        first = [s for s in STORES if s.name not in missing and s is not UPLOAD_SESSIONS]
+        futures = [pool.submit(_stage_store, con, export, tmp, s) for s in first]
         for store, future in zip(first, futures):  # the first failure in store order is the one reported
             counts[store.name], metas[store.name] = future.result()
-        sessions = store_by_name("uploadSessions")
-        if "uploadSessions" in missing:
+        sessions = UPLOAD_SESSIONS
+        if sessions.name in missing:
             pl.DataFrame(schema=stage_schema(sessions)).write_parquet(stage_path(tmp, sessions))
             counts[sessions.name] = StoreCounts(0, 0, 0, 0)
         else:
-            counts[sessions.name], _ = _stage_store(con, export_dir, tmp, sessions)
+            counts[sessions.name], _ = _stage_store(con, export, tmp, sessions)
         rebuilt = _append_rebuilt(sessions, stage_path(tmp, sessions), metas)
         c = counts[sessions.name]
         counts[sessions.name] = StoreCounts(c.records_in + rebuilt, c.staged + rebuilt, c.rejected, c.duplicates)
@@ -637,7 +574,7 @@ def transform(export_dir: Path, stage_dir: Path) -> TransformResult:
         findings = [f for f in [duration_offset(stage_path(tmp, store_by_name("tickets")))] if f]
         if missing:
             findings.append(f"the export holds no {', '.join(missing)}: sessions were reconstructed from the records")
-        odd = implausible_times(tmp, until := _export_time(export_dir))
+        odd = implausible_times(tmp, until := export.exported_at)
         if odd:
             listed = "; ".join(f"{s}.{c} {n:,}" for s, cols in odd.items() for c, n in cols.items())
             findings.append(f"times before {PLAUSIBLE_FROM:%Y-%m-%d} or after the export ({until or 'unknown'}) "
@@ -702,26 +639,26 @@ def remove_stale_work(stage_dir: Path) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def _stage_store(con, export_dir: Path, tmp: Path, store: Store) -> tuple[StoreCounts, pl.DataFrame]:
+def _stage_store(con, export: ExportFolder, tmp: Path, store: Store) -> tuple[StoreCounts, pl.DataFrame]:
     """Stage one store into `tmp`: its rows, duplicate losers dropped and incident sessions filled,
     and its rejects. Returns its counts and what rebuilding sessions reads of it."""
     out = stage_path(tmp, store)
     cursor = con.cursor()  # one DuckDB cursor per thread
     try:
-        p = first_pass(cursor, export_dir, store, out)
+        p = first_pass(cursor, export, store, out)
     finally:
         cursor.close()
     meta = pl.concat(p.metas) if p.metas else pl.DataFrame()
     p.metas.clear()  # held once, in `meta`
     losers = duplicate_losers(store, meta) if meta.height else pl.DataFrame(schema={"__pos": pl.Int64})
-    filled = incident_sessions(meta) if store.name == "incidents" and meta.height else None
+    filled = incident_sessions(meta) if store is INCIDENTS and meta.height else None
     if losers.height or (filled is not None and filled.height):
         fix_up(store, out, losers["__pos"], filled)
     if meta.height:
         meta = meta.filter(~pl.col("__pos").is_in(losers["__pos"].implode()))
         if filled is not None and filled.height:
-            meta = meta.join(filled.rename({"upload_session_id": "__sid"}), on="__pos", how="left").with_columns(
-                pl.coalesce("upload_session_id", "__sid").alias("upload_session_id"))
+            meta = meta.join(filled.rename({SESSION_COLUMN: "__sid"}), on="__pos", how="left").with_columns(
+                pl.coalesce(SESSION_COLUMN, "__sid").alias(SESSION_COLUMN))
     rejects = pl.concat([*p.rejects, losers.drop("__pos")]) if p.rejects or losers.height else pl.DataFrame(schema=REJECT_SCHEMA)
     rejects.write_parquet(rejects_path(tmp, store))
     counts = StoreCounts(p.records_in, p.written - losers.height,
@@ -734,6 +671,6 @@ def _append_rebuilt(store: Store, path: Path, metas: dict[str, pl.DataFrame]) ->
     """Add the rebuilt sessions to the staged upload_sessions (small: rewritten in memory)."""
     staged = pl.read_parquet(path).with_columns(pl.lit(False).alias("reconstructed"))  # the export's own
     known = set(staged["id"].to_list())
-    rebuilt = rebuilt_sessions({k: v for k, v in metas.items() if k in ("tickets", "customers", "incidents")}, known)
+    rebuilt = rebuilt_sessions({k: v for k, v in metas.items() if store_by_name(k).carries_session}, known)
     pl.concat([staged, rebuilt]).write_parquet(path, compression="lz4")
     return rebuilt.height

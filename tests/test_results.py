@@ -1,0 +1,78 @@
+"""Every step result serializes: `json.dumps(result.asdict())` from a real small run, `ok` included,
+and no password in it. The list of result types is read from the code (subclasses of Result), so a
+new result type that this test does not run fails it."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pkgutil
+
+import etl
+from etl.check.parity import parity
+from etl.check.validate import GX_DIR, build_docs, copy_context, validate
+from etl.core.config import project_root
+from etl.core.result import Result
+from etl.mysql.db import MySQLTarget, apply_schema
+from etl.mysql.load import load
+from etl.mysql.server import LocalServer
+from etl.mysql.users import add_user
+from etl.report.query import run_sql
+from etl.source.export import export
+from etl.source.folder import ExportFolder
+from etl.source.merge import merge
+from etl.source.sample import write_sample
+from etl.source.snippet import write_snippet
+from etl.stage.folder import StageFolder
+from etl.stage.transform import transform
+
+
+def _all_result_types() -> set[type]:
+    for m in pkgutil.walk_packages(etl.__path__, "etl."):
+        if not m.name.endswith("__main__"):
+            importlib.import_module(m.name)
+    found, todo = set(), [Result]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            found.add(sub)
+            todo.append(sub)
+    return found
+
+
+def test_every_step_result_serializes(mysql_server, mysql_target, tmp_path):
+    raw = tmp_path / "raw"
+    results = [write_sample(raw, tickets=120, seed=4)]
+    results.append(write_snippet(tmp_path / "snippet.js"))
+    results.append(export(raw, tmp_path / "export"))
+    results.append(export(raw, tmp_path / "export-b"))
+    results.append(merge([tmp_path / "export", tmp_path / "export-b"], tmp_path / "merged"))
+    results.append(transform(ExportFolder.open(tmp_path / "export"), tmp_path / "stage"))
+    stage = StageFolder.open(tmp_path / "stage")
+    results.append(apply_schema(mysql_target))
+    results.append(load(stage, mysql_target))
+    results.append(parity(stage, mysql_target))
+    root = copy_context(project_root() / GX_DIR, tmp_path / GX_DIR)
+    results.append(validate(mysql_target, stage, root=root, docs=False))
+    results.append(build_docs(root))
+    results.append(add_user(mysql_target, "alice", "admin", "s3cret-Passw0rd"))
+    results.append(run_sql("SELECT status, count(*) AS n FROM tickets GROUP BY status ORDER BY status", stage.dir))
+    base, server = mysql_server
+    if server is None:  # the system server: a private one gives a real ServerInfo
+        server = LocalServer(tmp_path / "server")
+        results.append(server.up())
+        server.down()
+    else:
+        results.append(server.status())
+
+    secret = MySQLTarget("h", 1, "u", "topsecret-pw", "db")
+    for r in results:
+        data = r.asdict()
+        text = json.dumps(data)  # JSON-plain: a Path, tuple or object would need a default=
+        assert json.loads(text) == data, type(r).__name__
+        assert data["ok"] is True, (type(r).__name__, data)
+        assert "s3cret-Passw0rd" not in text and (not base.password or base.password not in text)
+        assert set(data) >= {"ok"} and str(r)  # beside a readable __str__
+    assert {type(r) for r in results} == _all_result_types()
+    # a holder of a secret inside a result is serialized masked
+    from etl.core.result import plain
+    assert "topsecret-pw" not in json.dumps(plain({"target": secret}))
