@@ -75,7 +75,26 @@ def _fail(text: str) -> None:
 
 def cli_errors(fn):
     """Turn every error into one line and an exit status (see the module docstring); with the
-    debug switch, errors other than EtlError keep their traceback."""
+    debug switch, errors other than EtlError keep their traceback. An error met after a stop
+    signal is reported as the stop."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as e:
+            if _stopped_by is None:
+                raise
+            # Once the user asked to stop, an error met while unwinding (a DuckDB connection a worker
+            # thread still held, a closed socket) is a consequence of the stop: report the stop.
+            raise Interrupted(_stopped_by) from e
+    return _report(wrapper)
+
+
+def _report(fn):
+    """The one line and exit status of each kind of error."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -109,7 +128,12 @@ def cli_errors(fn):
     return wrapper
 
 
+_stopped_by: int | None = None  # the signal that asked this process to stop, once one did
+
+
 def _terminate(signum, frame):
+    global _stopped_by
+    _stopped_by = signum
     raise Interrupted(signum)
 
 
