@@ -287,7 +287,7 @@ def merge_cmd(
 ):
     """Merge many browsers' exports into one export whose records name their source ("$source", "$seenIn").
 
-    The same record in several exports is kept once, by the transform's rule (etl/duplicates.py): the same
+    The same record in several exports is kept once, by the transform's rule (etl/core/duplicates.py): the same
     id, or the same natural identity (tickets: customerId + openTime + openBy; incidents: noCase + startTime)
     with the same content apart from upload metadata; kept: the latest uploadTimestamp, then the later export.
     Records sharing a natural identity but differing in content are all kept; they and same-id edits are

@@ -340,7 +340,7 @@ def create_app(cfg: ApiConfig) -> FastAPI:
 
 
 _BulkBody = Body(..., description='{"records": [{column: value, ...}, ...]} with the columns of '
-                                       "etl/stores.py (snake_case); at most 10,000 records",
+                                       "etl/core/stores.py (snake_case); at most 10,000 records",
                                        examples=[{"records": [{"id": "t-1", "open_time": "2024-07-15T17:35:00.000Z"}]}])
 _BatchId = PathParam(..., min_length=1, max_length=64)
 

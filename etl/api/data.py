@@ -5,7 +5,7 @@ so it is not in it), equality filters, LIKE search, newest first, LIMIT/OFFSET w
 page of 50,000 and a COUNT(*) for the page total. Keyset paging (`after=<cursor>`) is offered
 beside it: a page then costs the same at row 1,000,000 as at row 1, and no COUNT(*) is run.
 Writes are the backend's bulk upsert, `INSERT ... ON DUPLICATE KEY UPDATE`, with the column
-list taken from etl/stores.py.
+list taken from etl/core/stores.py.
 
 Values come back as mysql2 gives them to the backend's JSON: DATETIME as ISO text with
 milliseconds and `Z` (the stored times are UTC), DECIMAL as text, integers as numbers.

@@ -1,6 +1,6 @@
 """`etl load --via-api`: the seed's step 7, the stage written through the API's bulk endpoints.
 
-It is the direct load (etl/load.py) with another writer: the same plan, the same ledger
+It is the direct load (etl/mysql/load.py) with another writer: the same plan, the same ledger
 (`etl_load_ledger`), the same resume and the same read-back check of every chunk. Only the rows
 travel differently: POST /api/<table>/bulk in CHUNK_SIZE records, each an INSERT ... ON DUPLICATE
 KEY UPDATE of its own on the server.

@@ -1,6 +1,6 @@
 // idb2mysql cutover adapter: makes a Dexie app read and write where the cutover flags say.
 // Printed by `etl adapter`, which fills in __ETL_CUTOVER_CONFIG__ (the stages of etl/cutover/stages.py
-// and the stores of etl/stores.py), so neither list is written twice. Include it with a <script> tag:
+// and the stores of etl/core/stores.py), so neither list is written twice. Include it with a <script> tag:
 //
 //   const cut = await IdbCutover.create({ db, baseUrl: "https://api.example", token: "..." });
 //   const tickets = await cut.list("tickets", { cabang: "Semarang" });  // records as Dexie holds them

@@ -10,7 +10,7 @@ The stored value is, outermost first:
     separate envelope (V8's header is Blink's)
   V8's ValueSerializer wire format: FF + version, then one value.
 
-The value becomes what JSON.stringify in the export snippet writes (etl/snippet.js): a Date is
+The value becomes what JSON.stringify in the export snippet writes (etl/source/snippet.js): a Date is
 {"$date": ms}, undefined properties are absent (undefined in an array is null, as are holes),
 numbers stay numbers (a whole double as an integer, as JavaScript prints it) and strings strings.
 A Map, Set, RegExp, ArrayBuffer or typed array is written as null with a warning, a BigInt as
