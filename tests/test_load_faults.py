@@ -29,6 +29,7 @@ import pytest
 
 from etl.mysql.db import MySQLTarget, apply_schema
 from etl.mysql.load import LOAD_DIR, WORK_PREFIX, load
+from etl.mysql.lock import lock_name
 from etl.mysql.server import LocalServer
 
 from load_helpers import index_names, staged_sample, table_state
@@ -145,7 +146,10 @@ def test_killed_connection_is_continued_to_the_clean_result(fault_stage, referen
 
     def kill_connection(proc, target):
         with target.connect() as conn, conn.cursor() as cur:
-            cur.execute("SELECT id, info FROM information_schema.processlist WHERE db = DATABASE() AND id <> CONNECTION_ID()")
+            # Not the connection that only holds the database's etl lock: it runs nothing, and losing it
+            # does not stop the load (noted as a known gap), so killing it interrupts nothing.
+            cur.execute("SELECT id, info FROM information_schema.processlist WHERE db = DATABASE() AND id <> CONNECTION_ID() "
+                        "AND id <> COALESCE(IS_USED_LOCK(%s), 0)", (lock_name(target.database),))
             loaders = cur.fetchall()
             if not loaders:
                 return "no loader connection open"
