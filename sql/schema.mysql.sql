@@ -608,26 +608,40 @@ CREATE OR REPLACE VIEW v_ticket_sla_by_cabang AS
          ROUND(100 * SUM(sla_24h = 1) / NULLIF(SUM(close_time IS NOT NULL), 0), 2) AS pct_24h
   FROM tickets GROUP BY cabang;
 
+-- Incident minutes are summed exactly: v_incident_minutes casts each DOUBLE to DECIMAL(65,30)
+-- (both servers convert a double through its shortest decimal text), and DECIMAL sums do not
+-- depend on the order the rows are added in, so a total is the same on MySQL, MariaDB and the
+-- source side (etl/check/aggregates.py) to the last digit. A SUM of the doubles themselves is
+-- not: its last bits follow the order of the additions, and a rounded comparison breaks at a
+-- rounding boundary.
+CREATE OR REPLACE VIEW v_incident_minutes AS
+  SELECT status, priority, site,
+         CAST(duration_min AS DECIMAL(65,30)) AS duration_min,
+         CAST(net_duration_min AS DECIMAL(65,30)) AS net_duration_min,
+         CAST(total_duration_pause_min AS DECIMAL(65,30)) AS total_duration_pause_min,
+         CAST(total_duration_vendor_min AS DECIMAL(65,30)) AS total_duration_vendor_min
+  FROM incidents;
+
 CREATE OR REPLACE VIEW v_incidents_by_status AS
   SELECT status, COUNT(*) AS incidents,
          SUM(duration_min) AS total_duration_min, AVG(duration_min) AS avg_duration_min,
          SUM(net_duration_min) AS total_net_duration_min, AVG(net_duration_min) AS avg_net_duration_min,
          SUM(total_duration_pause_min) AS total_pause_min, SUM(total_duration_vendor_min) AS total_vendor_min
-  FROM incidents GROUP BY status;
+  FROM v_incident_minutes GROUP BY status;
 
 CREATE OR REPLACE VIEW v_incidents_by_priority AS
   SELECT priority, COUNT(*) AS incidents,
          SUM(duration_min) AS total_duration_min, AVG(duration_min) AS avg_duration_min,
          SUM(net_duration_min) AS total_net_duration_min, AVG(net_duration_min) AS avg_net_duration_min,
          SUM(total_duration_pause_min) AS total_pause_min, SUM(total_duration_vendor_min) AS total_vendor_min
-  FROM incidents GROUP BY priority;
+  FROM v_incident_minutes GROUP BY priority;
 
 CREATE OR REPLACE VIEW v_incidents_by_site AS
   SELECT site, COUNT(*) AS incidents,
          SUM(duration_min) AS total_duration_min, AVG(duration_min) AS avg_duration_min,
          SUM(net_duration_min) AS total_net_duration_min, AVG(net_duration_min) AS avg_net_duration_min,
          SUM(total_duration_pause_min) AS total_pause_min, SUM(total_duration_vendor_min) AS total_vendor_min
-  FROM incidents GROUP BY site;
+  FROM v_incident_minutes GROUP BY site;
 
 CREATE OR REPLACE VIEW v_customers_by_jenis_klien AS
   SELECT jenis_klien, COUNT(*) AS customers FROM customers GROUP BY jenis_klien;

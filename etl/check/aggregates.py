@@ -12,10 +12,12 @@ collation ignores case and trailing spaces, so ``Closed``, ``CLOSED`` and ``Clos
 one group; accents and ignorable characters are not modelled), numbers at the view
 column's scale. Divisions and averages are rounded half up from the exact value, as
 MariaDB and MySQL round DECIMAL arithmetic (checked against MariaDB: 0 mismatches in
-17,851 quotients). Sums and averages of DOUBLE columns are floating point, whose last bits
-depend on the order of the additions: both sides give them at AVG_SCALE decimals, MySQL by
-CAST AS DECIMAL (which rounds the double's shortest decimal text half up) and the source
-side by rounding Python's shortest text (repr) the same way.
+17,851 quotients). Sums and averages of DOUBLE columns are exact: the views cast each double
+to DECIMAL(65,EXACT_SCALE), which both servers do through its shortest decimal text, and the
+source side adds the same decimals (Python's repr is that text), so neither depends on the
+order the rows are added in. (A SUM of the doubles themselves is floating point: its last bits
+follow the order of the additions, and no rounding makes two orders agree at a boundary.)
+Exact sums are rendered without trailing zeros.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from ..core.stores import CUSTOMERS, INCIDENTS, TICKETS, UPLOAD_SESSIONS, Store
 
 ROW_COLUMN = "aggregate_row"  # the query asset's one column
 MONTH = "month"  # a key that is the month of the store's time column, as DATE_FORMAT(.., '%Y-%m')
-AVG_SCALE = 4  # averages are compared rounded to this many decimals (the view keeps 10)
+AVG_SCALE = 4  # averages are compared rounded to this many decimals (the view keeps more)
+EXACT_SCALE = 30  # the views' DECIMAL(65,30) for sums of doubles: MySQL's largest scale
 
 
 @dataclass(frozen=True)
@@ -96,12 +99,12 @@ def _sla() -> tuple[Measure, ...]:
 def _incident_durations() -> tuple[Measure, ...]:
     return (
         Measure("incidents", "count"),
-        Measure("total_duration_min", "sum", "duration_min", scale=6),
+        Measure("total_duration_min", "sum", "duration_min", scale=EXACT_SCALE),
         Measure("avg_duration_min", "avg", "duration_min", scale=AVG_SCALE),
-        Measure("total_net_duration_min", "sum", "net_duration_min", scale=6),
+        Measure("total_net_duration_min", "sum", "net_duration_min", scale=EXACT_SCALE),
         Measure("avg_net_duration_min", "avg", "net_duration_min", scale=AVG_SCALE),
-        Measure("total_pause_min", "sum", "total_duration_pause_min", scale=6),
-        Measure("total_vendor_min", "sum", "total_duration_vendor_min", scale=6),
+        Measure("total_pause_min", "sum", "total_duration_pause_min", scale=EXACT_SCALE),
+        Measure("total_vendor_min", "sum", "total_duration_vendor_min", scale=EXACT_SCALE),
     )
 
 
@@ -138,11 +141,10 @@ def mysql_query(agg: Aggregate) -> str:
     parts = [f"CONCAT('{k}=', COALESCE(CONCAT('''', LOWER(TRIM(TRAILING ' ' FROM {k})), ''''), 'NULL'))"
              for k in agg.keys]
     for m in agg.measures:
-        if _floating(agg, m):
-            value = f"CAST({m.name} AS DECIMAL(65,{AVG_SCALE}))"
-        else:
-            value = f"ROUND({m.name}, {AVG_SCALE})" if m.kind == "avg" else m.name
-        parts.append(f"CONCAT('{m.name}=', COALESCE(CAST({value} AS CHAR), 'NULL'))")
+        value = f"CAST(ROUND({m.name}, {AVG_SCALE}) AS CHAR)" if m.kind == "avg" else f"CAST({m.name} AS CHAR)"
+        if _exact(agg, m) and m.kind == "sum":  # DECIMAL(65,30) always has a point: drop its trailing zeros
+            value = f"TRIM(TRAILING '.' FROM TRIM(TRAILING '0' FROM {value}))"
+        parts.append(f"CONCAT('{m.name}=', COALESCE({value}, 'NULL'))")
     # utf8mb4_bin: the comparison with the expected rows must not ignore case or trailing spaces.
     return f"SELECT CONCAT_WS(' | ', {', '.join(parts)}) COLLATE utf8mb4_bin AS {ROW_COLUMN} FROM {agg.view}"
 
@@ -155,7 +157,7 @@ def group_key(col: str) -> pl.Expr:
     return pl.col(col).str.strip_chars_end(" ").str.to_lowercase()
 
 
-def _frame_aggs(agg: Aggregate) -> list[pl.Expr]:
+def _frame_aggs(agg: Aggregate, grouped: bool) -> list[pl.Expr]:
     out = []
     for m in agg.measures:
         c = pl.col(m.column) if m.column else None
@@ -165,6 +167,9 @@ def _frame_aggs(agg: Aggregate) -> list[pl.Expr]:
             out.append(c.is_not_null().sum().alias(m.name))
         elif m.kind == "count_true":  # SUM(flag = 1): NULL when every flag is NULL
             out.append(pl.when(c.is_not_null().any()).then(c.cast(pl.Int64).sum()).alias(m.name))
+        elif _exact(agg, m):  # the values themselves: summed as decimals by _exact_sum
+            values = c.drop_nulls()
+            out.append((values if grouped else values.implode()).alias(m.name))
         elif m.kind in ("sum", "avg"):  # exact sums; SUM and AVG of only NULLs are NULL
             out.append(pl.when(c.is_not_null().any()).then(c.sum()).alias(m.name))
             out.append(c.count().alias(f"__n_{m.name}"))
@@ -173,9 +178,28 @@ def _frame_aggs(agg: Aggregate) -> list[pl.Expr]:
     return out
 
 
-def _floating(agg: Aggregate, m: Measure) -> bool:
-    """A sum or average of a DOUBLE column (see the module docstring)."""
+def _exact(agg: Aggregate, m: Measure) -> bool:
+    """A sum or average of a DOUBLE column, which the view computes in DECIMAL (module docstring)."""
     return m.kind in ("sum", "avg") and agg.store.column(m.column).kind == "double"
+
+
+def _exact_sum(values: list[float]) -> Decimal | None:
+    """The sum of CAST(v AS DECIMAL(65,EXACT_SCALE)) over the values, exactly; None for none."""
+    if not values:
+        return None
+    with localcontext() as ctx:
+        ctx.prec = 100  # wide enough for 35 integer and 30 fractional digits: additions stay exact
+        total = Decimal(0)
+        for v in values:
+            text = repr(v)
+            d = Decimal(text)
+            if "e-" in text:  # only these can have more than EXACT_SCALE decimals: round as the cast does
+                d = d.quantize(_EXACT_UNIT, rounding=ROUND_HALF_UP)
+            total += d
+        return total
+
+
+_EXACT_UNIT = Decimal(1).scaleb(-EXACT_SCALE)
 
 
 def _fixed(value: Decimal, scale: int) -> str:
@@ -192,15 +216,20 @@ def _render(agg: Aggregate, row: dict) -> str:
         if m.kind == "pct":
             num, den = (values[x] for x in m.of)
             v = None if num is None or not den else Decimal(100) * Decimal(num) / Decimal(den)
-        elif m.kind == "avg" and v is not None and not _floating(agg, m):
-            v = Decimal(v) / row[f"__n_{m.name}"]
+        elif _exact(agg, m):
+            n = len(v)
+            v = _exact_sum(v)
+            if m.kind == "avg" and v is not None:  # AVG of DECIMAL(65,30) keeps 30 decimals, then ROUND
+                with localcontext() as ctx:
+                    ctx.prec = 100
+                    v = Decimal(_fixed(v / n, EXACT_SCALE))
         elif m.kind == "avg" and v is not None:
-            v = v / row[f"__n_{m.name}"]
+            v = Decimal(v) / row[f"__n_{m.name}"]
         values[m.name] = v
         if v is None:
             text = "NULL"
-        elif _floating(agg, m):
-            text = _fixed(Decimal(repr(float(v))), AVG_SCALE)
+        elif _exact(agg, m) and m.kind == "sum":
+            text = _fixed(v, EXACT_SCALE).rstrip("0").rstrip(".")
         elif isinstance(v, Decimal) or m.scale:
             text = _fixed(Decimal(v), m.scale)
         else:
@@ -216,9 +245,9 @@ def expected_rows(agg: Aggregate, frame: pl.DataFrame) -> list[str]:
         for k in agg.keys
     )
     if agg.keys:
-        grouped = keyed.group_by(list(agg.keys)).agg(_frame_aggs(agg))
+        grouped = keyed.group_by(list(agg.keys)).agg(_frame_aggs(agg, grouped=True))
     else:
-        grouped = keyed.select(_frame_aggs(agg))
+        grouped = keyed.select(_frame_aggs(agg, grouped=False))
     return sorted(_render(agg, row) for row in grouped.iter_rows(named=True))
 
 
