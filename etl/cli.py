@@ -23,7 +23,7 @@ from rich.text import Text
 from rich.markup import escape
 
 from .core.config import load_settings, mask_uri
-from .core.errors import EtlError, Interrupted
+from .core.errors import EtlError, Interrupted, raise_if_stopped, request_stop, stop_requested
 
 # Each command imports the stage it runs, and etl.playbook (which loads the MySQL client) only
 # where it is used: `etl export` and `etl transform` start sooner.
@@ -81,15 +81,17 @@ def cli_errors(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            done = fn(*args, **kwargs)
         except (typer.Exit, typer.Abort, SystemExit):
             raise
         except Exception as e:
-            if _stopped_by is None:
+            if stop_requested() is None:
                 raise
             # Once the user asked to stop, an error met while unwinding (a DuckDB connection a worker
             # thread still held, a closed socket) is a consequence of the stop: report the stop.
-            raise Interrupted(_stopped_by) from e
+            raise Interrupted(stop_requested()) from e
+        raise_if_stopped()  # a stop swallowed on the way (see etl.core.errors) still ends as one
+        return done
     return _report(wrapper)
 
 
@@ -128,13 +130,8 @@ def _report(fn):
     return wrapper
 
 
-_stopped_by: int | None = None  # the signal that asked this process to stop, once one did
-
-
 def _terminate(signum, frame):
-    global _stopped_by
-    _stopped_by = signum
-    raise Interrupted(signum)
+    request_stop(signum)
 
 
 def _print_version(value: bool) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from .core.config import Settings, mask_uri
-from .core.errors import ConfigError, EtlError
+from .core.errors import ConfigError, EtlError, raise_if_stopped, stop_requested
 
 if TYPE_CHECKING:
     from .mysql.db import MySQLTarget
@@ -434,6 +434,7 @@ def migrate(settings: Settings, *, source: Path | None = None, sample_tickets: i
                 t0 = time.perf_counter() - own  # its own seconds, not the wait for parity
             else:
                 rec.result = step()
+            raise_if_stopped()  # a SIGTERM swallowed inside the step (etl.core.errors) stops the run here
             rec.status = "ok"
             echo(rec.result)
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM (etl.errors.Interrupted)
@@ -441,6 +442,10 @@ def migrate(settings: Settings, *, source: Path | None = None, sample_tickets: i
             run.status = "interrupted"
             raise
         except Exception as e:
+            if stop_requested() is not None:  # an error met while unwinding from a stop is the stop
+                rec.status = run.status = "interrupted"
+                rec.error = "interrupted"
+                raise
             rec.status, rec.error = "failed", f"{type(e).__name__}: {e}" if not isinstance(e, EtlError) else str(e)
             run.status = "failed"
             raise

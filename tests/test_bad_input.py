@@ -481,8 +481,6 @@ def test_a_repeated_property_rejects_its_record_only(tmp_path):
     assert "appears twice" in reject["reason"]
 
 
-@pytest.mark.xfail(strict=False, reason="known defect, #13 item 11 left open: once in five fresh-clone runs a SIGTERM "
-                   "sent after the first step let `etl migrate` finish with exit 0; the cause is not found yet")
 def test_an_interrupted_migrate_records_interrupted(mysql_target, tmp_path):
     dirs = {"RUNTIME_DIR": str(tmp_path / "runtime"), "EXPORT_DIR": str(tmp_path / "export"),
             "STAGE_DIR": str(tmp_path / "stage")}
@@ -496,7 +494,9 @@ def test_an_interrupted_migrate_records_interrupted(mysql_target, tmp_path):
     assert proc.poll() is None, "migrate ended before it could be interrupted"
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=300)
-    assert proc.returncode == 128 + signal.SIGTERM and "Traceback" not in err, err
+    # (Once in five runs a SIGTERM landed in a destructor, where Python ignores the exception it
+    # raises, and migrate went on to exit 0: the stop is now honoured at the next step boundary.)
+    assert proc.returncode == 128 + signal.SIGTERM and "Traceback" not in err, (proc.returncode, err)
     record = json.loads(next(runs.glob("*.json")).read_text())
     assert record["status"] == "interrupted"
     assert record["steps"][-1]["status"] == "interrupted"

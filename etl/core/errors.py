@@ -72,3 +72,25 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, signum: int):
         super().__init__(f"signal {signum}")
         self.signum = signum
+
+
+# The signal that asked this process to stop, once one did. The handler raises Interrupted where
+# the main thread is, but Python ignores an exception raised inside a destructor or a weakref
+# callback ("Exception ignored in ..."), so a stop can be swallowed: long work checks here at its
+# boundaries (each playbook step, the end of a command) and stops all the same.
+_stop_signal: int | None = None
+
+
+def request_stop(signum: int) -> None:
+    global _stop_signal
+    _stop_signal = signum
+    raise Interrupted(signum)
+
+
+def stop_requested() -> int | None:
+    return _stop_signal
+
+
+def raise_if_stopped() -> None:
+    if _stop_signal is not None:
+        raise Interrupted(_stop_signal)
