@@ -57,7 +57,8 @@ def migrate_once(base: MySQLTarget, source: Path, work: Path, code: Path) -> tup
     env = {"MYSQL_URI": target.uri, "EXPORT_DIR": str(work / "export"), "STAGE_DIR": str(work / "stage"),
            "RUNTIME_DIR": str(work / "runtime")}
     done = run("etl migrate", [*ETL, "migrate", "--from", str(source)], env=env, cwd=code)
-    record = json.loads(max((work / "runtime" / "runs").glob("*.json")).read_text())
+    runs = work / "runtime" / "runs"  # RUNTIME_DIR/runs/<id>/run.json (older code: runs/<id>.json)
+    record = json.loads(max([*runs.glob("*/run.json"), *runs.glob("*.json")]).read_text())
     steps = {s["name"]: s["seconds"] for s in record["steps"]}
     drop(target)
     return done.seconds, done.peak_mb, steps, work / "stage"

@@ -9,11 +9,9 @@ The MySQL client and the stages are imported inside the verbs, so `etl export` s
 from __future__ import annotations
 
 import json
-import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, fields, is_dataclass, replace
-from datetime import datetime, timezone
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
@@ -21,6 +19,7 @@ from .core.config import Settings, mask_uri
 from .core.errors import ConfigError, EtlError, raise_if_stopped, stop_requested
 
 if TYPE_CHECKING:
+    from .core.runs import RunRecord
     from .mysql.db import MySQLTarget
     from .mysql.server import LocalServer
 
@@ -318,74 +317,13 @@ def cutover_status(settings: Settings, *, bucket_limit: int = 20):
 # ---------------------------------------------------------------- the run
 
 
-@dataclass
-class StepRecord:
-    name: str
-    status: str = "pending"
-    seconds: float = 0.0
-    result: object = None
-    error: str | None = None
-
-
-@dataclass
-class RunRecord:
-    started_at: str
-    settings: dict
-    steps: list[StepRecord] = field(default_factory=list)
-    status: str = "running"
-    path: Path | None = None
-
-    def __str__(self) -> str:
-        lines = [f"migration run {self.status}: {len(self.steps)} steps, record at {self.path}"]
-        for s in self.steps:
-            lines.append(f"  {s.status:<7} {s.name:<28} {s.seconds:7.2f} s")
-        return "\n".join(lines)
-
-    def _repr_html_(self) -> str:
-        from .core.htmlrepr import heading, html_table
-
-        return html_table(heading(self), ("step", "status", "seconds", "error"),
-                          [(s.name, s.status, round(s.seconds, 2), s.error or "") for s in self.steps])
-
-    def save(self) -> None:
-        """Write the record, private to the user (0600). Each value is stored in its safe form:
-        an object with public() (a connection target, the settings) is stored as that, other
-        dataclasses field by field, each field again in its safe form; never as is."""
-        body = {"started_at": self.started_at, "settings": safe(self.settings), "steps": safe(self.steps),
-                "status": self.status}
-        text = mask_uri(json.dumps(body, indent=2, ensure_ascii=False))
-        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o600)  # O_CREAT's mode is cut by the umask only, but an old file keeps its own
-        os.replace(tmp, self.path)
-
-
-def safe(x):
-    """A value as a run record may hold it (see RunRecord.save)."""
-    if hasattr(x, "public") and callable(x.public):
-        return safe(x.public())
-    if hasattr(x, "asdict") and callable(x.asdict) and not isinstance(x, type):
-        return safe(x.asdict())
-    if is_dataclass(x) and not isinstance(x, type):
-        return {f.name: safe(getattr(x, f.name)) for f in fields(x)}
-    if isinstance(x, dict):
-        return {str(k): safe(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [safe(v) for v in x]
-    if isinstance(x, (str, int, float, bool)) or x is None:
-        return x
-    return str(x)
-
-
 def migrate(settings: Settings, *, source: Path | None = None, sample_tickets: int = 30000,
             echo: Callable[[object], None] = print) -> RunRecord:
-    """Run every step in order; stop at the first failure. The run record lands in RUNTIME_DIR/runs."""
-    runs = settings.runtime_dir / "runs"
-    runs.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    run = RunRecord(started_at=stamp, settings=settings.public(), path=runs / f"{stamp}.json")
+    """Run every step in order; stop at the first failure. The run record lands in RUNTIME_DIR/runs/<id>/."""
+    from .core.runs import StepRecord, new_run, now_text
+
+    run = new_run(settings.runtime_dir, settings.public(), {"source": source, "sample_tickets": sample_tickets})
+    run.save()
 
     resolved: dict[str, MySQLTarget] = {}  # the target, resolved once by the preflight and handed to every step
 
@@ -422,7 +360,7 @@ def migrate(settings: Settings, *, source: Path | None = None, sample_tickets: i
         return step(), time.perf_counter() - t0
 
     for name, step in steps:
-        rec = StepRecord(name)
+        rec = StepRecord(name, status="running", started_at=now_text())
         run.steps.append(rec)
         echo(f"==> {name}")
         if name in beside:
@@ -451,10 +389,12 @@ def migrate(settings: Settings, *, source: Path | None = None, sample_tickets: i
             raise
         finally:
             rec.seconds = time.perf_counter() - t0
+            if run.status != "running":
+                run.finished_at = now_text()
             run.save()
             if run.status == "failed":
                 pool.shutdown(wait=True)  # a step started early finishes before the run is reported failed
     pool.shutdown()
-    run.status = "ok"
+    run.status, run.finished_at = "ok", now_text()
     run.save()
     return run

@@ -95,7 +95,7 @@ def test_a_password_is_never_written_or_printed(mysql_server, tmp_path):
     output = done.stdout + done.stderr + failed.stdout + failed.stderr
     for form in forms:
         assert form not in output
-    runs = sorted((tmp_path / "runtime" / "runs").glob("*.json"))
+    runs = sorted((tmp_path / "runtime" / "runs").glob("*/run.json"))
     assert runs, "no run record"
     for run in runs:
         assert run.stat().st_mode & 0o777 == 0o600, run
@@ -481,6 +481,16 @@ def test_a_repeated_property_rejects_its_record_only(tmp_path):
     assert "appears twice" in reject["reason"]
 
 
+def _records(runs: Path) -> list[dict]:
+    out = []
+    for p in runs.glob("*/run.json"):
+        try:
+            out.append(json.loads(p.read_text()))
+        except ValueError:  # being replaced: os.replace is atomic, so only a race with the glob
+            continue
+    return out
+
+
 def test_an_interrupted_migrate_records_interrupted(mysql_target, tmp_path):
     dirs = {"RUNTIME_DIR": str(tmp_path / "runtime"), "EXPORT_DIR": str(tmp_path / "export"),
             "STAGE_DIR": str(tmp_path / "stage")}
@@ -489,7 +499,7 @@ def test_an_interrupted_migrate_records_interrupted(mysql_target, tmp_path):
                             env={**os.environ, **dirs, "MYSQL_URI": mysql_target.uri})
     runs = tmp_path / "runtime" / "runs"
     deadline = time.monotonic() + 120
-    while not list(runs.glob("*.json")) and proc.poll() is None and time.monotonic() < deadline:
+    while not any(r["steps"] for r in _records(runs)) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert proc.poll() is None, "migrate ended before it could be interrupted"
     proc.send_signal(signal.SIGTERM)
@@ -497,6 +507,6 @@ def test_an_interrupted_migrate_records_interrupted(mysql_target, tmp_path):
     # (Once in five runs a SIGTERM landed in a destructor, where Python ignores the exception it
     # raises, and migrate went on to exit 0: the stop is now honoured at the next step boundary.)
     assert proc.returncode == 128 + signal.SIGTERM and "Traceback" not in err, (proc.returncode, err)
-    record = json.loads(next(runs.glob("*.json")).read_text())
+    (record,) = _records(runs)
     assert record["status"] == "interrupted"
     assert record["steps"][-1]["status"] == "interrupted"

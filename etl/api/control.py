@@ -73,14 +73,12 @@ def last_parity(runtime_dir: Path) -> dict | None:
 
 def last_validation(runtime_dir: Path) -> dict | None:
     """The newest playbook run record (RUNTIME_DIR/runs) that ran validation: its step's verdict."""
-    for path in sorted((runtime_dir / "runs").glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True):
-        try:
-            steps = json.loads(path.read_text(encoding="utf-8")).get("steps", [])
-        except (OSError, ValueError):
-            continue
-        for step in steps:
-            if step.get("name", "").startswith("validate") and step.get("status") in ("ok", "failed"):
-                return {"ok": step["status"] == "ok", "at": path.stem, "run": str(path), "error": step.get("error")}
+    from ..core.runs import list_runs
+
+    for run in list_runs(runtime_dir):
+        for step in run.steps:
+            if step.name.startswith("validate") and step.status in ("ok", "failed"):
+                return {"ok": step.status == "ok", "at": run.id, "run": str(run.path), "error": step.error}
     return None
 
 
