@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .config import mask_uri
+from .process import alive
 from .result import plain
 
 RUNS = "runs"
@@ -116,24 +117,12 @@ class RunRecord:
                   settings=body.get("settings") or {}, options=body.get("options") or {}, steps=steps,
                   status=body.get("status", "running"), finished_at=body.get("finished_at"),
                   pid=body.get("pid") or 0, resumed_from=body.get("resumed_from"), dir=where)
-        if run.status == "running" and not _alive(run.pid):
+        if run.status == "running" and not (run.pid and alive(run.pid)):
             run.status = "interrupted"  # its process is gone without saying so (SIGKILL, power cut)
             for s in run.steps:
                 if s.status == "running":
                     s.status = "interrupted"
         return run
-
-
-def _alive(pid: int) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def runs_dir(runtime_dir: Path) -> Path:
