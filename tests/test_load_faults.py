@@ -110,9 +110,12 @@ def _point(rng: random.Random, chunks: int) -> tuple[int, float]:
     return rng.randint(1, max(1, int(chunks * 0.7))), rng.uniform(0, 0.3)
 
 
-def _interrupted_runs(runs: int, base: MySQLTarget, stage: Path, state: dict, chunks: int, rng, fault, name: str) -> None:
-    """Load, fault at a random point, load again, compare; until `runs` loads were really interrupted."""
+def _interrupted_runs(runs: int, base: MySQLTarget, stage: Path, state: dict, chunks: int, rng, fault,
+                      name: str) -> list[str]:
+    """Load, fault at a random point, load again, compare; until `runs` loads were really interrupted.
+    Returns what each interrupted load printed."""
     hits = attempts = 0
+    said = []
     while hits < runs:
         attempts += 1
         assert attempts <= 2 * runs, f"{name}: the load kept finishing before the fault (seed {SEED})"
@@ -127,10 +130,12 @@ def _interrupted_runs(runs: int, base: MySQLTarget, stage: Path, state: dict, ch
             out = proc.communicate(timeout=120)[0]
             if proc.returncode != 0:
                 hits += 1
+                said.append(out)
                 assert proc.returncode == -9 or "error" in out, f"{what}: {out}"
             _finish_and_compare(stage, target, state, what)
         finally:
             _drop(target)
+    return said
 
 
 def test_killed_process_is_continued_to_the_clean_result(fault_stage, reference, mysql_server):
@@ -146,8 +151,7 @@ def test_killed_connection_is_continued_to_the_clean_result(fault_stage, referen
 
     def kill_connection(proc, target):
         with target.connect() as conn, conn.cursor() as cur:
-            # Not the connection that only holds the database's etl lock: it runs nothing, and losing it
-            # does not stop the load (noted as a known gap), so killing it interrupts nothing.
+            # Not the connection that only holds the database's etl lock (its loss: the next test).
             cur.execute("SELECT id, info FROM information_schema.processlist WHERE db = DATABASE() AND id <> CONNECTION_ID() "
                         "AND id <> COALESCE(IS_USED_LOCK(%s), 0)", (lock_name(target.database),))
             loaders = cur.fetchall()
@@ -161,6 +165,23 @@ def test_killed_connection_is_continued_to_the_clean_result(fault_stage, referen
             return f"killed while running {(victim[1] or 'nothing')[:40]!r}"
 
     _interrupted_runs(3, mysql_server[0], fault_stage, *reference, rng, kill_connection, "KILL CONNECTION")
+
+
+def test_a_load_that_loses_its_lock_stops_and_is_continued_to_the_clean_result(fault_stage, reference, mysql_server):
+    """The lock's connection runs nothing, so its loss shows nowhere by itself: the load must notice
+    it before its next commit and stop (another run may be writing now), saying why."""
+    def kill_lock(proc, target):
+        with target.connect() as conn, conn.cursor() as cur:
+            cur.execute("SELECT IS_USED_LOCK(%s)", (lock_name(target.database),))
+            (holder,) = cur.fetchone()
+            if holder is None:
+                return "no lock held"
+            cur.execute(f"KILL CONNECTION {int(holder)}")
+        return "lock connection killed"
+
+    stopped = _interrupted_runs(2, mysql_server[0], fault_stage, *reference, random.Random(SEED + 3), kill_lock,
+                                "lock lost")
+    assert all("etl lock" in out and "was lost" in out for out in stopped), stopped
 
 
 def test_server_restart_mid_load_is_continued_to_the_clean_result(fault_stage, reference):

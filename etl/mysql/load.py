@@ -83,7 +83,7 @@ from ..core.digest import DIGEST, has_digest, stage_digests
 from ..core.rowhash import HASH, Checksum, checksum, row_hashes
 from .read import read_digests, read_keys, read_mysql
 from ..core.process import alive
-from .lock import database_lock
+from .lock import LockError, database_lock, require_held
 from . import plan
 from .plan import ORDER, ROW, key_of, mysql_order
 from ..stage.folder import StageFolder, read_stage, stage_path
@@ -251,7 +251,7 @@ def load(stage_dir: Path | StageFolder, target: MySQLTarget, *, chunk_size: int 
     # table loads: the server's LOAD DATA and ALTER TABLE are single-threaded each, and on
     # different tables they use two cores. Two finishers: the small tables' rebuilds need not
     # wait behind the tickets' (23 s of 56 in a 1M load with one).
-    with _noticing_interrupts(), database_lock(target, "load", wait=wait), _work_dir(out_dir) as work, _connect(target) as conn, \
+    with _noticing_interrupts(), database_lock(target, "load", wait=wait) as lock, _work_dir(out_dir) as work, _connect(target) as conn, \
             ThreadPoolExecutor(2, thread_name_prefix="etl-finish") as finisher, \
             ThreadPoolExecutor(1, thread_name_prefix="etl-digest", initializer=_background, initargs=(19,)) as digester:
         with _failing_as_load_error(None):
@@ -271,7 +271,7 @@ def load(stage_dir: Path | StageFolder, target: MySQLTarget, *, chunk_size: int 
                 loader = _TableLoader(target, store, frame, chunk_size=chunk_size, batch_rows=rows_per_batch,
                                       method=method, delete_missing=delete_missing, workdir=work,
                                       out_dir=out_dir, progress=progress, digests=digests.get(store.table),
-                                      writer=writer)
+                                      writer=writer, lock=lock)
                 try:
                     loader.write()
                 except BaseException:
@@ -471,8 +471,9 @@ class _TableLoader:
     from the frame only when its file is written, in the preparing thread."""
 
     def __init__(self, target, store: Store, frame: pl.DataFrame, *, chunk_size, batch_rows, method,
-                 delete_missing, workdir, out_dir, progress, digests: Future | None = None, writer=None):
+                 delete_missing, workdir, out_dir, progress, digests: Future | None = None, writer=None, lock=None):
         self.t0 = time.perf_counter()
+        self.lock = lock  # the etl lock's Holder: each chunk commits only while it is still held
         self.target, self.store = target, store
         self.key = key_of(store)
         self.chunk_size, self.batch_rows, self.delete_missing = chunk_size, batch_rows, delete_missing
@@ -631,7 +632,13 @@ class _TableLoader:
                 ledger.mark_written(cur, chunk, rows_sent=part.height - len(refused), rows_written=written,
                                     rejected=len(refused), method=self.writer.method if chunk.kind != DELETE else "delete",
                                     started_at=started)
+            if self.lock is not None:
+                require_held(self.conn, self.target.database, self.lock)
             self.conn.commit()
+        except LockError as e:
+            with contextlib.suppress(pymysql.err.MySQLError):
+                self.conn.rollback()
+            raise LoadError(f"writing {chunk} stopped: {e}", store=self.store.name, record=chunk.key_from) from None
         except pymysql.err.MySQLError as e:
             try:
                 self.conn.rollback()

@@ -74,6 +74,18 @@ def holder(conn, name: str) -> Holder | None:
     return Holder(int(conn_id), purpose, who, str(since)[:19] if since else None, host)
 
 
+def require_held(conn, database: str, me: Holder) -> None:
+    """Refuse (LockError) when `me` no longer holds the etl lock of `database`: its connection ended
+    (killed, timed out, a server restart), so another run may be writing now. A writer asks this on
+    its own connection inside each transaction, before it commits."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT IS_USED_LOCK(%s)", (lock_name(database),))
+        (now,) = cur.fetchone()
+    if now != me.connection_id:
+        raise LockError(f"the etl lock of database {database} was lost (its connection {me.connection_id} ended); "
+                        "nothing more was written: run again to continue", field=lock_name(database))
+
+
 @contextlib.contextmanager
 def database_lock(target: MySQLTarget, purpose: str, *, wait: float = 0):
     """Hold the etl lock of `target`'s database for the block, on a connection of its own.
