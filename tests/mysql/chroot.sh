@@ -35,9 +35,12 @@ up)
   [ -d "$R/var/lib/mysql-test/mysql" ] ||
     chroot "$R" mysqld --no-defaults --initialize-insecure --user=root --datadir=/var/lib/mysql-test
   mkdir -p "$R/var/lib/mysql-files"  # secure_file_priv's default: mysqld refuses to start without it
-  # local-infile: the load's LOAD DATA LOCAL (off by default on MySQL 8+)
+  # local-infile: the load's LOAD DATA LOCAL (off by default on MySQL 8+).
+  # log-bin-trust-function-creators: binary logging is on by default on MySQL 8+, and then only
+  # SUPER may create triggers (sql/schema.mysql.sql says so); the tests' non-root users need it.
   setsid chroot "$R" /usr/sbin/mysqld --no-defaults --user=root --datadir=/var/lib/mysql-test \
     --port=$PORT --bind-address=127.0.0.1 --socket=$SOCK --mysqlx=OFF --local-infile=1 \
+    --log-bin-trust-function-creators=1 \
     --pid-file=/tmp/mysqld$PORT.pid --log-error=/var/log/mysqld$PORT.err </dev/null >/dev/null 2>&1 &
   for _ in $(seq 1 60); do
     if chroot "$R" mysqladmin --no-defaults -uroot --socket=$SOCK ping >/dev/null 2>&1; then
