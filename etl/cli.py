@@ -131,7 +131,7 @@ def _report(fn):
 
 
 def _terminate(signum, frame):
-    request_stop(signum)
+    request_stop(signum, frame)
 
 
 def _print_version(value: bool) -> None:

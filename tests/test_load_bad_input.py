@@ -257,18 +257,58 @@ def test_server_crash_mid_load_is_one_line_and_resumable(special, stages, refere
     assert table_state(target) == references["a"]
 
 
-def test_ctrl_c_during_load_data_is_interrupted_and_resumable(stages, references, mysql_target):
+def _blocked_sending(pid: int, seconds: float = 0.3) -> bool:
+    """Whether the process's main thread sits in sendto(2) (x86-64: 44) for `seconds` on end."""
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        try:
+            if Path(f"/proc/{pid}/syscall").read_text().split()[0] != "44":
+                return False
+        except (OSError, IndexError):
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_ctrl_c_during_load_data_is_interrupted_and_resumable(tmp_path, mysql_server, mysql_target):
+    """Ctrl-C while PyMySQL sends a LOAD DATA LOCAL file: PyMySQL ends the exchange in a `finally`
+    and raised the server's answer to the half-sent file ("Lost connection") in place of the
+    interruption. To land the signal there every time, another transaction holds a gap lock the
+    first row needs: the server stops reading, and the client blocks in sendto once the socket
+    buffers are full (seen in /proc/PID/syscall; so a file larger than they hold: one batch of 12,000)"""
+    stage = staged_sample(tmp_path / "big", 12000, seed=7)
+    clean = fresh(mysql_server[0])
+    try:
+        load(stage, clean)
+        reference = table_state(clean)
+    finally:
+        drop(clean)
     apply_schema(mysql_target)
-    proc = start("load", "--stage", str(stages["a"]), "--mysql", mysql_target.uri, "--batch-rows", "1000",
-                 "--method", "load-data", "-q")
-    _wait_for(mysql_target, proc, "SELECT COUNT(*) FROM information_schema.processlist "
-                                  "WHERE db = DATABASE() AND info LIKE 'LOAD DATA%'")
-    proc.send_signal(signal.SIGINT)
-    out = proc.communicate(timeout=120)[0]
+    sentinel = "zzzz-sentinel"  # sorts after every staged key: the table is not empty (no ALTER waits on the lock)
+    sql(mysql_target, f"INSERT INTO tickets (id, open_time) VALUES ('{sentinel}', '2024-01-01')")
+    blocker = mysql_target.connect(autocommit=False)
+    try:
+        with blocker.cursor() as cur:
+            cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            cur.execute("BEGIN")
+            cur.execute(f"SELECT id FROM tickets WHERE id < '{sentinel}' FOR UPDATE")  # the gap before it
+        proc = start("load", "--stage", str(stage), "--mysql", mysql_target.uri, "--batch-rows", "12000",
+                     "--method", "load-data", "-q")
+        deadline = time.monotonic() + 120
+        while not _blocked_sending(proc.pid):
+            assert proc.poll() is None and time.monotonic() < deadline, "the load never blocked sending its file"
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+    finally:
+        blocker.rollback()
+        blocker.close()
+    # Answered at once: before, the half-sent file held the process for the server's read timeouts (61 s).
+    out = proc.communicate(timeout=30)[0]
     assert proc.returncode == 130, out
     assert "Traceback" not in out and "interrupted" in out and "Lost connection" not in out, out
-    load(stages["a"], mysql_target)
-    assert table_state(mysql_target) == references["a"]
+    load(stage, mysql_target)
+    sql(mysql_target, f"DELETE FROM tickets WHERE id = '{sentinel}'")
+    assert table_state(mysql_target) == reference
     assert sql(mysql_target, "SELECT COUNT(*) FROM etl_load_ledger WHERE status NOT IN ('done', 'abandoned')") == ((0,),)
 
 

@@ -81,9 +81,16 @@ class Interrupted(KeyboardInterrupt):
 _stop_signal: int | None = None
 
 
-def request_stop(signum: int) -> None:
+def request_stop(signum: int, frame=None) -> None:
+    """Record the stop and raise Interrupted where the main thread is, except inside an import: an
+    exception raised while a C extension initializes aborts the interpreter (nanobind does), so
+    there the stop waits for the next boundary (raise_if_stopped)."""
     global _stop_signal
     _stop_signal = signum
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return
+        frame = frame.f_back
     raise Interrupted(signum)
 
 

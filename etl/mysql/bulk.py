@@ -32,7 +32,9 @@ rebuilds from; UNIQUE indexes are never dropped (they guard data, not speed).
 
 from __future__ import annotations
 
+import contextlib
 import re
+import socket
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,6 +119,22 @@ class Refusal:
     row: int  # position in the batch given to `Writer.write`
     code: int
     message: str
+
+
+# Connections in a LOAD DATA LOCAL exchange. Interrupted while it sends the file, PyMySQL ends the
+# exchange in a `finally` with an empty packet in the middle of a half-sent one; the server then
+# waits for the rest of that packet (net_read_timeout, twice: a minute) before it says "Lost
+# connection". `abort_file_sends` (from a signal handler) closes those sockets first: the server
+# rolls the statement back at once and the interruption is reported at once.
+SENDING_FILE: set = set()
+
+
+def abort_file_sends() -> None:
+    for conn in list(SENDING_FILE):
+        sock = getattr(conn, "_sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
 
 class Writer:
@@ -216,9 +234,11 @@ class Writer:
         try:
             if self.method == LOAD_DATA:
                 path = prepared or write_tsv(rows, self.store, self.workdir / f"{table}-{uuid.uuid4().hex}.tsv")
+                SENDING_FILE.add(self.conn)
                 try:
                     cur.execute(load_data_sql(table, self.store), (str(path),))
                 finally:
+                    SENDING_FILE.discard(self.conn)
                     if path is not prepared:
                         path.unlink(missing_ok=True)
             else:

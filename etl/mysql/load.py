@@ -313,25 +313,36 @@ _INTERRUPTED = threading.Event()
 
 @contextlib.contextmanager
 def _noticing_interrupts():
-    """Remember a Ctrl-C (SIGINT) for the length of a load. Interrupted while it sends a LOAD DATA
-    LOCAL file, PyMySQL still ends the exchange in a `finally` and raises the server's answer to
-    the half-sent file ("Lost connection ...") in place of the KeyboardInterrupt; the load then
-    reports the interruption it was, not a server error (`_failing_as_load_error`, `_write`)."""
-    previous = signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread() or not callable(previous):
-        yield  # signals reach the main thread only; an ignored SIGINT stays ignored
+    """Remember a Ctrl-C (SIGINT) or SIGTERM for the length of a load. Interrupted while it sends a
+    LOAD DATA LOCAL file, PyMySQL still ends the exchange in a `finally` and raises the server's
+    answer to the half-sent file ("Lost connection ...") in place of the interruption; the load then
+    reports the interruption it was, not a server error (`_failing_as_load_error`, `_write`), and
+    the half-sent file is cut off at once (etl.mysql.bulk.abort_file_sends), not after the server's
+    read timeouts."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals reach the main thread only
         return
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
 
     def handler(signum, frame):
         _INTERRUPTED.set()
-        previous(signum, frame)  # Python's default raises KeyboardInterrupt
+        bulk.abort_file_sends()
+        before = previous[signum]
+        if callable(before):
+            before(signum, frame)  # Python's default SIGINT raises KeyboardInterrupt; the CLI's SIGTERM, Interrupted
+        else:
+            signal.signal(signum, before)  # SIG_DFL: die as before, now that the file send is cut off
+            os.kill(os.getpid(), signum)
 
     _INTERRUPTED.clear()
-    signal.signal(signal.SIGINT, handler)
+    for s, before in previous.items():
+        if before != signal.SIG_IGN:  # an ignored signal stays ignored
+            signal.signal(s, handler)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, before in previous.items():
+            signal.signal(s, before)
 
 
 def _raise_if_interrupted() -> None:
