@@ -9,9 +9,12 @@ import json
 import pkgutil
 
 import etl
+from etl.api.serve import background
+from etl.api.smoke import smoke_test
+from etl.api.verify import verify_reads
 from etl.check.parity import parity
 from etl.check.validate import GX_DIR, build_docs, copy_context, validate
-from etl.core.config import project_root
+from etl.core.config import load_settings, project_root
 from etl.core.result import Result
 from etl.mysql.db import MySQLTarget, apply_schema
 from etl.mysql.load import load
@@ -51,6 +54,9 @@ def test_every_step_result_serializes(mysql_server, mysql_target, tmp_path):
     results.append(apply_schema(mysql_target))
     results.append(load(stage, mysql_target))
     results.append(parity(stage, mysql_target))
+    with background(load_settings(root=tmp_path), mysql_target) as (url, token):
+        results.append(smoke_test(url, token))
+        results.append(verify_reads(url, token, tmp_path / "export", stage_name="shadow", per_bucket=1))
     root = copy_context(project_root() / GX_DIR, tmp_path / GX_DIR)
     results.append(validate(mysql_target, stage, root=root, docs=False))
     results.append(build_docs(root))

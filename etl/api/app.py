@@ -2,6 +2,8 @@
 
 * Data endpoints with the app backend's paths, parameters and shapes (etl/api/data.py), so a
   client written for one works on the other; tests/fixtures/backend_api.json records them.
+  Beside them, a read by primary key (GET /api/<table>/by-key?key=..&key=..), which the
+  dual-read check (etl/api/verify.py) fetches its sampled records with.
 * Control endpoints: feature flags, migration status, the dual-read mismatch intake, /metrics.
 * Bearer tokens: API_TOKEN reads and writes, API_READ_TOKEN only reads (and may report
   mismatches: browsers hold it). Compared in constant time; 401 without one, 403 for a read
@@ -32,6 +34,7 @@ from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.security import HTTPBearer
+from pydantic import StringConstraints
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..mysql.db import MySQLTarget
@@ -280,6 +283,19 @@ def create_app(cfg: ApiConfig) -> FastAPI:
 
     for spec in data.LISTS:
         list_route(spec)
+
+    KeyText = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+
+    def by_key_route(spec: data.ListSpec):
+        def endpoint(conn: Conn, key: Annotated[list[KeyText], Query(description=f"a {spec.key} to read; repeat "
+                                                                      f"for more (at most {data.MAX_KEYS})")]):
+            return _json(data.rows_by_keys(conn, spec, key))
+
+        app.get(f"{spec.path}/by-key", tags=["data"], dependencies=[need(READ)],
+                summary=f"Rows of {spec.table} by primary key ({spec.key}); keys without a row are left out")(endpoint)
+
+    for spec in data.LISTS:
+        by_key_route(spec)
 
     @app.get("/api/tickets/years", tags=["data"], dependencies=[need(READ)], summary="Distinct years of open_time")
     def ticket_years(conn: Conn):

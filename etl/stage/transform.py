@@ -167,7 +167,7 @@ def _time_sql(r: str, v: str, col: Column) -> tuple[str, str]:
     return value, why
 
 
-def _read_sql(store: Store, fmt: str, typed: bool) -> str:
+def _read_sql(store: Store, fmt: str, typed: bool, raw: bool = False) -> str:
     """One row per record: each described column typed, plus `__why` (its problems).
 
     The inner query flattens each source path into text named for its target column:
@@ -178,6 +178,7 @@ def _read_sql(store: Store, fmt: str, typed: bool) -> str:
     slower, refuses nothing, and reports nested fields that are not objects and repeated
     properties (the record's reject names the property).
     """
+    raw_json = ", __o AS __json" if raw and not typed else ""  # (`typed` is reused below)
     sourced = [c for c in store.columns if c.source]
     nested: dict[str, list[str]] = {}
     for c in sourced:
@@ -211,7 +212,7 @@ def _read_sql(store: Store, fmt: str, typed: bool) -> str:
                   f"maximum_object_size={MAX_OBJECT_BYTES}))")
     inner = (f"SELECT {', '.join(f'{e} AS {_q(RAW + c.name)}' for e, c in zip(raw, sourced))}"
              f"{''.join(', ' + s + f' AS __shape{i}' for i, s in enumerate(shapes))} "
-             f", file_index AS __fi FROM {source}")
+             f", file_index AS __fi{', __o' if raw_json else ''} FROM {source}")
     # Each level computes what the next one reads, so every cast and parse runs once per value.
     numbers, typed, values, problems = [], [], [], [f"__shape{i}" for i in range(len(shapes))]
     for c in sourced:
@@ -229,7 +230,16 @@ def _read_sql(store: Store, fmt: str, typed: bool) -> str:
                         f"{_lit(store.column(k).source)} || '{US}no primary key{US}' END")
     with_numbers = f"SELECT *{''.join(', ' + e for e in numbers)} FROM ({inner})"
     with_values = f"SELECT *{''.join(', ' + e for e in typed)} FROM ({with_numbers})"
-    return f"SELECT {', '.join(values)}, concat_ws('{RS}', {', '.join(problems)}) AS __why, __fi FROM ({with_values})"
+    return f"SELECT {', '.join(values)}, concat_ws('{RS}', {', '.join(problems)}) AS __why, __fi{raw_json} FROM ({with_values})"
+
+
+def records_sql(store: Store, fmt: str) -> str:
+    """DuckDB SQL over some export files of one store and format (`?`: the list of their paths):
+    one row per record, in file order, with each described column typed as the transform types
+    it, `__why` ('' unless the transform rejects the record), `__fi` (the file's index in the list)
+    and `__json` (the record's JSON text as the export holds it). The careful read: it refuses
+    nothing, at about twice the cost of the transform's first try."""
+    return _read_sql(store, fmt, typed=False, raw=True)
 
 
 # ---------------------------------------------------------------- the per-store steps
@@ -423,7 +433,7 @@ def _batches(con, store: Store, paths: list[Path], fmt: str, careful: bool):
         raise TransformError(f"cannot read: {str(e).splitlines()[0]}", file=str(shown), store=store.name) from None
 
 
-def _runs(files: list[tuple[Path, str]]) -> list[tuple[str, list[Path]]]:
+def format_runs(files: list[tuple[Path, str]]) -> list[tuple[str, list[Path]]]:
     """Consecutive files of one format: each run is read in one scan."""
     return [(fmt, [p for p, _ in group]) for fmt, group in itertools.groupby(files, key=lambda f: f[1])]
 
@@ -456,7 +466,7 @@ def first_pass(con, export: ExportFolder, store: Store, out: Path, careful: froz
     origins = export.origins(store)
     with ThreadPoolExecutor(max_workers=1) as pool:
         try:
-            for fmt, paths in _runs(export.files(store)):
+            for fmt, paths in format_runs(export.files(store)):
                 where = _Origins(paths, origins)
                 for batch in _batches(con, store, paths, fmt, any(p in careful for p in paths)):
                     frame = pl.from_arrow(batch)
