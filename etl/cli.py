@@ -18,7 +18,8 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
 from rich.text import Text
 from rich.markup import escape
 
@@ -391,12 +392,12 @@ class _RowsPerSecond(ProgressColumn):
 
 @contextlib.contextmanager
 def _load_progress(enabled: bool):
-    """A progress bar per table on stderr (rows written / planned, rows per second), or nothing."""
+    """A progress bar per table on stderr (rows written / planned, rows per second, time left), or nothing."""
     if not enabled:
         yield None
         return
     bars = Progress(TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(), _RowsPerSecond(),
-                    TimeElapsedColumn(), console=err, transient=False)
+                    TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=err, transient=False)
     tasks: dict[str, int] = {}
 
     def update(table: str, done: int, total: int) -> None:

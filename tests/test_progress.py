@@ -1,0 +1,78 @@
+"""Progress where people wait: live on a terminal, silent when piped (real commands, a real pseudo-terminal)."""
+
+from __future__ import annotations
+
+import os
+import pty
+import re
+import select
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from etl.mysql.db import apply_schema
+
+from load_helpers import staged_sample
+
+ROOT = Path(__file__).resolve().parents[1]
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def _under_pty(args: list[str], env: dict) -> str:
+    """Run the command with stdout and stderr on a pseudo-terminal; everything it drew, ANSI codes removed."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(args, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=follower, stderr=follower,
+                            env={**os.environ, **env, "COLUMNS": "160", "TERM": "xterm-256color"})
+    os.close(follower)
+    chunks = []
+    while True:
+        ready, _, _ = select.select([leader], [], [], 1)
+        if ready:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+        elif proc.poll() is not None:
+            break
+    proc.wait(timeout=300)
+    os.close(leader)
+    assert proc.returncode == 0, b"".join(chunks).decode(errors="replace")
+    return ANSI.sub("", b"".join(chunks).decode(errors="replace"))
+
+
+@pytest.fixture(scope="module")
+def stage(tmp_path_factory) -> Path:
+    return staged_sample(tmp_path_factory.mktemp("progress"), 3000)
+
+
+def _fresh(mysql_target):
+    target = mysql_target.with_database(f"t_progress_{uuid.uuid4().hex[:8]}")
+    apply_schema(target)
+    return target
+
+
+def test_load_draws_live_progress_with_an_eta_on_a_terminal(stage, mysql_target):
+    target = _fresh(mysql_target)
+    shown = _under_pty([sys.executable, "-m", "etl", "load", "--stage", str(stage), "--mysql", target.uri,
+                        "--batch-rows", "300"], {})
+    tickets = [line for line in shown.replace("\r", "\n").splitlines() if line.strip().startswith("tickets")]
+    # Several frames of the tickets bar, each with rows done of planned and the time left.
+    frames = {m.group(1) for line in tickets if (m := re.search(r"(\d+)/3000", line))}
+    assert len(frames) >= 3, tickets
+    assert any(re.search(r"eta\s+(\d+:\d\d:\d\d|-:--:--)", line) for line in tickets), tickets
+    assert "rows/s" in shown
+
+
+def test_load_draws_nothing_when_piped(stage, mysql_target):
+    target = _fresh(mysql_target)
+    done = subprocess.run([sys.executable, "-m", "etl", "load", "--stage", str(stage), "--mysql", target.uri,
+                           "--batch-rows", "300"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "eta" not in done.stderr and "rows/s" not in done.stderr and "\r" not in done.stderr + done.stdout
+    assert "tickets" in done.stdout  # the summary table still comes
