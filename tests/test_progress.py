@@ -8,12 +8,9 @@ import re
 import select
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
-
-from etl.mysql.db import apply_schema
 
 from load_helpers import staged_sample
 
@@ -51,14 +48,8 @@ def stage(tmp_path_factory) -> Path:
     return staged_sample(tmp_path_factory.mktemp("progress"), 3000)
 
 
-def _fresh(mysql_target):
-    target = mysql_target.with_database(f"t_progress_{uuid.uuid4().hex[:8]}")
-    apply_schema(target)
-    return target
-
-
-def test_load_draws_live_progress_with_an_eta_on_a_terminal(stage, mysql_target):
-    target = _fresh(mysql_target)
+def test_load_draws_live_progress_with_an_eta_on_a_terminal(stage, schema_target):
+    target = schema_target
     shown = _under_pty([sys.executable, "-m", "etl", "load", "--stage", str(stage), "--mysql", target.uri,
                         "--batch-rows", "300"], {})
     tickets = [line for line in shown.replace("\r", "\n").splitlines() if line.strip().startswith("tickets")]
@@ -69,8 +60,8 @@ def test_load_draws_live_progress_with_an_eta_on_a_terminal(stage, mysql_target)
     assert "rows/s" in shown
 
 
-def test_load_draws_nothing_when_piped(stage, mysql_target):
-    target = _fresh(mysql_target)
+def test_load_draws_nothing_when_piped(stage, schema_target):
+    target = schema_target
     done = subprocess.run([sys.executable, "-m", "etl", "load", "--stage", str(stage), "--mysql", target.uri,
                            "--batch-rows", "300"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
