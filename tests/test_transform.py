@@ -327,3 +327,32 @@ def test_unreadable_file_fails_cleanly_and_keeps_the_previous_stage(tmp_path, sa
 def test_not_an_export_folder(tmp_path):
     with pytest.raises(TransformError, match="export-summary.json"):
         transform(tmp_path, tmp_path / "stage")
+
+
+@pytest.mark.parametrize("careful", [False, True])
+def test_non_string_json_in_text_columns_is_carried_as_its_text_and_counted(tmp_path, careful):
+    records = [
+        ticket("a", name=5, description={"a": 1}, cabang=True, duration={"rawHours": 1.5, "formatted": 90}),
+        ticket("b", name="5", description="{\"a\": 1}", cabang="true", duration={"rawHours": 1.5, "formatted": "1:30"}),
+        ticket("c", name=[1, "x"], description=None, cabang=-0.5e3),
+        # (7 is a number where a text should be: counted; the string "7" next to it is not)
+        ticket(7 if not careful else "7", noCase="7"),
+    ]
+    if careful:  # a property repeated inside one record sends the whole file down the careful read
+        records.append({"id": "d", "id2": 1})
+    export = write_export(tmp_path / "e", tickets=records)
+    if careful:
+        path = export / "tickets.json"
+        path.write_text(path.read_text().replace('"id2": 1', '"status": "x", "status": "y"'))
+        refingerprint(export)
+    result = transform(export, tmp_path / "stage")
+    rows = {r["id"]: r for r in read_stage(tmp_path / "stage", store("tickets")).iter_rows(named=True)}
+    assert (rows["a"]["name"], rows["a"]["description"], rows["a"]["cabang"], rows["a"]["duration_formatted"]) == \
+        ("5", '{"a":1}', "true", "90")
+    assert (rows["b"]["name"], rows["b"]["description"], rows["b"]["cabang"]) == ("5", '{"a": 1}', "true")
+    assert rows["c"]["name"] == '[1,"x"]' and rows["c"]["description"] is None and rows["c"]["cabang"] == "-500.0"
+    counted = result.counts["tickets"].non_string_text
+    want = {"name": 2, "description": 1, "cabang": 2, "duration_formatted": 1} | ({} if careful else {"id": 1})
+    assert counted == want
+    assert "carried as their JSON text" in " ".join(result.findings) and "tickets.name 2" in " ".join(result.findings)
+    assert stage_summary(tmp_path / "stage")["counts"]["tickets"]["non_string_text"] == want

@@ -15,8 +15,9 @@ Rules, in one place:
   absent and `null` both become NULL (the one state MySQL cannot tell apart). Longer than
   the column (characters for VARCHAR, bytes for TEXT) -> reject.
   A non-string JSON value in a text column (number, boolean, object, array) is carried as
-  its JSON text (`5`, `true`, `{"a":1}`). (Not counted: telling a JSON number from a string
-  of digits needs every text field parsed as JSON, which doubled the export's parse time.)
+  its JSON text (`5`, `true`, `{"a":1}`) and counted per column in the summary
+  (`non_string_text`, and a note): the text fields are read as JSON, whose type tells a
+  number from a string of digits (on 200k tickets, about 0.5 s more to read them).
 * records: a property repeated inside one record -> reject naming the property (which of
   the two holds the data cannot be known); the rest of its file goes through.
 * times: zone-less ISO (the app's openTime) is UTC wall-clock; `...Z`, `+hh:mm` and a
@@ -167,6 +168,14 @@ def _time_sql(r: str, v: str, col: Column) -> tuple[str, str]:
     return value, why
 
 
+NON_STRING = "__nonstr"  # per record: the text columns whose JSON value was not a string, comma-separated
+
+
+def _plain_text(col: Column) -> bool:
+    """A text column whose JSON value should be a string (a `json` column holds JSON text by design)."""
+    return col.is_text and col.kind != "json"
+
+
 def _read_sql(store: Store, fmt: str, typed: bool, raw: bool = False) -> str:
     """One row per record: each described column typed, plus `__why` (its problems).
 
@@ -186,14 +195,19 @@ def _read_sql(store: Store, fmt: str, typed: bool, raw: bool = False) -> str:
             top, sub = c.source.split(".", 1)
             nested.setdefault(top, []).append(sub)
     fields = dict.fromkeys(c.source.split(".")[0] for c in sourced)
+    texts = {c.source for c in sourced if _plain_text(c)}
     if typed:
-        types = {f: ("STRUCT(" + ", ".join(f"{_q(s)} VARCHAR" for s in nested[f]) + ")" if f in nested else "VARCHAR")
-                 for f in fields}
-        raw = [".".join(_q(p) for p in c.source.split(".", 1)) for c in sourced]
+        def kind(path: str) -> str:
+            return "JSON" if path in texts else "VARCHAR"
+        types = {f: ("STRUCT(" + ", ".join(f"{_q(s)} {kind(f + '.' + s)}" for s in nested[f]) + ")" if f in nested
+                     else kind(f)) for f in fields}
+        values_of = {c.source: ".".join(_q(p) for p in c.source.split(".", 1)) for c in sourced}
+        raw = [values_of[c.source] + ("->>'$'" if c.source in texts else "") for c in sourced]
         shapes = []
     else:
-        raw = [(f"json_extract({_q(c.source.split('.')[0])}, {_lit('$.' + c.source.split('.')[1])})"
-                if "." in c.source else _q(c.source)) + "->>'$'" for c in sourced]
+        values_of = {c.source: (f"json_extract({_q(c.source.split('.')[0])}, {_lit('$.' + c.source.split('.')[1])})"
+                                if "." in c.source else _q(c.source)) for c in sourced}
+        raw = [values_of[c.source] + "->>'$'" for c in sourced]
         shapes = [f"CASE WHEN json_type({_q(p)}) NOT IN ('OBJECT', 'NULL') THEN "
                   f"{_lit(p)} || '{US}' || {_lit(p + ' is not an object')} || '{US}' || left({_q(p)}::VARCHAR, {EXCERPT}) END"
                   for p in nested]
@@ -210,9 +224,13 @@ def _read_sql(store: Store, fmt: str, typed: bool, raw: bool = False) -> str:
         tops = ", ".join(f"json_extract(json, {_lit('$.' + json.dumps(f))}) AS {_q(f)}" for f in fields)
         source = (f"(SELECT json AS __o, {tops}, file_index FROM read_json_objects(?, format={_lit(fmt)}, "
                   f"maximum_object_size={MAX_OBJECT_BYTES}))")
+    # The text columns that hold a JSON number, boolean, object or array: carried as text, counted.
+    odd = [f"CASE WHEN json_type({values_of[c.source]}) NOT IN ('VARCHAR', 'NULL') THEN {_lit(c.name)} END"
+           for c in sourced if c.source in texts]
+    nonstr = f"concat_ws(',', {', '.join(odd)})" if odd else "''"
     inner = (f"SELECT {', '.join(f'{e} AS {_q(RAW + c.name)}' for e, c in zip(raw, sourced))}"
              f"{''.join(', ' + s + f' AS __shape{i}' for i, s in enumerate(shapes))} "
-             f", file_index AS __fi{', __o' if raw_json else ''} FROM {source}")
+             f", {nonstr} AS {NON_STRING}, file_index AS __fi{', __o' if raw_json else ''} FROM {source}")
     # Each level computes what the next one reads, so every cast and parse runs once per value.
     numbers, typed, values, problems = [], [], [], [f"__shape{i}" for i in range(len(shapes))]
     for c in sourced:
@@ -230,7 +248,8 @@ def _read_sql(store: Store, fmt: str, typed: bool, raw: bool = False) -> str:
                         f"{_lit(store.column(k).source)} || '{US}no primary key{US}' END")
     with_numbers = f"SELECT *{''.join(', ' + e for e in numbers)} FROM ({inner})"
     with_values = f"SELECT *{''.join(', ' + e for e in typed)} FROM ({with_numbers})"
-    return f"SELECT {', '.join(values)}, concat_ws('{RS}', {', '.join(problems)}) AS __why, __fi{raw_json} FROM ({with_values})"
+    return (f"SELECT {', '.join(values)}, concat_ws('{RS}', {', '.join(problems)}) AS __why, {NON_STRING}, "
+            f"__fi{raw_json} FROM ({with_values})")
 
 
 def records_sql(store: Store, fmt: str) -> str:
@@ -322,6 +341,7 @@ class StoreCounts:
     staged: int
     rejected: int
     duplicates: int
+    non_string_text: dict[str, int] = field(default_factory=dict)  # column -> JSON non-strings carried as text
 
     @property
     def balanced(self) -> bool:
@@ -393,6 +413,13 @@ class _Pass:
     written: int = 0
     rejects: list = field(default_factory=list)
     metas: list = field(default_factory=list)
+    non_string: dict = field(default_factory=dict)
+
+    def count_non_strings(self, column: pl.Series) -> None:
+        odd = column.filter(column.is_not_null() & (column != ""))
+        if odd.len():
+            for name, n in odd.str.split(",").explode().value_counts().iter_rows():
+                self.non_string[name] = self.non_string.get(name, 0) + n
 
     def add_meta(self, meta: pl.DataFrame) -> None:
         """Keep a batch's meta in memory of its own. Polars takes DuckDB's Arrow batches without
@@ -470,7 +497,8 @@ def first_pass(con, export: ExportFolder, store: Store, out: Path, careful: froz
                 where = _Origins(paths, origins)
                 for batch in _batches(con, store, paths, fmt, any(p in careful for p in paths)):
                     frame = pl.from_arrow(batch)
-                    frame = frame.drop("__fi").with_columns(
+                    result.count_non_strings(frame[NON_STRING])
+                    frame = frame.drop("__fi", NON_STRING).with_columns(
                         [pl.col(c.name).cast(polars_dtype(c)) for c in store.columns if c.source]
                         + where.columns(frame["__fi"].to_numpy().astype(np.int64)))
                     result.records_in += batch.num_rows
@@ -577,11 +605,17 @@ def transform(export: Path | ExportFolder, stage_dir: Path) -> TransformResult:
             counts[sessions.name], _ = _stage_store(con, export, tmp, sessions)
         rebuilt = _append_rebuilt(sessions, stage_path(tmp, sessions), metas)
         c = counts[sessions.name]
-        counts[sessions.name] = StoreCounts(c.records_in + rebuilt, c.staged + rebuilt, c.rejected, c.duplicates)
+        counts[sessions.name] = StoreCounts(c.records_in + rebuilt, c.staged + rebuilt, c.rejected, c.duplicates,
+                                            c.non_string_text)
         for name, c in counts.items():
             if not c.balanced:
                 raise TransformError(f"records in != staged + rejected: {c}", store=name)
         findings = [f for f in [duration_offset(stage_path(tmp, store_by_name("tickets")))] if f]
+        carried = [f"{store_by_name(name).table}.{col} {n:,}" for name, c in counts.items()
+                   for col, n in c.non_string_text.items()]
+        if carried:
+            findings.append("JSON numbers, booleans, objects or arrays in text columns were carried as their JSON "
+                            f"text: {'; '.join(carried)}")
         if missing:
             findings.append(f"the export holds no {', '.join(missing)}: sessions were reconstructed from the records")
         odd = implausible_times(tmp, until := export.exported_at)
@@ -673,7 +707,7 @@ def _stage_store(con, export: ExportFolder, tmp: Path, store: Store) -> tuple[St
     rejects.write_parquet(rejects_path(tmp, store))
     counts = StoreCounts(p.records_in, p.written - losers.height,
                          rejects.select(pl.struct("file", "record").n_unique()).item() if rejects.height else 0,
-                         losers.height)
+                         losers.height, dict(sorted(p.non_string.items())))
     return counts, meta.select(c for c in SESSION_META if c in meta.columns)
 
 
