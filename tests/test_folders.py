@@ -80,3 +80,18 @@ def test_stage_folder_opened_once(exported, tmp_path):
     assert stage.summary["counts"]["tickets"]["staged"] == stage.read(stage.stores[0]).height
     with pytest.raises(EtlError, match="no transform summary"):
         StageFolder.open(tmp_path)
+
+
+def test_a_stage_that_was_loaded_and_checked_is_replaced_by_the_next_transform(exported, tmp_path, schema_target):
+    """The load and parity keep the stage's row digests in STAGE/digests: the stage's own, so a
+    second migrate in the same folders transforms again (it was refused as 'not a stage')."""
+    from etl.check.parity import parity
+    from etl.mysql.load import load
+
+    stage = tmp_path / "stage"
+    transform(exported, stage)
+    load(stage, schema_target)
+    assert parity(stage, schema_target).ok
+    assert (stage / "digests").is_dir()
+    again = transform(exported, stage)
+    assert again.ok and not (stage / "digests").exists()  # a new stage: the old digests went with the old one

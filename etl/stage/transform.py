@@ -68,6 +68,7 @@ from ..source.folder import ExportFolder
 from ..core.process import alive
 from .folder import SUMMARY, polars_dtype, rejects_path, stage_path, stage_schema
 from .sessions import INCIDENT_UPLOAD_GAP_MS, SESSION_META, incident_sessions, rebuilt_sessions, session_ids  # noqa: F401 - INCIDENT_UPLOAD_GAP_MS: named by tests
+from ..core.digest import DIGESTS_DIR
 from ..core.stores import INCIDENTS, SESSION_COLUMN, STORES, UPLOAD_SESSIONS, Column, Store
 from ..core.stores import store as store_by_name
 
@@ -647,8 +648,8 @@ def transform(export: Path | ExportFolder, stage_dir: Path) -> TransformResult:
 
 
 # What a stage folder may hold: the transform's tables, rejects and summary, and the load's work
-# (STAGE/load). A folder with anything else is not a stage, and is never replaced.
-STAGE_OWN = frozenset({SUMMARY, "rejects", "load", *(f"{s.table}.parquet" for s in STORES)})
+# (STAGE/load) and row digests (STAGE/digests, etl.core.digest). A folder with anything else is not a stage, and is never replaced.
+STAGE_OWN = frozenset({SUMMARY, "rejects", "load", DIGESTS_DIR, *(f"{s.table}.parquet" for s in STORES)})
 
 
 def check_replaceable(stage_dir: Path, export_dir: Path) -> None:
