@@ -64,7 +64,8 @@ class RunSummary(Result):
     seconds: float | None
     steps_ok: int
     steps_total: int
-    stopped_at: str | None  # the step where it failed or was interrupted
+    stopped_at: str | None  # the step where it failed or was interrupted (killed between two: the last one done)
+    stopped: str | None  # "at step X", or "after step X" when killed between two steps
     error: str | None
     report: str | None  # report.html, when written
     resumed_from: str | None
@@ -75,7 +76,7 @@ class RunSummary(Result):
 
     def line(self) -> str:
         took = f"{self.seconds:8.1f} s" if self.seconds is not None else f"{'':>8}  "
-        where = f"  stopped at {self.stopped_at}" if self.stopped_at else ""
+        where = f"  stopped {self.stopped}" if self.stopped else ""
         return (f"{self.id:<20} {self.status:<11} {self.started_at[:19]:<19} {took} {self.steps_ok:>3}/{self.steps_total:<3}"
                 f"{where}")
 
@@ -92,14 +93,18 @@ def _step_end(step) -> datetime | None:
 
 
 def summarize(run: RunRecord) -> RunSummary:
-    stopped = next((s for s in run.steps if s.status in ("failed", "interrupted")), None)
+    from .report.evidence import stop_point, stopped_where
+
+    stopped = stop_point(run)
+    where = stopped_where(run)
     start = _parse(run.started_at)
     end = _parse(run.finished_at) or max((e for e in (_step_end(s) for s in run.steps) if e), default=None)
     seconds = round((end - start).total_seconds(), 3) if start and end else None
     report = run.report_path if run.dir and run.report_path.is_file() else None
     return RunSummary(run.id, run.status, run.started_at, run.finished_at, seconds,
                       sum(s.status == "ok" for s in run.steps), len(run.steps),
-                      (stopped.slug or stopped.name) if stopped else None, stopped.error if stopped else None,
+                      where.split("step ", 1)[-1] if where and "step " in where else None, where,
+                      stopped.error if stopped else None,
                       str(report) if report else None, run.resumed_from)
 
 
@@ -292,8 +297,8 @@ class StatusReport(Result):
         if not self.export.get("present"):
             out.append("no export")
         if self.last_run and self.last_run["status"] != "ok":
-            out.append(f"the last run {self.last_run['status']}" + (f" at {self.last_run['stopped_at']}"
-                                                                   if self.last_run.get("stopped_at") else ""))
+            out.append(f"the last run {self.last_run['status']}" + (f" {self.last_run['stopped']}"
+                                                                   if self.last_run.get("stopped") else ""))
         if self.parity and self.parity.get("ok") is False:
             out.append("the last parity found differences")
         if self.validation and not self.validation.get("ok"):
@@ -345,7 +350,7 @@ class StatusReport(Result):
             lines.append(f"last run: none recorded in {self.runtime_dir}/runs")
         else:
             lines.append(f"last run: {r['id']} {r['status']}, {r['steps_ok']}/{r['steps_total']} steps ok"
-                         + (f", stopped at {r['stopped_at']}" if r.get("stopped_at") else ""))
+                         + (f", stopped {r['stopped']}" if r.get("stopped") else ""))
             if r.get("error"):
                 lines.append(f"  error: {r['error']}")
             for x in r["steps"]:

@@ -41,7 +41,7 @@ REJECT_EXAMPLES = 5
 
 # Step names of records from before the playbook's slugs -> the slug they are now.
 LEGACY = {"preflight: mysql server": "preflight", "apply schema": "schema", "export": "export",
-          "generate sample export": "export", "transform": "transform", "load": "load", "parity": "parity",
+          "transform": "transform", "load": "load", "parity": "parity",
           "validate + data docs": "aggregations"}
 PHASES = ("preparation", "migration", "validation", "cutover", "finalization")
 
@@ -330,22 +330,39 @@ def _section(run: RunRecord, *slugs: str) -> dict:
     if _ran(steps):
         failed = [s for s in steps if s.status in ("failed", "interrupted")]
         return {"ran": True, "steps": steps, "failed": failed}
-    stopped = stop_point(run)
+    where = stopped_where(run)
     if steps and all(s.status == "skipped" for s in steps):
-        why = f"step {steps[0].slug or steps[0].name} was skipped in this run"
-    elif stopped is not None:
-        why = f"not run: the run {run.status} at step {stopped.slug or stopped.name} before it"
+        reason = f"step {steps[0].slug or steps[0].name} was skipped"
+    elif where is not None:
+        reason = f"the run {'failed' if run.status == 'failed' else 'was ' + run.status} {where}, before it"
     elif run.options.get("until") or run.options.get("only"):
         how = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in run.options.items() if k in ("until", "only") and v)
-        why = f"not run: the run was asked to stop early ({how})"
+        reason = f"the run was asked to stop early ({how})"
+    elif run.status == "running":
+        reason = "the run is still going"
+    elif steps:
+        reason = f"the run ended ({run.status}) before it"
     else:
-        why = "not run in this run"
-    return {"ran": False, "steps": steps, "failed": [], "why": why}
+        reason = "the run has no such step"
+    why = f"not run: {reason}"
+    return {"ran": False, "steps": steps, "failed": [], "why": why, "reason": reason}
 
 
 def stop_point(run: RunRecord):
     """The step where a run stopped (failed or interrupted), or None."""
     return next((s for s in run.steps if s.status in ("failed", "interrupted")), None)
+
+
+def stopped_where(run: RunRecord) -> str | None:
+    """"at step X" for a run that stopped in a step; "after step Y" for one that was killed between two
+    steps (its record shows none running); None for a run that did not stop."""
+    stopped = stop_point(run)
+    if stopped is not None:
+        return f"at step {stopped.slug or stopped.name}"
+    if run.status in ("failed", "interrupted"):
+        done = [s for s in run.steps if s.status == "ok"]
+        return f"after step {done[-1].slug or done[-1].name}" if done else "before its first step"
+    return None
 
 
 def _balance(run: RunRecord, evidence: dict) -> list[dict]:
@@ -405,7 +422,7 @@ def verdict_exact(run: RunRecord, evidence: dict, balance, parity, checks) -> di
     sec = _section(run, "parity")
     if not sec["ran"] or parity is None:
         return {"answer": "not shown", "cls": "unknown",
-                "why": [f"parity did not run in this run ({sec.get('why') or 'no result'}), so nothing here proves the data exact"]}
+                "why": [f"parity did not run ({sec.get('reason') or 'it left no result'}), so nothing here proves the data exact"]}
     bad = [t for t in parity["tables"] if not t.get("ok")]
     rows = sum(t.get("mysql_rows") or 0 for t in parity["tables"])
     if bad:
@@ -453,8 +470,9 @@ def verdict_cutover(run: RunRecord, evidence: dict) -> dict:
     monitor = evidence.get("monitor") or {}
     breaches = monitor.get("breaches") if monitor.get("during_run") else []
     if not _ran(cut) and not history:
-        sec = _section(run, *(s.slug for s in cut)) if cut else {"why": "the run has no cutover steps"}
-        return {"answer": "not attempted", "cls": "unknown", "why": [sec.get("why") or "the cutover phase did not run"]}
+        why = (f"the cutover phase did not run: {_section(run, *(slug_of(s) for s in cut))['reason']}" if cut
+               else "the run has no cutover steps")
+        return {"answer": "not attempted", "cls": "unknown", "why": [why]}
     problems, why = [], []
     for h in rollbacks:
         problems.append(f"rolled back at {h.get('changed_at')} (from {h.get('from_stage')}): "
@@ -548,7 +566,7 @@ def view(run: RunRecord, evidence: dict | None) -> dict:
     total = sum(s["seconds"] for s in steps) or 1.0
     stopped = stop_point(run)
     return {
-        "run": run, "steps": steps, "total_seconds": total, "stopped": stopped, "evidence": evidence,
+        "run": run, "steps": steps, "total_seconds": total, "stopped": stopped, "where": stopped_where(run), "evidence": evidence,
         "have_evidence": bool(evidence),
         "exact": verdict_exact(run, evidence, balance, parity, checks),
         "cutover": verdict_cutover(run, evidence),
