@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 import pytest
 
+from conftest import password_user
 from etl.mysql.db import MySQLTarget
 
 SECTIONS = ("verdict", "timeline", "export", "transform", "load", "parity", "expectations", "benchmark", "monitor", "flags")
@@ -259,17 +260,9 @@ def test_no_password_reaches_the_run_folder_or_the_output(mysql_server, tmp_path
     """migrate with a password holding every URI character; then status, runs and report: the password
     (in any encoding) is in none of their output and in no file of the run folder."""
     base, _ = mysql_server
-    user, database = f"u{uuid.uuid4().hex[:8]}", f"t_{uuid.uuid4().hex[:12]}"
-    esc = PASSWORD.replace("'", "''")
-    with base.connect(database=False) as conn, conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{database}`")
-        for host in ("%", "localhost", "127.0.0.1"):
-            cur.execute(f"CREATE USER '{user}'@'{host}' IDENTIFIED BY '{esc}'")
-            cur.execute(f"GRANT ALL ON `{database}`.* TO '{user}'@'{host}'")
-    uri = f"mysql://{user}:{quote(PASSWORD, safe='')}@{base.host}:{base.port}/{database}"
-    env = {"MYSQL_URI": uri, "RUNTIME_DIR": str(tmp_path / "runtime"), "EXPORT_DIR": str(tmp_path / "export"),
-           "STAGE_DIR": str(tmp_path / "stage")}
-    try:
+    with password_user(base, PASSWORD) as (uri, _database):
+        env = {"MYSQL_URI": uri, "RUNTIME_DIR": str(tmp_path / "runtime"), "EXPORT_DIR": str(tmp_path / "export"),
+               "STAGE_DIR": str(tmp_path / "stage")}
         outputs = [etl("migrate", "--sample-tickets", "300", cwd=tmp_path, env=env)]
         assert outputs[0].returncode == 0, outputs[0].stderr
         for args in (("report", "--no-open"), ("status",), ("status", "--json"), ("runs", "--json"), ("runs",)):
@@ -277,11 +270,6 @@ def test_no_password_reaches_the_run_folder_or_the_output(mysql_server, tmp_path
             assert outputs[-1].returncode == 0, (args, outputs[-1].stderr)
         status = json.loads(outputs[3].stdout)
         assert status["target"]["connects"] is True and "***" in status["target"]["uri"]
-    finally:
-        with base.connect(database=False) as conn, conn.cursor() as cur:
-            for host in ("%", "localhost", "127.0.0.1"):
-                cur.execute(f"DROP USER IF EXISTS '{user}'@'{host}'")
-            cur.execute(f"DROP DATABASE IF EXISTS `{database}`")
     forms = {PASSWORD, quote(PASSWORD, safe=""), quote(PASSWORD)}
     for done in outputs:
         for form in forms:
