@@ -27,7 +27,7 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from ..core.config import mask_uri
-from ..core.reports import latest_bench, latest_monitor
+from ..core.reports import BENCH_REPORTS, MONITOR_REPORTS, latest_bench, latest_monitor
 from ..core.result import plain
 from ..core.runs import RunRecord
 from .charts import line_chart
@@ -167,15 +167,43 @@ def read_flag_history(target, start: datetime, end: datetime) -> dict:
     return {"history": history, "stage_at_end": last[0] if last else None}
 
 
+def _written(path: Path) -> datetime:
+    return datetime.fromtimestamp(path.stat().st_mtime, timezone.utc).replace(tzinfo=None)
+
+
+def _during(folder: Path, pattern: str, start: datetime, read) -> list[dict]:
+    """A line for every report in `folder` written since `start`, oldest first (each read on its own)."""
+    out = []
+    for path in sorted(Path(folder).glob(pattern), key=lambda p: p.stat().st_mtime):
+        if _written(path) >= start:
+            line = guarded(read, path)
+            out.append({"path": str(path), "written_at": _iso(_written(path)), **line})
+    return out[-50:]
+
+
+def _bench_line(path: Path) -> dict:
+    body = json.loads(path.read_text(encoding="utf-8"))
+    return {"ok": body.get("ok"), "p95_ms": (body.get("overall") or {}).get("p95_ms"),
+            "requests": (body.get("overall") or {}).get("requests"), "breaches": list(body.get("breaches") or [])}
+
+
+def _monitor_line(path: Path) -> dict:
+    samples = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+    breaches = [str(b.get("metric")) for s in samples for b in s.get("breaches") or []]
+    return {"samples": len(samples), "breaches": len(breaches), "metrics": sorted(set(breaches)), "ok": not breaches}
+
+
 def read_bench(runtime_dir: Path, start: datetime) -> dict | None:
-    """The newest `etl bench` report: percentiles per endpoint, breaches, whether it is from this run."""
+    """The newest `etl bench` report: percentiles per endpoint, breaches, whether it is from this run;
+    and a line for each report written during the run."""
     path = latest_bench(runtime_dir)
     if path is None:
         return None
     body = json.loads(path.read_text(encoding="utf-8"))
     keep = ("endpoint", "requests", "errors", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms", "mean_ms")
-    written = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc).replace(tzinfo=None)
+    written = _written(path)
     return {"path": str(path), "html": str(path.with_name("report.html")), "written_at": _iso(written),
+            "during": _during(path.parent.parent, BENCH_REPORTS, start, _bench_line),
             "during_run": written >= start, "ok": body.get("ok"), "breaches": list(body.get("breaches") or []),
             "target_rps": body.get("target_rps"), "achieved_rps": body.get("achieved_rps"),
             "error_rate": body.get("error_rate"), "chunk_seconds": list(body.get("chunk_seconds") or []),
@@ -200,8 +228,9 @@ def read_monitor(runtime_dir: Path, start: datetime) -> dict | None:
                         "db_up": db.get("up"), "threads_running": db.get("threads_running"),
                         "connections_ratio": derived.get("db.connections_ratio"),
                         "breaches": s.get("breaches") or []})
-    written = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc).replace(tzinfo=None)
+    written = _written(path)
     return {"path": str(path), "written_at": _iso(written), "during_run": written >= start,
+            "during": _during(path.parent, MONITOR_REPORTS, start, _monitor_line),
             "samples": samples[-MAX_SAMPLES:], "breaches": [dict(b, sample=s["sample"]) for s in samples for b in s["breaches"]]}
 
 
@@ -550,9 +579,29 @@ def _monitor_charts(monitor: dict):
     return {"latency": latency, "load": load}
 
 
+ASKED = ("until", "only", "from_step", "resume", "source", "sample_tickets")
+
+
+def asked(run: RunRecord) -> dict:
+    """How the run was asked for, as far as a reader cares (not its bookkeeping)."""
+    options = {**(run.options.get("migrate") if isinstance(run.options.get("migrate"), dict) else {}), **run.options}
+    return {k: options[k] for k in ASKED if options.get(k) not in (None, False, "")}
+
+
+def shown_status(run: RunRecord) -> tuple[str, str]:
+    """(status, note): a record still "running" because its own report step is writing this page (in
+    this process) shows the status its steps so far give."""
+    writing = any(slug_of(s) == "report" and s.status == "running" for s in run.steps)
+    if run.status == "running" and writing and run.pid == os.getpid():
+        bad = any(s.status in ("failed", "interrupted") for s in run.steps)
+        return ("failed" if bad else "ok"), "as of its last step, which wrote this page"
+    return run.status, ""
+
+
 def view(run: RunRecord, evidence: dict | None) -> dict:
     """Everything the template shows, computed from the record and the evidence."""
     evidence = evidence or {}
+    status, status_note = shown_status(run)
     balance = _balance(run, evidence)
     parity = _parity(run, evidence)
     checks = _checks(run)
@@ -560,14 +609,16 @@ def view(run: RunRecord, evidence: dict | None) -> dict:
     docs = (evidence.get("data_docs") or {}).get("path") or checks["docs"]
     steps = []
     for s in run.steps:
-        steps.append({"n": s.n, "slug": slug_of(s), "name": s.name, "phase": s.phase or "", "status": s.status,
+        writing = status_note and slug_of(s) == "report" and s.status == "running"
+        steps.append({"n": s.n, "slug": slug_of(s), "name": s.name, "phase": s.phase or "",
+                      "status": "writing" if writing else s.status,
                       "seconds": s.seconds or 0.0, "error": s.error, "started_at": s.started_at,
                       "result": json.dumps(s.result, indent=1, ensure_ascii=False, default=str) if s.result is not None else ""})
     total = sum(s["seconds"] for s in steps) or 1.0
     stopped = stop_point(run)
     return {
         "run": run, "steps": steps, "total_seconds": total, "stopped": stopped, "where": stopped_where(run), "evidence": evidence,
-        "have_evidence": bool(evidence),
+        "have_evidence": bool(evidence), "status": status, "status_note": status_note, "asked": asked(run),
         "exact": verdict_exact(run, evidence, balance, parity, checks),
         "cutover": verdict_cutover(run, evidence),
         "sections": {name: _section(run, *slugs) for name, slugs in {
@@ -594,7 +645,10 @@ def render_html(run: RunRecord, evidence: dict | None) -> str:
 
 
 def write_report(run: RunRecord, evidence: dict | None) -> Path:
-    """RUNTIME_DIR/runs/<id>/report.html from the record and the evidence alone (no database)."""
+    """RUNTIME_DIR/runs/<id>/report.html from the record and the evidence alone (no database). The
+    evidence is kept beside it (evidence.json), so that `etl report` can rebuild the page later."""
     run.dir.mkdir(parents=True, exist_ok=True)
+    if evidence is not None:
+        save_evidence(run, evidence)
     _write_private(run.report_path, render_html(run, evidence))
     return run.report_path
