@@ -363,7 +363,8 @@ def _section(run: RunRecord, *slugs: str) -> dict:
     if steps and all(s.status == "skipped" for s in steps):
         reason = f"step {steps[0].slug or steps[0].name} was skipped"
     elif where is not None:
-        reason = f"the run {'failed' if run.status == 'failed' else 'was ' + run.status} {where}, before it"
+        status = shown_status(run)[0]
+        reason = f"the run {'failed' if status == 'failed' else 'was ' + status} {where}, before it"
     elif run.options.get("until") or run.options.get("only"):
         how = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in run.options.items() if k in ("until", "only") and v)
         reason = f"the run was asked to stop early ({how})"
@@ -473,8 +474,10 @@ def verdict_exact(run: RunRecord, evidence: dict, balance, parity, checks) -> di
     mismatched = ((ledger.get("totals") or {}).get("by_state") or {}).get("mismatch", 0)
     if mismatched:
         problems.append(f"{mismatched} load chunk(s) did not read back as sent (ledger state mismatch)")
-    elif ledger.get("totals"):
+    elif ledger.get("totals", {}).get("chunks"):
         why.append(f"load: {ledger['totals']['chunks']:,} ledger chunks, none failed its read-back check")
+    elif ledger.get("totals"):
+        why.append("load: the ledger holds no chunk written during this run (nothing was left to write)")
     if _section(run, "aggregations")["ran"]:
         if checks["failed"]:
             problems.append(f"{len(checks['failed'])} of {checks['checks']} expectations failed: "
