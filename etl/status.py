@@ -64,6 +64,7 @@ class RunSummary(Result):
     seconds: float | None
     steps_ok: int
     steps_total: int
+    steps_skipped: int  # not needed in this run (e.g. no rollback), or not asked for (--only, --until)
     stopped_at: str | None  # the step where it failed or was interrupted (killed between two: the last one done)
     stopped: str | None  # "at step X", or "after step X" when killed between two steps
     error: str | None
@@ -77,8 +78,9 @@ class RunSummary(Result):
     def line(self) -> str:
         took = f"{self.seconds:8.1f} s" if self.seconds is not None else f"{'':>8}  "
         where = f"  stopped {self.stopped}" if self.stopped else ""
+        skipped = f" ({self.steps_skipped} skipped)" if self.steps_skipped else ""
         return (f"{self.id:<20} {self.status:<11} {self.started_at[:19]:<19} {took} {self.steps_ok:>3}/{self.steps_total:<3}"
-                f"{where}")
+                f"{skipped}{where}")
 
     def __str__(self) -> str:
         text = self.line()
@@ -102,7 +104,7 @@ def summarize(run: RunRecord) -> RunSummary:
     seconds = round((end - start).total_seconds(), 3) if start and end else None
     report = run.report_path if run.dir and run.report_path.is_file() else None
     return RunSummary(run.id, run.status, run.started_at, run.finished_at, seconds,
-                      sum(s.status == "ok" for s in run.steps), len(run.steps),
+                      sum(s.status == "ok" for s in run.steps), len(run.steps), sum(s.status == "skipped" for s in run.steps),
                       where.split("step ", 1)[-1] if where and "step " in where else None, where,
                       stopped.error if stopped else None,
                       str(report) if report else None, run.resumed_from)
@@ -350,6 +352,7 @@ class StatusReport(Result):
             lines.append(f"last run: none recorded in {self.runtime_dir}/runs")
         else:
             lines.append(f"last run: {r['id']} {r['status']}, {r['steps_ok']}/{r['steps_total']} steps ok"
+                         + (f" ({r['steps_skipped']} skipped)" if r.get("steps_skipped") else "")
                          + (f", stopped {r['stopped']}" if r.get("stopped") else ""))
             if r.get("error"):
                 lines.append(f"  error: {r['error']}")

@@ -105,10 +105,11 @@ def test_runs_lists_the_history_newest_first(home):
     for r, rec in zip(runs, reversed(raw)):
         assert r["steps_total"] == len(rec["steps"])
         assert r["steps_ok"] == sum(s["status"] == "ok" for s in rec["steps"])
+        assert r["steps_skipped"] == sum(s["status"] == "skipped" for s in rec["steps"])
         assert r["started_at"] == rec["started_at"]
         assert r["seconds"] is not None and r["seconds"] >= 0
     ok, failed, killed = runs[2], runs[1], runs[0]
-    assert ok["ok"] and ok["stopped_at"] is None and ok["steps_ok"] == ok["steps_total"] > 0
+    assert ok["ok"] and ok["stopped_at"] is None and ok["steps_ok"] + ok["steps_skipped"] == ok["steps_total"] > 0
     bad = next(s for s in raw[1]["steps"] if s["status"] == "failed")
     assert failed["stopped_at"] == (bad["slug"] or bad["name"]) and not failed["ok"]
     assert "refused" in failed["error"] or "connect" in failed["error"]
