@@ -151,7 +151,8 @@ def test_status_shows_every_part_and_the_last_run(home):
     runs = run_json(home)
     last = s["last_run"]
     assert last["id"] == runs[0]["id"] and last["status"] == "interrupted"
-    assert [x["status"] for x in last["steps"]][-1] in ("interrupted", "ok")  # killed inside a step, or between two
+    # killed inside a step, or between two (steps not reached, when listed up front, are pending)
+    assert [x["status"] for x in last["steps"] if x["status"] != "pending"][-1] in ("interrupted", "ok")
     assert last["stopped_at"] == runs[0]["stopped_at"]
     assert s["parity"]["ok"] is True and Path(s["parity"]["report"]).is_file()
     assert s["validation"]["ok"] is True and s["validation"]["run"] == runs[2]["id"]
