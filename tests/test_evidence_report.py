@@ -124,3 +124,22 @@ def test_without_a_database_or_evidence_the_page_says_what_it_lacks(tmp_path):
     assert "parity did not run (the run failed at step preflight, before it)" in page
     bare = write_report(run, None).read_text()
     assert "No evidence snapshot (evidence.json) was saved with this run" in bare
+
+
+def test_odd_records_and_unreadable_evidence_still_give_a_page(tmp_path):
+    """Steps whose results are not what the report knows (text, lists, nothing) and evidence whose every
+    part could not be read: the page is written, each part saying it could not be read."""
+    settings = Settings(root=tmp_path, mysql_uri=None, chunk_size=200, export_dir=tmp_path / "export",
+                        stage_dir=tmp_path / "stage", runtime_dir=tmp_path / "runtime")
+    run = new_run(settings.runtime_dir, settings.public())
+    for n, (slug, phase) in enumerate(STEPS, 1):
+        run.steps.append(StepRecord(slug, slug=slug, n=n, phase=phase, status="ok", result=[["odd"], n, None, "text"][n % 4]))
+    run.status, run.finished_at = "ok", now_text()
+    run.save()
+    unreadable = {"error": "planted: cannot be read"}
+    evidence = {"collected_at": now_text(), "window": {"from": run.started_at, "to": run.finished_at},
+                **{k: unreadable for k in ("ledger", "flags", "bench", "monitor", "parity", "rejects", "folders")}}
+    page = write_report(run, evidence).read_text()
+    for part in ("load ledger", "flag history", "bench report", "monitor series", "rejects"):
+        assert f"The {part} could not be read: planted: cannot be read" in page, part
+    assert "The parity step left no result to show." in page

@@ -423,10 +423,10 @@ def _checks(run: RunRecord) -> dict:
     step = next((s for s in reversed(steps_of(run, "aggregations")) if s.result), None)
     result = step.result if step else None
     holder = find_key(result, "suites") or {}
-    checks = holder.get("checks") or []
+    checks = [c for c in holder.get("checks") or [] if isinstance(c, dict)]
     failed = [c for c in checks if c.get("outcome") == "failed"]
     warned = [c for c in checks if c.get("outcome") not in ("passed", "failed")]
-    return {"suites": holder.get("suites") or [], "checks": len(checks), "failed": failed, "warnings": warned,
+    return {"suites": [x for x in holder.get("suites") or [] if isinstance(x, dict)], "checks": len(checks), "failed": failed, "warnings": warned,
             "ok": holder.get("ok"), "notes": holder.get("notes") or [], "docs": holder.get("docs_index")}
 
 
