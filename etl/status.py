@@ -147,14 +147,19 @@ def _target_part(settings: Settings):
         return None, part
     part["uri"] = str(target)
     try:
-        with target.connect(connect_timeout=5) as conn, conn.cursor() as cur:
+        with target.connect(database=False, connect_timeout=5) as conn, conn.cursor() as cur:
             cur.execute("SELECT VERSION(), @@local_infile, @@max_allowed_packet")
             version, infile, packet = cur.fetchone()
+            cur.execute("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (target.database,))
+            exists = bool(cur.fetchone()[0])
     except Exception as e:  # noqa: BLE001
         part["error"] = _first_line(e)
         return None, part
     part.update(connects=True, server_version=version, local_infile=bool(int(infile)),
-                max_allowed_packet=int(packet))
+                max_allowed_packet=int(packet), database_exists=exists)
+    if not exists:
+        part["note"] = f"the database {target.database} does not exist yet (etl schema apply, or etl migrate, creates it)"
+        return None, part
     return target, part
 
 
@@ -196,9 +201,13 @@ def _stage_part(settings: Settings) -> dict:
     return part
 
 
-def _ledger_part(target) -> dict:
+def _no_database(target_part: dict) -> str:
+    return target_part.get("note") or "no database to read from"
+
+
+def _ledger_part(target, target_part: dict) -> dict:
     if target is None:
-        return {"error": "no database to read it from"}
+        return {"error": _no_database(target_part)}
     try:
         with target.connect(connect_timeout=5) as conn, conn.cursor() as cur:
             cur.execute("SELECT status, COUNT(*), COALESCE(SUM(rows_written), 0), MAX(COALESCE(finished_at, written_at, "
@@ -211,9 +220,9 @@ def _ledger_part(target) -> dict:
             "rows_written": sum(int(r[2]) for r in rows), "last_at": last.isoformat(timespec="seconds") + "Z" if last else None}
 
 
-def _flags_part(target) -> dict:
+def _flags_part(target, target_part: dict) -> dict:
     if target is None:
-        return {"error": "no database to read them from"}
+        return {"error": _no_database(target_part)}
     try:
         from .cutover import read_state
 
@@ -323,6 +332,8 @@ class StatusReport(Result):
         if t.get("connects"):
             lines.append(f"  connects: yes, server {t['server_version']}, local_infile {'ON' if t['local_infile'] else 'OFF'}, "
                          f"max_allowed_packet {t['max_allowed_packet'] / 1048576:.0f} MB")
+            if t.get("note"):
+                lines.append(f"  {t['note']}")
         else:
             lines.append(f"  connects: NO ({t.get('error')})")
         for name, part, when in (("export", self.export, f"exported {self.export.get('exported_at') or '?'}, written "
@@ -382,8 +393,8 @@ def status(settings: Settings) -> StatusReport:
 
     target, target_part = _target_part(settings)
     found = list_runs(settings.runtime_dir)
-    return StatusReport(target_part, _export_part(settings), _stage_part(settings), _ledger_part(target),
-                        _flags_part(target), _run_part(found), _parity_part(settings), _validation_part(found),
+    return StatusReport(target_part, _export_part(settings), _stage_part(settings), _ledger_part(target, target_part),
+                        _flags_part(target, target_part), _run_part(found), _parity_part(settings), _validation_part(found),
                         _measure_part(read_bench, settings.runtime_dir), _measure_part(read_monitor, settings.runtime_dir),
                         str(settings.runtime_dir))
 

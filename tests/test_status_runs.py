@@ -180,6 +180,12 @@ def test_status_without_a_server_or_an_export_says_so(home, tmp_path):
     s = json.loads(etl("status", "--json", cwd=tmp_path, env=env).stdout)
     assert s["target"]["connects"] is False and s["export"]["present"] is False and s["last_run"] is None
     assert etl("runs", cwd=tmp_path, env=env).stdout.startswith("no migration runs recorded")
+    # a server that answers, a database not made yet
+    fresh = home["target"].with_database(home["target"].database + "_not_yet")
+    done = etl("status", cwd=tmp_path, env={**env, "MYSQL_URI": fresh.uri})
+    assert done.returncode == 0 and "connects: yes" in done.stdout, done.stdout + done.stderr
+    assert f"the database {fresh.database} does not exist yet" in done.stdout
+    assert f"load ledger: cannot be read: the database {fresh.database} does not exist yet" in done.stdout
 
 
 def test_report_of_each_run_is_rebuilt_without_a_database(home):
