@@ -398,3 +398,29 @@ def migrate(settings: Settings, *, source: Path | None = None, sample_tickets: i
     run.status, run.finished_at = "ok", now_text()
     run.save()
     return run
+
+
+# ---------------------------------------------------------------- status, runs and the evidence report (issue 18)
+
+
+def status(settings: Settings):
+    """`etl status`: the target and whether it connects, export, stage, rejects, ledger, flag stage,
+    the last run and the last parity and validation verdicts. Reads only; never raises for a part
+    it cannot read."""
+    from .status import status as read
+
+    return read(settings)
+
+
+def runs(settings: Settings, *, limit: int | None = None):
+    """`etl runs`: the recorded runs, newest first."""
+    from .status import runs as read
+
+    return read(settings, limit=limit)
+
+
+def report(settings: Settings, run_id: str | None = None, *, open_browser: bool = True):
+    """`etl report [RUN]`: rebuild a run's evidence report (no database needed) and open it."""
+    from .status import report as build
+
+    return build(settings, run_id, open_browser=open_browser)

@@ -8,6 +8,7 @@ fails with a message that says how to get one; it never skips.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -60,6 +61,28 @@ def _fresh_database(base: MySQLTarget) -> MySQLTarget:
     with base.connect(database=False) as conn, conn.cursor() as cur:
         cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
     return MySQLTarget(base.host, base.port, base.user, base.password, name, base.unix_socket)
+
+
+@contextlib.contextmanager
+def password_user(base: MySQLTarget, password: str):
+    """A user whose password is `password`, granted a fresh database of its own: yields the URI
+    (password percent-encoded) and the database; both are dropped afterwards."""
+    from urllib.parse import quote
+
+    user, database = f"u{uuid.uuid4().hex[:8]}", f"t_{uuid.uuid4().hex[:12]}"
+    esc = password.replace("'", "''")
+    with base.connect(database=False) as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{database}`")
+        for host in ("%", "localhost", "127.0.0.1"):
+            cur.execute(f"CREATE USER '{user}'@'{host}' IDENTIFIED BY '{esc}'")
+            cur.execute(f"GRANT ALL ON `{database}`.* TO '{user}'@'{host}'")
+    try:
+        yield f"mysql://{user}:{quote(password, safe='')}@{base.host}:{base.port}/{database}", database
+    finally:
+        with base.connect(database=False) as conn, conn.cursor() as cur:
+            for host in ("%", "localhost", "127.0.0.1"):
+                cur.execute(f"DROP USER IF EXISTS '{user}'@'{host}'")
+            cur.execute(f"DROP DATABASE IF EXISTS `{database}`")
 
 
 @pytest.fixture

@@ -27,6 +27,8 @@ from etl.source.export import export
 from etl.source.sample import write_sample
 from etl.core.stores import STORES
 
+from conftest import password_user
+
 ROOT = Path(__file__).resolve().parent.parent
 # Every character a URI gives a meaning to, and the percent sign that encodes them.
 PASSWORD = "pw@:/%#?&=+x" + uuid.uuid4().hex[:6]
@@ -69,28 +71,18 @@ def test_a_password_is_never_written_or_printed(mysql_server, tmp_path):
     """`etl migrate` with a password holding every URI character, percent-encoded: neither it nor
     its encoding appears in any file the run writes, nor in its output; run records are 0600."""
     base, _ = mysql_server
-    user, database = f"u{uuid.uuid4().hex[:8]}", f"t_{uuid.uuid4().hex[:12]}"
-    esc = PASSWORD.replace("'", "''")
-    with base.connect(database=False) as conn, conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{database}`")
-        for host in ("%", "localhost", "127.0.0.1"):
-            cur.execute(f"CREATE USER '{user}'@'{host}' IDENTIFIED BY '{esc}'")
-            cur.execute(f"GRANT ALL ON `{database}`.* TO '{user}'@'{host}'")
-    uri = f"mysql://{user}:{quote(PASSWORD, safe='')}@{base.host}:{base.port}/{database}"
     dirs = {"RUNTIME_DIR": tmp_path / "runtime", "EXPORT_DIR": tmp_path / "export", "STAGE_DIR": tmp_path / "stage"}
-    try:
-        done = etl("migrate", "--sample-tickets", "150", env={"MYSQL_URI": uri, **{k: str(v) for k, v in dirs.items()}})
-        assert done.returncode == 0, done.stdout + done.stderr
-        # A failed run writes its record too: a wrong database name fails after the record exists.
-        failed = etl("migrate", "--sample-tickets", "150", "--mysql", uri.replace(database, database + "_nope"),
-                     env={k: str(v) for k, v in dirs.items()})
-        assert failed.returncode == 1
-    finally:
-        with base.connect(database=False) as conn, conn.cursor() as cur:
-            for host in ("%", "localhost", "127.0.0.1"):
-                cur.execute(f"DROP USER IF EXISTS '{user}'@'{host}'")
-            cur.execute(f"DROP DATABASE IF EXISTS `{database}`")
-            cur.execute(f"DROP DATABASE IF EXISTS `{database}_nope`")
+    with password_user(base, PASSWORD) as (uri, database):
+        try:
+            done = etl("migrate", "--sample-tickets", "150", env={"MYSQL_URI": uri, **{k: str(v) for k, v in dirs.items()}})
+            assert done.returncode == 0, done.stdout + done.stderr
+            # A failed run writes its record too: a wrong database name fails after the record exists.
+            failed = etl("migrate", "--sample-tickets", "150", "--mysql", uri.replace(database, database + "_nope"),
+                         env={k: str(v) for k, v in dirs.items()})
+            assert failed.returncode == 1
+        finally:
+            with base.connect(database=False) as conn, conn.cursor() as cur:
+                cur.execute(f"DROP DATABASE IF EXISTS `{database}_nope`")
     forms = {PASSWORD, quote(PASSWORD, safe=""), quote(PASSWORD)}
     output = done.stdout + done.stderr + failed.stdout + failed.stderr
     for form in forms:

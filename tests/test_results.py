@@ -62,6 +62,19 @@ def test_every_step_result_serializes(mysql_server, mysql_target, tmp_path):
     results.append(build_docs(root))
     results.append(add_user(mysql_target, "alice", "admin", "s3cret-Passw0rd"))
     results.append(run_sql("SELECT status, count(*) AS n FROM tickets GROUP BY status ORDER BY status", stage.dir))
+    # etl status, etl runs, etl report (the application layer's own results), on a recorded run
+    from etl import status as app_status
+    from etl.core.config import Settings
+    from etl.core.runs import new_run, now_text
+
+    settings = Settings(root=tmp_path, mysql_uri=mysql_target.uri, chunk_size=200, export_dir=tmp_path / "export",
+                        stage_dir=tmp_path / "stage", runtime_dir=tmp_path / "runtime")
+    run = new_run(settings.runtime_dir, settings.public())
+    run.status, run.finished_at = "ok", now_text()
+    run.save()
+    results.append(app_status.status(settings))
+    listed = app_status.runs(settings)
+    results += [listed, *listed.runs, app_status.report(settings, open_browser=False)]
     base, server = mysql_server
     if server is None:  # the system server: a private one gives a real ServerInfo
         server = LocalServer(tmp_path / "server")

@@ -27,12 +27,12 @@ from pathlib import Path
 from typing import Callable
 
 from ..core.errors import EtlError
+from ..core.reports import BENCH_REPORTS, MONITOR_REPORTS, latest as _latest
 from .stages import COMPARING, STAGES, Stage, stage
 
 # Where `etl bench` and `etl monitor` (etl/api) write: RUNTIME_DIR/bench/<time>/report.json and
-# RUNTIME_DIR/monitor/<time>.jsonl (one sample a line); the guards read the newest of each.
-BENCH_REPORTS = "*/report.json"
-MONITOR_REPORTS = "*.jsonl"
+# RUNTIME_DIR/monitor/<time>.jsonl (one sample a line); the guards read the newest of each
+# (etl/core/reports.py, which the evidence report and `etl status` read too).
 EXPECTATIONS_KEPT = Path("cutover") / "expectations.json"
 
 
@@ -135,11 +135,6 @@ def expectations(m: Move) -> GuardResult:
                            "about the source)", figures)
     return GuardResult("expectations", False, f"{len(r.failures)} of {len(r.checks)} expectations failed: "
                        + ", ".join(figures["failed_rules"][:5]), figures)
-
-
-def _latest(folder: Path, pattern: str) -> Path | None:
-    found = sorted(folder.glob(pattern), key=lambda p: p.stat().st_mtime)
-    return found[-1] if found else None
 
 
 def _read_bench(path: Path) -> tuple[bool, list]:
