@@ -22,7 +22,8 @@ from the HTML: each page's verdict comes from its stored result (uncommitted/val
 
 **Offline.** The pages load Bootstrap, jQuery, bootstrap-table, Font Awesome and others from
 CDNs. Those files, the exact versions the pages name, are vendored in
-etl/report/datadocs_assets/ (see its README: versions, licences); `finish` copies them to
+etl/report/datadocs_assets/ (see its README: versions, licences; inside the package, so the wheel
+carries them); `finish` copies them to
 `static/vendor/` in the site and points every page at them by relative path. The vega scripts
 are dropped (no page we build calls vegaEmbed) and the Great Expectations logo comes from the
 site's own static/images. Plain outbound links (<a href>) are left as they are.
