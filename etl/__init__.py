@@ -37,8 +37,8 @@ PUBLIC: dict[str, str] = {
     "load": ".mysql.load", "LoadResult": ".mysql.load", "TableLoad": ".mysql.load",
     "parity": ".check.parity", "ParityResult": ".check.parity", "TableParity": ".check.parity", "RowDiff": ".check.parity",
     "parity_with_report": ".report.parity", "write_report": ".report.parity",
-    "validate": ".check.validate", "ValidationResult": ".check.validate", "SuiteOutcome": ".check.validate", "Check": ".check.validate",
-    "build_docs": ".check.validate", "DocsResult": ".check.validate", "gx_root": ".check.validate", "docs_index": ".check.validate",
+    "validate": ".report.datadocs", "ValidationResult": ".check.validate", "SuiteOutcome": ".check.validate", "Check": ".check.validate",
+    "build_docs": ".report.datadocs", "DocsResult": ".check.validate", "gx_root": ".check.validate", "docs_index": ".check.validate",
     "copy_context": ".check.validate",
     # what analysts look at (the notebooks)
     "tickets_per_day": ".stage.profile", "field_shares": ".stage.profile", "rejects_by_reason": ".stage.profile",

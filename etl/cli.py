@@ -490,14 +490,23 @@ def validate_cmd(
 
 @app.command("docs")
 @cli_errors
-def docs_cmd():
+def docs_cmd(
+    open_: bool = typer.Option(False, "--open", help="Then open the index in a browser (without a display: say where it is)."),
+    serve: bool = typer.Option(False, "--serve", help="Then serve the docs on 127.0.0.1 until Ctrl-C, as `dbt docs serve`."),
+    port: Optional[int] = typer.Option(None, "--port", help="Port for --serve (default 8080; 0 picks a free one)."),
+):
     """Build the Great Expectations data docs (HTML): every suite, and the results of past `etl validate` runs.
 
-    Written to expectations/gx/uncommitted/data_docs/local_site/index.html. Needs no database.
+    Written to expectations/gx/uncommitted/data_docs/local_site/index.html. Needs no database. A rule the source export already breaks shows as a warning with its notes, as `etl validate` reports it; the pages' styles and scripts are local copies, so the docs work offline.
     """
     from . import playbook
 
-    show(playbook.build_docs(load_settings()))
+    settings = load_settings()
+    show(playbook.build_docs(settings))
+    if open_:
+        show(playbook.docs_open(settings))
+    if serve:
+        show(playbook.docs_serve(settings, port=port, echo=show))
 
 
 # ---------------------------------------------------------------- migrate

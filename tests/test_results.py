@@ -7,19 +7,21 @@ from __future__ import annotations
 import importlib
 import json
 import pkgutil
+import threading
 
 import etl
 from etl.api.serve import background
 from etl.api.smoke import smoke_test
 from etl.api.verify import verify_reads
 from etl.check.parity import parity
-from etl.check.validate import GX_DIR, build_docs, copy_context, validate
+from etl.check.validate import GX_DIR, build_docs, copy_context, docs_index, validate
 from etl.core.config import load_settings, project_root
 from etl.core.result import Result
 from etl.mysql.db import MySQLTarget, apply_schema
 from etl.mysql.load import load
 from etl.mysql.server import LocalServer
 from etl.mysql.users import add_user
+from etl.report.datadocs import open_docs, serve_docs
 from etl.report.query import run_sql
 from etl.source.export import export
 from etl.source.folder import ExportFolder
@@ -60,6 +62,12 @@ def test_every_step_result_serializes(mysql_server, mysql_target, tmp_path):
     root = copy_context(project_root() / GX_DIR, tmp_path / GX_DIR)
     results.append(validate(mysql_target, stage, root=root, docs=False))
     results.append(build_docs(root))
+    results.append(open_docs(docs_index(root)))  # where there is no display: where the docs are
+    stop, served = threading.Event(), []
+    serving = threading.Thread(target=lambda: served.append(serve_docs(root, port=0, echo=lambda _: stop.set(), stop=stop)))
+    serving.start()
+    serving.join(30)
+    results += served
     results.append(add_user(mysql_target, "alice", "admin", "s3cret-Passw0rd"))
     results.append(run_sql("SELECT status, count(*) AS n FROM tickets GROUP BY status ORDER BY status", stage.dir))
     # etl status, etl runs, etl report (the application layer's own results), on a recorded run

@@ -557,13 +557,16 @@ def _import_gx() -> None:
 
 
 def validate(target: MySQLTarget, stage_dir: Path | StageFolder, *, strict: bool = False, root: Path | None = None,
-             docs: bool = True, engine: str = "sql") -> ValidationResult:
+             docs: bool = True, engine: str = "sql", publish=None) -> ValidationResult:
     """Run every suite against `target`, with expected values from the stage at `stage_dir`.
 
     `engine` computes the expectations' results: "sql", one pass per table in MySQL (etl/check/figures.py),
     while the source side runs; "gx", Great Expectations' own checkpoint against MySQL (the
     reference the first is tested against, about 10x slower at 1M tickets). Both store the results
-    in the context and build the same data docs."""
+    in the context and build the same data docs.
+
+    `publish(ctx, results, result, docs) -> result`, given by a caller above this wing
+    (etl.report.datadocs.publish), stores the verdicts with the results and builds the docs instead."""
     from ..core.config import project_root
 
     if engine not in ENGINES:
@@ -595,8 +598,9 @@ def validate(target: MySQLTarget, stage_dir: Path | StageFolder, *, strict: bool
             with _connection_env(target):
                 try:
                     changed += sync_runner(ctx)
-                    results = (_gx_results(ctx, params, docs) if computing is None
-                               else _computed_results(ctx, *computing.result(), params, docs))
+                    plain = docs and publish is None  # Great Expectations' own docs, without the verdicts
+                    results = (_gx_results(ctx, params, plain) if computing is None
+                               else _computed_results(ctx, *computing.result(), params, plain))
                 except Exception as e:  # noqa: BLE001 - Great Expectations' or the server's errors: name them, mask the URI
                     who = "Great Expectations" if computing is None else "validation"
                     raise ValidationError(f"{who} could not run: {mask_uri(str(e)).splitlines()[0]}",
@@ -616,9 +620,10 @@ def validate(target: MySQLTarget, stage_dir: Path | StageFolder, *, strict: bool
         suites.append(SuiteOutcome(name, len(these), sum(c.outcome == "failed" for c in these),
                                    sum(c.outcome == "warning" for c in these)))
     index = docs_index(root)
-    return ValidationResult(
+    result = ValidationResult(
         str(target), str(stage_dir), strict, tuple(suites), tuple(checks), tuple(notes),
         str(index) if docs and index.is_file() else None, time.perf_counter() - t0, t_source, t_gx, tuple(changed))
+    return publish(ctx, results, result, docs) if publish else result
 
 
 def _gx_results(ctx, params: dict, docs: bool) -> list:
