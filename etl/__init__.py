@@ -34,7 +34,7 @@ PUBLIC: dict[str, str] = {
     "transform": ".stage.transform", "TransformResult": ".stage.transform", "StoreCounts": ".stage.transform",
     "ExportFolder": ".source.folder", "StageFolder": ".stage.folder", "Result": ".core.result",
     "connect": ".report.query", "run_sql": ".report.query", "QueryResult": ".report.query",
-    "load": ".mysql.load", "LoadResult": ".mysql.load", "TableLoad": ".mysql.load",
+    "load": ".mysql.load", "LoadResult": ".mysql.load", "TableLoad": ".mysql.table_loader",
     "parity": ".check.parity", "ParityResult": ".check.parity", "TableParity": ".check.parity", "RowDiff": ".check.parity",
     "parity_with_report": ".report.parity", "write_report": ".report.parity",
     "validate": ".check.validate", "ValidationResult": ".check.validate", "SuiteOutcome": ".check.validate", "Check": ".check.validate",
