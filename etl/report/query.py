@@ -27,7 +27,7 @@ from ..core.config import mask_uri
 from ..core.errors import EtlError
 from ..stage.folder import rejects_path, stage_path
 from ..core.stores import STORES
-from ..source.export import MAX_OBJECT_BYTES
+from ..source.inputs import MAX_OBJECT_BYTES
 from ..source.folder import ExportFolder
 
 
