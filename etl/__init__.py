@@ -38,8 +38,8 @@ PUBLIC: dict[str, str] = {
     "parity": ".check.parity", "ParityResult": ".check.parity", "TableParity": ".check.parity", "RowDiff": ".check.parity",
     "parity_with_report": ".report.parity", "write_report": ".report.parity",
     "validate": ".check.validate", "ValidationResult": ".check.validate", "SuiteOutcome": ".check.validate", "Check": ".check.validate",
-    "build_docs": ".check.validate", "DocsResult": ".check.validate", "gx_root": ".check.validate", "docs_index": ".check.validate",
-    "copy_context": ".check.validate",
+    "build_docs": ".check.validate", "DocsResult": ".check.validate", "gx_root": ".check.suites", "docs_index": ".check.suites",
+    "copy_context": ".check.suites",
     # what analysts look at (the notebooks)
     "tickets_per_day": ".stage.profile", "field_shares": ".stage.profile", "rejects_by_reason": ".stage.profile",
     "parity_cells": ".report.parity", "sla_shares": ".check.aggregates", "notebook_target": ".playbook",

@@ -20,7 +20,8 @@ from etl.api.serve import ServeResult, background, free_port
 from etl.api.smoke import smoke_test
 from etl.api.verify import verify_reads
 from etl.check.parity import parity
-from etl.check.validate import GX_DIR, build_docs, copy_context, validate
+from etl.check.suites import GX_DIR, copy_context
+from etl.check.validate import build_docs, validate
 from etl.core.config import load_settings, project_root
 from etl.cutover import history, move_to, read_state, status
 from etl.cutover.adapter import write_adapter
