@@ -35,7 +35,7 @@ PUBLIC: dict[str, str] = {
     "ExportFolder": ".source.folder", "StageFolder": ".stage.folder", "Result": ".core.result",
     "connect": ".report.query", "run_sql": ".report.query", "QueryResult": ".report.query",
     "load": ".mysql.load", "LoadResult": ".mysql.load", "TableLoad": ".mysql.table_loader",
-    "parity": ".check.parity", "ParityResult": ".check.parity", "TableParity": ".check.parity", "RowDiff": ".check.parity",
+    "parity": ".check.parity", "ParityResult": ".check.parity", "TableParity": ".check.parity_table", "RowDiff": ".check.parity_table",
     "parity_with_report": ".report.parity", "write_report": ".report.parity",
     "validate": ".check.validate", "ValidationResult": ".check.validate", "SuiteOutcome": ".check.validate", "Check": ".check.validate",
     "build_docs": ".check.validate", "DocsResult": ".check.validate", "gx_root": ".check.suites", "docs_index": ".check.suites",
