@@ -15,6 +15,7 @@ from ..core.digest import DIGEST, duckdb_expression, has_digest
 from ..core.errors import ParityError
 from ..core.rowhash import hash_expression, select_sql
 from ..core.stores import Store
+from ..mysql.read import read_sql
 
 # connectorx reads this many primary-key ranges at once (measured in BENCHMARKS.md: 2 beats
 # 1 and 4 on a 2-core machine for 1M tickets).
@@ -92,19 +93,14 @@ class MySQLSide:
         """The same hash of the stage's rows."""
         return duckdb_expression(self.store) if self.digest else hash_expression(self.store)
 
-    def _read(self, queries: list[str], return_type: str):
-        import connectorx as cx
-
-        try:
-            return cx.read_sql(self.target.uri, queries if len(queries) > 1 else queries[0], return_type=return_type)
-        except Exception as e:  # connectorx raises plain RuntimeErrors, with the URI in some of them
-            raise ParityError(f"reading MySQL failed: {mask_uri(str(e))[:300]}", store=self.store.name) from None
+    def _read(self, queries: list[str]) -> pa.Table:
+        return read_sql(self.target, queries, error=ParityError, store=self.store.name)
 
     def read(self) -> pa.Table:
         """Keys, bucket columns and digests of every row; every column where there is no digest.
         (Streaming the batches into DuckDB instead measured slower: see BENCHMARKS.md.)"""
         cols = tuple(dict.fromkeys((*self.store.primary_key, *self.bucket_columns, DIGEST))) if self.digest else None
-        return self._read(range_queries(self.store, self.points, cols), "arrow")
+        return self._read(range_queries(self.store, self.points, cols))
 
     def read_in_background(self) -> Callable[[], pa.Table]:
         """Start `read` in a thread (the server and connectorx work while DuckDB hashes the stage);
@@ -135,4 +131,4 @@ class MySQLSide:
                    for i in range(0, len(keys), 500)]
         if not queries:
             return pa.table({c.name: pa.array([], pa.null()) for c in self.store.columns})
-        return self._read(queries, "arrow")
+        return self._read(queries)

@@ -159,10 +159,8 @@ class TableLoader:
     def _server_hashes(self, where: str | None = None, *, digests: bool = False) -> pl.DataFrame:
         """Key + `row_hash` of each stored row in `where`: every column read back and hashed by
         etl.rowhash, or (`digests`) the row_digest MySQL computed of it."""
-        try:
-            rows = (read_digests if digests else read_mysql)(self.target, self.store, where)
-        except Exception as e:  # connectorx raises plain RuntimeErrors
-            raise LoadError(f"reading back {self.store.table} failed: {e}", store=self.store.name) from None
+        rows = (read_digests if digests else read_mysql)(self.target, self.store, where, error=LoadError,
+                                                         what=f"reading back {self.store.table}")
         if digests:
             hashes = pl.from_arrow(rows).select(self.key, pl.col(DIGEST).cast(pl.UInt64).alias(HASH))
         else:
@@ -351,10 +349,7 @@ class TableLoader:
                 raise LoadError(f"{table} holds {held} rows after a bulk load of {staged.height} rows "
                                 f"of which {refused.height} were refused", store=self.store.name)
         else:
-            try:
-                present = pl.from_arrow(read_keys(self.target, self.store))
-            except Exception as e:  # connectorx raises plain RuntimeErrors
-                raise LoadError(f"reading back the keys of {table} failed: {e}", store=self.store.name) from None
+            present = pl.from_arrow(read_keys(self.target, self.store, error=LoadError, what=f"reading back the keys of {table}"))
             present = present.with_columns(pl.col(key).cast(self.keys.schema[key]))
             missing, gone, unexplained = plan.settle(staged, present, refused, key)
             if unexplained.height:
