@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import etl
 from etl.api.bench import BenchThresholds, bench
@@ -137,6 +138,10 @@ def test_every_step_result_serializes(mysql_server, mysql_target, tmp_path):
         assert set(data) >= {"ok"} and str(r)  # beside a readable __str__
     assert {type(r) for r in results} == _all_result_types()
     assert data_of(results, "FlagChange")["evidence"][0]["name"] == "sequence"  # the guards' asdict, as recorded
+    bench_data = data_of(results, "BenchResult")  # the series stays in report.json, out of run records
+    report = json.loads((Path(bench_data["report_dir"]) / "report.json").read_text())
+    assert "series" not in bench_data and len(report["series"]) == bench_data["overall"]["requests"] > 0
+    assert {k: v for k, v in report.items() if k not in ("series", "endpoint_names", "generated_at")} == bench_data
     # a holder of a secret inside a result is serialized masked
     from etl.core.result import plain
     assert "topsecret-pw" not in json.dumps(plain({"target": secret}))

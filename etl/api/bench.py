@@ -90,6 +90,11 @@ class BenchResult(Result):
     def ok(self) -> bool:
         return not self.breaches
 
+    def asdict(self) -> dict:
+        """The figures without the latency series (up to MAX_SERIES points): a run record keeps the
+        summary; report.json, written beside the HTML, holds the series too."""
+        return {k: v for k, v in super().asdict().items() if k != "series"}
+
     def __str__(self) -> str:
         lines = [f"bench of {self.base_url}: {self.overall.requests:,} requests at {self.target_rps:g}/s target, "
                  f"{self.achieved_rps:.1f}/s sent, {self.throughput_rps:.1f}/s answered; errors {self.error_rate:.2%} "
@@ -267,7 +272,7 @@ def bench(base_url: str, token: str | None, runtime_dir: Path, *, rate: float = 
                          chunk_failed, round(peak, 1), thresholds, tuple(breaches), str(out), series)
     from .bench_report import render_html
 
-    body = {**result.asdict(), "endpoint_names": list(endpoints),
+    body = {**result.asdict(), "series": result.series, "endpoint_names": list(endpoints),
             "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     (out / "report.json").write_text(mask_secrets(json.dumps(body), token), encoding="utf-8")
     (out / "report.html").write_text(mask_secrets(render_html(result, list(endpoints)), token), encoding="utf-8")
