@@ -17,7 +17,8 @@ import time
 
 from common import OUT, snippet_layout
 
-from etl.source.export import SUMMARY, _copy, fingerprint
+from etl.source.export import SUMMARY, fingerprint
+from etl.source.forms import copy_file
 
 
 def main() -> None:
@@ -33,12 +34,12 @@ def main() -> None:
     print("| round | hard link s | copy s | fingerprint s |\n|---|---|---|---|")
     for r in range(args.rounds):
         row = []
-        for how in (os.link, _copy, None):
+        for how in (os.link, copy_file, None):
             shutil.rmtree(dst, ignore_errors=True)
             dst.mkdir(parents=True)
             if how is None:
                 for p in files:
-                    _copy(p, dst / p.name)
+                    copy_file(p, dst / p.name)
             os.sync()
             t0 = time.perf_counter()
             for p in files:

@@ -24,7 +24,7 @@ from bench_load import drop, fresh, session, staged
 from etl.mysql import bulk
 from etl.mysql.db import MySQLTarget
 from etl.core.digest import _mysql_element, mysql_expression
-from etl.mysql.load import mysql_order
+from etl.mysql.plan import mysql_order
 from etl.mysql.server import LocalServer
 from etl.stage.folder import read_stage
 from etl.core.stores import store

@@ -35,7 +35,8 @@ from common import OUT, sample_export
 
 from etl.mysql import bulk
 from etl.mysql.db import MySQLTarget, apply_schema
-from etl.mysql.load import load, mysql_order
+from etl.mysql.load import load
+from etl.mysql.plan import mysql_order
 from etl.mysql.server import LocalServer
 from etl.stage.folder import read_stage, staged_stores
 

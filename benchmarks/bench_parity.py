@@ -61,7 +61,7 @@ def probes(target: MySQLTarget, stage: Path) -> list[tuple[str, float]]:
     import duckdb
     import polars as pl
 
-    from etl.check.parity import MySQLSide, range_queries, split_points
+    from etl.check.parity_read import MySQLSide, range_queries, split_points
     from etl.core.rowhash import hash_expression
 
     keys = pl.read_parquet(stage / "tickets.parquet", columns=["id"])["id"]

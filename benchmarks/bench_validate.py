@@ -48,13 +48,13 @@ def validate_process(target: MySQLTarget, stage: Path, code: Path = ROOT) -> tup
 
 
 def per_suite(target: MySQLTarget, stage: Path) -> list[tuple[str, float]]:
-    from etl.check.validate import (_connection_env, gx_root, open_context, source_frames, source_parameters,
-                              suite_names)
+    from etl.check.expected import source_frames, source_parameters
+    from etl.check.suites import connection_env, gx_root, open_context, suite_names
 
     params = source_parameters(source_frames(stage))
     ctx = open_context(gx_root(ROOT))
     out = []
-    with _connection_env(target):
+    with connection_env(target):
         for name in suite_names():
             vd = ctx.validation_definitions.get(name)
             t0 = time.perf_counter()

@@ -202,7 +202,7 @@ def parity_check(settings: Settings, *, src: Path | None = None, buckets: Sequen
 
 def validate_target(settings: Settings, *, strict: bool = False, docs: bool = True, target_=None):
     """The expectation suites against MySQL with expected values from the stage, then the data docs."""
-    from .check.validate import gx_root
+    from .check.suites import gx_root
     from .report.datadocs import validate  # the check's, its verdicts stored for the data docs
 
     return validate(target_ or target(settings), settings.stage_dir, strict=strict, root=gx_root(settings.root), docs=docs)
@@ -217,7 +217,7 @@ def validate_migration(settings: Settings, echo: Callable[[object], None] = prin
 
 def build_docs(settings: Settings):
     """The data docs from the suites and past results; needs no database."""
-    from .check.validate import gx_root
+    from .check.suites import gx_root
     from .report.datadocs import build_docs as build
 
     return build(gx_root(settings.root))
@@ -433,7 +433,7 @@ def report(settings: Settings, run_id: str | None = None, *, open_browser: bool 
 
 def docs_open(settings: Settings):
     """`etl docs --open`: the data docs' index in a browser, or where it is when there is no display."""
-    from .check.validate import docs_index, gx_root
+    from .check.suites import docs_index, gx_root
     from .report.datadocs import open_docs
 
     return open_docs(docs_index(gx_root(settings.root)))
@@ -441,7 +441,7 @@ def docs_open(settings: Settings):
 
 def docs_serve(settings: Settings, *, port: int | None = None, echo: Callable[[object], None] = print):
     """`etl docs --serve`: the data docs over HTTP on 127.0.0.1 until Ctrl-C, as `dbt docs serve`."""
-    from .check.validate import gx_root
+    from .check.suites import gx_root
     from .report.datadocs import DEFAULT_PORT, serve_docs
 
     return serve_docs(gx_root(settings.root), port=DEFAULT_PORT if port is None else port, echo=echo)

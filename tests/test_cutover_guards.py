@@ -27,7 +27,7 @@ from etl.core.errors import CutoverError
 from etl.source.export import export
 from etl.mysql.load import load
 from etl.stage.transform import transform
-from etl.check.validate import GX_DIR, copy_context
+from etl.check.suites import GX_DIR, copy_context
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_EXPORT = ROOT / "data" / "sample-export"

@@ -21,7 +21,8 @@ from typer.testing import CliRunner
 from etl.mysql import bulk
 from etl.cli import app
 from etl.core.errors import EtlError, LoadError
-from etl.mysql.load import finalize_sessions, load
+from etl.mysql.load import load
+from etl.stage.sessions import finalize_sessions
 from etl.core.rowhash import checksum, row_hashes
 from etl.mysql.read import mysql_row_hashes
 from etl.stage.folder import read_stage, stage_path, staged_stores
@@ -276,7 +277,7 @@ def test_load_refuses_a_target_without_the_schema(mysql_target, stage):
 
 def test_keys_are_ordered_as_mysql_orders_them(schema_target):
     """utf8mb4_bin pads with spaces: 'a\\t' sorts before 'a', which sorts before 'a!'; chunk key ranges rely on it."""
-    from etl.mysql.load import mysql_order
+    from etl.mysql.plan import mysql_order
 
     keys = ["b", "a!", "a", "a\t", "a\x01x", "a\nb", "ab", "é", "Z", "a\tz", "🙂", "a-"]
     with schema_target.connect() as conn, conn.cursor() as cur:

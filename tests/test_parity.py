@@ -25,7 +25,9 @@ from etl.mysql.db import MySQLTarget, apply_schema
 from etl.core.errors import ParityError
 from etl.source.export import export
 from etl.mysql.load import load
-from etl.check.parity import CHANGED, EXTRA, MISSING, MySQLSide, check_buckets, split_points, table_buckets
+from etl.check.buckets import check_buckets, table_buckets
+from etl.check.parity_read import MySQLSide, split_points
+from etl.check.parity_table import CHANGED, EXTRA, MISSING
 from etl.report.parity import parity_with_report as parity
 from etl.stage.folder import read_stage
 from etl.core.stores import STORES, store

@@ -20,7 +20,7 @@ import pytest
 
 from etl.mysql.db import MySQLTarget, apply_schema
 from etl.mysql.load import load
-from etl.check.parity import CHANGED, EXTRA, MISSING
+from etl.check.parity_table import CHANGED, EXTRA, MISSING
 from etl.report.parity import REPORT_ROWS, heatmap, parity_with_report, plain_text, visible
 from etl.stage.folder import read_stage
 from etl.core.stores import store

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from etl.core.config import Settings
 from etl.playbook import migrate
-from etl.check.validate import GX_DIR, ValidationResult, copy_context, docs_index
+from etl.check.suites import GX_DIR, copy_context, docs_index
+from etl.check.validate import ValidationResult
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = ["preflight: mysql server", "apply schema", "export", "transform", "load", "parity", "validate + data docs"]

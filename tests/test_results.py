@@ -6,16 +6,28 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import pkgutil
+import signal
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import etl
-from etl.api.serve import background
+from etl.api.bench import BenchThresholds, bench
+from etl.api.monitor import monitor
+from etl.api.serve import ServeResult, background, free_port
 from etl.api.smoke import smoke_test
 from etl.api.verify import verify_reads
 from etl.check.parity import parity
-from etl.check.validate import GX_DIR, build_docs, copy_context, docs_index, validate
+from etl.check.suites import GX_DIR, copy_context, docs_index
+from etl.check.validate import build_docs, validate
 from etl.core.config import load_settings, project_root
+from etl.cutover import history, move_to, read_state, status
+from etl.cutover.adapter import write_adapter
+from etl.cutover.guards import Move, evaluate, sequence
+from etl.cutover.stages import stage as cutover_stage
 from etl.core.result import Result
 from etl.mysql.db import MySQLTarget, apply_schema
 from etl.mysql.load import load
@@ -44,6 +56,39 @@ def _all_result_types() -> set[type]:
     return found
 
 
+def data_of(results, name: str) -> dict:
+    return next(r.asdict() for r in results if type(r).__name__ == name)
+
+
+def _served(target: MySQLTarget, tmp_path) -> ServeResult:
+    """`serve` runs in the foreground until Ctrl-C: run it in a process of its own, interrupt it once
+    it answers, and take the ServeResult it returned (as its asdict()) back."""
+    port = free_port()
+    code = ("import json, signal, sys\n"
+            "from etl.api.serve import serve\nfrom etl.core.config import load_settings\nfrom etl.mysql.db import MySQLTarget\n"
+            "signal.signal(signal.SIGINT, lambda *_: None)  # uvicorn re-raises the Ctrl-C it handled\n"
+            "settings = load_settings(api_token='t0ken')\n"
+            "r = serve(settings, MySQLTarget.parse(settings.mysql_uri), port=int(sys.argv[1]), echo=lambda _: None)\n"
+            "print(json.dumps(r.asdict()))\n")
+    env = {**os.environ, "RUNTIME_DIR": str(tmp_path / "serve"), "MYSQL_URI": target.uri}  # not in argv: ps shows that
+    proc = subprocess.Popen([sys.executable, "-c", code, str(port)], env=env, stdout=subprocess.PIPE, text=True)
+    import httpx
+
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                threading.Event().wait(0.1)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    data = json.loads(out.strip().splitlines()[-1])
+    assert data.pop("ok") is True and data["requests"] >= 1 and data["url"] == f"http://127.0.0.1:{port}"
+    return ServeResult(**data)
+
+
 def test_every_step_result_serializes(mysql_server, mysql_target, tmp_path):
     raw = tmp_path / "raw"
     results = [write_sample(raw, tickets=120, seed=4)]
@@ -56,9 +101,21 @@ def test_every_step_result_serializes(mysql_server, mysql_target, tmp_path):
     results.append(apply_schema(mysql_target))
     results.append(load(stage, mysql_target))
     results.append(parity(stage, mysql_target))
-    with background(load_settings(root=tmp_path), mysql_target) as (url, token):
+    settings = load_settings(root=tmp_path)
+    with background(settings, mysql_target) as (url, token):
         results.append(smoke_test(url, token))
         results.append(verify_reads(url, token, tmp_path / "export", stage_name="shadow", per_bucket=1))
+        # a bench that checks the form, not the speed (the test process's own memory is no API's)
+        results.append(bench(url, token, tmp_path, rate=10, duration=1, bulk_chunks=1, chunk_size=20,
+                             thresholds=BenchThresholds(p95_ms=60_000, chunk_s=60, memory_mb=1e6)))
+        results.append(monitor(url, token, mysql_target, tmp_path, interval=0, count=1, probes=2))
+    results.append(_served(mysql_target, tmp_path))
+    results.append(write_adapter(tmp_path / "adapter.js"))
+    results.append(move_to(settings, mysql_target, "dual-write", reason="test", guards=(sequence,)))
+    results.append(evaluate(Move(settings, mysql_target, cutover_stage("dual-write"), cutover_stage("shadow")), (sequence,))[0])
+    results.append(read_state(mysql_target))
+    results.append(history(mysql_target))
+    results.append(status(mysql_target))
     root = copy_context(project_root() / GX_DIR, tmp_path / GX_DIR)
     results.append(validate(mysql_target, stage, root=root, docs=False))
     results.append(build_docs(root))
@@ -100,6 +157,11 @@ def test_every_step_result_serializes(mysql_server, mysql_target, tmp_path):
         assert "s3cret-Passw0rd" not in text and (not base.password or base.password not in text)
         assert set(data) >= {"ok"} and str(r)  # beside a readable __str__
     assert {type(r) for r in results} == _all_result_types()
+    assert data_of(results, "FlagChange")["evidence"][0]["name"] == "sequence"  # the guards' asdict, as recorded
+    bench_data = data_of(results, "BenchResult")  # the series stays in report.json, out of run records
+    report = json.loads((Path(bench_data["report_dir"]) / "report.json").read_text())
+    assert "series" not in bench_data and len(report["series"]) == bench_data["overall"]["requests"] > 0
+    assert {k: v for k, v in report.items() if k not in ("series", "endpoint_names", "generated_at")} == bench_data
     # a holder of a secret inside a result is serialized masked
     from etl.core.result import plain
     assert "topsecret-pw" not in json.dumps(plain({"target": secret}))

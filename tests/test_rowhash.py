@@ -8,7 +8,8 @@ import pytest
 
 from etl.mysql import bulk
 from etl.core.rowhash import HASH, Checksum, checksum, row_hashes
-from etl.mysql.read import mysql_row_hashes, read_mysql
+from etl.core.errors import EtlError, LoadError
+from etl.mysql.read import mysql_row_hashes, read_keys, read_mysql
 from etl.core.stores import store
 
 from load_helpers import TICKETS, frame, ticket, tricky_tickets
@@ -18,6 +19,16 @@ from load_helpers import TICKETS, frame, ticket, tricky_tickets
 def test_empty_tables_hash_to_nothing(schema_target, st):
     hashes = mysql_row_hashes(schema_target, store(st))
     assert hashes.height == 0 and checksum(hashes) == Checksum(0, 0)
+
+
+def test_a_failed_read_is_the_callers_error_naming_what_was_read(mysql_target):
+    """One wrapper for every connectorx read (load, parity, etl sql): the caller's error class and words."""
+    with pytest.raises(LoadError, match=r"^\[load\] reading back tickets failed: .*tickets.* exist") as e:
+        read_mysql(mysql_target, store("tickets"), error=LoadError, what="reading back tickets")  # no schema: no table
+    assert e.value.store == "tickets"
+    with pytest.raises(EtlError, match=r"^\[etl\] reading MySQL failed: .*vendors.* exist") as e:
+        read_keys(mysql_target, store("vendors"))
+    assert e.value.store == "vendors" and type(e.value) is EtlError
 
 
 def test_stage_and_mysql_hash_the_same_rows_equal(schema_target, tmp_path):

@@ -28,20 +28,19 @@ from etl.check.rules import DUCKDB, MYSQL, RULES
 from etl.stage.folder import read_stage
 from etl.core.stores import TICKETS
 from etl.stage.transform import transform
-from etl.check.validate import (
+from etl.check.expected import source_frames
+from etl.check.suites import (
     GX_DIR,
     URL_ENV,
-    _connection_env,
-    check,
+    connection_env,
     copy_context,
     docs_index,
     open_context,
-    source_frames,
     suite_names,
     sync_runner,
     sync_suites,
-    validate,
 )
+from etl.check.validate import check, validate
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_EXPORT = ROOT / "data" / "sample-export"
@@ -249,7 +248,7 @@ def test_the_committed_context_is_what_the_code_generates(schema_target, tmp_pat
     before = _files(root)
     ctx = open_context(root)
     assert sync_suites(ctx) == []
-    with _connection_env(schema_target):
+    with connection_env(schema_target):
         assert sync_runner(ctx) == []
     assert _files(root) == before
     # No connection string, and so no password, is written into the context: only its variable.

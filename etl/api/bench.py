@@ -25,7 +25,7 @@ import os
 import resource
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -34,6 +34,7 @@ from hdrh.histogram import HdrHistogram
 
 from ..core.config import mask_secrets
 from ..core.errors import ApiError
+from ..core.result import Result
 
 ENDPOINTS = ("/api/tickets?page=1&limit=100", "/api/incidents?page=1&limit=100", "/api/customers?page=1&limit=100",
              "/api/vendors?page=1&limit=100", "/api/upload-sessions?page=1&limit=100")
@@ -66,7 +67,7 @@ class EndpointStats:
 
 
 @dataclass(frozen=True)
-class BenchResult:
+class BenchResult(Result):
     base_url: str
     target_rps: float
     achieved_rps: float  # requests sent per second over the sending window
@@ -88,6 +89,11 @@ class BenchResult:
     @property
     def ok(self) -> bool:
         return not self.breaches
+
+    def asdict(self) -> dict:
+        """The figures without the latency series (up to MAX_SERIES points): a run record keeps the
+        summary; report.json, written beside the HTML, holds the series too."""
+        return {k: v for k, v in super().asdict().items() if k != "series"}
 
     def __str__(self) -> str:
         lines = [f"bench of {self.base_url}: {self.overall.requests:,} requests at {self.target_rps:g}/s target, "
@@ -266,7 +272,7 @@ def bench(base_url: str, token: str | None, runtime_dir: Path, *, rate: float = 
                          chunk_failed, round(peak, 1), thresholds, tuple(breaches), str(out), series)
     from .bench_report import render_html
 
-    body = {**asdict(result), "endpoint_names": list(endpoints), "ok": result.ok,
+    body = {**result.asdict(), "series": result.series, "endpoint_names": list(endpoints),
             "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     (out / "report.json").write_text(mask_secrets(json.dumps(body), token), encoding="utf-8")
     (out / "report.html").write_text(mask_secrets(render_html(result, list(endpoints)), token), encoding="utf-8")

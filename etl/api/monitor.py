@@ -34,6 +34,7 @@ import pymysql
 from ..core.config import mask_secrets
 from ..mysql.db import MySQLTarget
 from ..core.errors import ApiError, EtlError
+from ..core.result import Result
 from .metrics import parse as parse_metrics
 
 STATUS = ("Threads_running", "Threads_connected", "Slow_queries", "Aborted_connects", "Innodb_buffer_pool_reads",
@@ -70,7 +71,7 @@ def _fmt(v) -> str:
 
 
 @dataclass(frozen=True)
-class MonitorResult:
+class MonitorResult(Result):
     samples: int
     breaches: tuple[tuple[int, Breach], ...]  # (sample number, breach)
     series: str  # the JSONL file

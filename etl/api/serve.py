@@ -14,10 +14,11 @@ from urllib.parse import urlsplit
 from ..core.config import Settings
 from ..mysql.db import MySQLTarget
 from ..core.errors import ApiError, ConfigError
+from ..core.result import Result
 
 
 @dataclass(frozen=True)
-class ServeResult:
+class ServeResult(Result):
     url: str
     target: str
     requests: int

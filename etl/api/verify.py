@@ -3,7 +3,7 @@ the browser's copy of it (the export), field by field, under the adapter's repre
 
 For every store, every record of the export is read once by DuckDB with the transform's own
 reading (etl.stage.transform.records_sql: each column typed as the transform types it, and
-whether the transform rejects the record) and put in its parity bucket (etl.check.parity
+whether the transform rejects the record) and put in its parity bucket (etl.check.buckets
 `bucket_expression` over the store's `default_buckets`: tickets by day, cabang, status and
 category). Up to `per_bucket` records per bucket are sampled, deterministically (by md5 of the key
 and `seed`). Records the transform rejects (a value it cannot store, or the loser of a duplicate
@@ -28,7 +28,7 @@ from urllib.parse import urlencode
 import httpx
 import polars as pl
 
-from ..check.parity import bucket_expression
+from ..check.buckets import bucket_expression
 from ..core import duck
 from ..core.config import mask_secrets
 from ..core.errors import ApiError

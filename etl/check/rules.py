@@ -3,8 +3,8 @@
 One list, `RULES`, derived from the store descriptions (etl/core/stores.py: keys, spans, SLA
 bands, categorical columns, upload-session pointers), drives both sides:
 
-* etl/check/validate.py turns every rule into a Great Expectations expectation and runs the
-  suites against MySQL;
+* etl/check/suites.py turns every rule into a Great Expectations expectation and
+  etl/check/validate.py runs the suites against MySQL;
 * the same rule's query runs in DuckDB over the staged source, so a rule the source
   export already breaks is reported as a finding about the source, with its records,
   instead of being blamed on the migration.

@@ -24,292 +24,24 @@ Data docs (HTML) are rebuilt at `docs_index(root)`.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
-from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
-from ..core.result import Result
-from ..core import duck
-from . import figures
-from .aggregates import AGGREGATES, BY_VIEW, ROW_COLUMN, expected_rows, group_key, mysql_query
 from ..core.config import mask_uri
-from ..mysql.db import MySQLTarget
 from ..core.errors import ValidationError
-from ..core.resources import data_path
-from .rules import MYSQL, DUCKDB, RULE_STORES, RULES, Rule
-from ..stage.folder import StageFolder, read_stage, stage_path, stage_schema
-from ..stage.sessions import carried_counts, finalize_sessions
-from ..core.stores import SESSION_COLUMN, SESSION_STORES, UPLOAD_SESSIONS
-
-GX_DIR = "expectations"  # the file context's project root, under the project root
-DATASOURCE = "mysql"
-BATCH = "all"
-CHECKPOINT = "etl_validate"
-URL_ENV = "ETL_GX_MYSQL_URL"  # the only way the connection string reaches Great Expectations
-RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 10}
-EXAMPLES = 3
-
-
-def gx_root(project_root: Path) -> Path:
-    return Path(project_root) / GX_DIR
-
-
-def docs_index(root: Path) -> Path:
-    """Where the data docs' front page is written."""
-    return Path(root) / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
-
-
-# ---------------------------------------------------------------- the suites, from the code
-
-
-def suite_names() -> tuple[str, ...]:
-    return tuple(s.table for s in RULE_STORES) + tuple(a.suite for a in AGGREGATES)
-
-
-def build_suites() -> list:
-    """The expectation suites as etl/check/rules.py and etl/check/aggregates.py describe them."""
-    import great_expectations as gx
-    import great_expectations.expectations as gxe
-
-    suites = []
-    for store in RULE_STORES:
-        exps = []
-        for rule in (r for r in RULES if r.store is store):
-            kind, kwargs = rule.ge_expectation()
-            exps.append(getattr(gxe, kind)(**kwargs, meta={"rule": rule.name}, description=rule.description))
-        suites.append(gx.ExpectationSuite(name=store.table, expectations=exps,
-                                          meta={"table": store.table, "generated_by": "etl/check/rules.py"}))
-    for agg in AGGREGATES:
-        # Rows within the expected set and as many of them: the same rows (a view's rows are distinct).
-        # Cheaper than ExpectColumnDistinctValuesToEqualSet, which evaluates the view six times.
-        exps = [
-            gxe.ExpectColumnValuesToBeInSet(column=ROW_COLUMN, value_set={"$PARAMETER": agg.parameter},
-                                            meta={"rule": agg.rule, "view": agg.view}, description=agg.description),
-            gxe.ExpectTableRowCountToEqual(value={"$PARAMETER": agg.count_parameter},
-                                           meta={"rule": agg.rule, "view": agg.view}, description=agg.count_description),
-        ]
-        suites.append(gx.ExpectationSuite(name=agg.suite, expectations=exps,
-                                          meta={"view": agg.view, "generated_by": "etl/check/aggregates.py"}))
-    return suites
-
-
-def _assets() -> dict[str, tuple[str, str]]:
-    """asset name -> (type, table or query)."""
-    assets = {s.table: ("table", s.table) for s in RULE_STORES}
-    assets.update({a.suite: ("query", mysql_query(a)) for a in AGGREGATES})
-    return assets
-
-
-def _suite_content(suite) -> list[dict]:
-    out = []
-    for e in suite.expectations:
-        d = e.configuration.to_json_dict()
-        d.pop("id", None)
-        out.append(d)
-    return out
-
-
-def open_context(root: Path):
-    """The file context under `root` (created on first use), with progress bars off."""
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    root = Path(root)
-    packed = data_path(GX_DIR)
-    if not root.exists() and packed.is_dir() and packed != root:  # an installed etl run outside a checkout
-        shutil.copytree(packed, root, ignore=shutil.ignore_patterns("uncommitted"))
-    root.mkdir(parents=True, exist_ok=True)
-    ctx = gx.get_context(mode="file", project_root_dir=str(root))
-    bars = ctx.variables.progress_bars  # a ProgressBarsConfig when set in code, a dict when read from the file
-    globally = bars.get("globally") if isinstance(bars, dict) else getattr(bars, "globally", None)
-    if globally is not False:
-        ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
-        ctx.variables.save()
-    return ctx
-
-
-def sync_suites(ctx) -> list[str]:
-    """Make the stored suites what the code describes; rewrite only those that differ."""
-    changed = []
-    wanted = build_suites()
-    stored = {s.name: s for s in ctx.suites.all()}
-    for suite in wanted:
-        old = stored.get(suite.name)
-        if old is None or _suite_content(old) != _suite_content(suite) or old.meta != suite.meta:
-            ctx.suites.add_or_update(suite)
-            changed.append(f"suite {suite.name}")
-    for name in set(stored) - {s.name for s in wanted}:
-        ctx.suites.delete(name)
-        changed.append(f"suite {name} removed")
-    return changed
-
-
-def sync_runner(ctx) -> list[str]:
-    """Make the data source, its assets, the validation definitions and the checkpoint what the
-    code describes. Adding a data source or an asset connects to it: call with the URL set."""
-    import great_expectations as gx
-
-    changed = []
-    assets = _assets()
-    try:
-        ds = ctx.data_sources.get(DATASOURCE)
-    except (KeyError, LookupError, ValueError):
-        ds = None
-    have = None
-    if ds is not None:
-        have = {a.name: (a.type, getattr(a, "table_name", None) if a.type == "table" else getattr(a, "query", None))
-                for a in ds.assets}
-    if ds is None or str(ds.connection_string) != f"${{{URL_ENV}}}" or have != assets:
-        # Validation definitions and the checkpoint point at the assets by id: rebuild them together.
-        for cp in ctx.checkpoints.all():
-            ctx.checkpoints.delete(cp.name)
-        for vd in ctx.validation_definitions.all():
-            ctx.validation_definitions.delete(vd.name)
-        if ds is not None:
-            ctx.data_sources.delete(DATASOURCE)
-        ds = ctx.data_sources.add_sql(name=DATASOURCE, connection_string=f"${{{URL_ENV}}}")
-        for name, (kind, what) in assets.items():
-            asset = ds.add_table_asset(name=name, table_name=what) if kind == "table" else ds.add_query_asset(name=name, query=what)
-            asset.add_batch_definition_whole_table(BATCH)
-        changed.append("data source")
-
-    vds = {v.name: v for v in ctx.validation_definitions.all()}
-    ordered = []
-    wanted = [ctx.suites.get(n) for n in suite_names()]
-    for suite in wanted:
-        vd = vds.get(suite.name)
-        if vd is None or vd.suite.name != suite.name or vd.data.data_asset.name != suite.name:
-            batch = ctx.data_sources.get(DATASOURCE).get_asset(suite.name).get_batch_definition(BATCH)
-            vd = ctx.validation_definitions.add_or_update(
-                gx.ValidationDefinition(name=suite.name, data=batch, suite=ctx.suites.get(suite.name)))
-            changed.append(f"validation definition {suite.name}")
-        ordered.append(vd)
-    for name in set(vds) - {s.name for s in wanted}:
-        ctx.validation_definitions.delete(name)
-
-    try:
-        cp = ctx.checkpoints.get(CHECKPOINT)
-    except Exception:  # noqa: BLE001 - Great Expectations raises several kinds for "not found"
-        cp = None
-    if cp is None or [v.name for v in cp.validation_definitions] != [v.name for v in ordered] \
-            or cp.result_format != RESULT_FORMAT or [a.type for a in cp.actions] != ["update_data_docs"]:
-        ctx.checkpoints.add_or_update(gx.Checkpoint(
-            name=CHECKPOINT, validation_definitions=ordered, result_format=RESULT_FORMAT,
-            actions=[gx.checkpoint.UpdateDataDocsAction(name="update_data_docs")]))
-        changed.append(f"checkpoint {CHECKPOINT}")
-    return changed
-
-
-# ---------------------------------------------------------------- the source side
-
-
-def _needed_columns(store) -> list[str]:
-    """The columns the parameters are computed from (a 1M-ticket stage is not read whole)."""
-    from .aggregates import MONTH
-
-    cols = set(store.categorical) | ({SESSION_COLUMN} & set(store.column_names))
-    for agg in AGGREGATES:
-        if agg.store is store:
-            cols |= {store.time_column if k == MONTH else k for k in agg.keys}
-            cols |= {m.column for m in agg.measures if m.column}
-    return [c for c in store.column_names if c in cols]
-
-
-def source_frames(stage_dir: Path) -> dict[str, pl.DataFrame]:
-    """The tables as MySQL should hold them after the load: the stage, with upload sessions
-    finalized the way the loader finalizes them (counts = rows carrying the id). Only the
-    columns expectations read, except for upload sessions (small, and finalized whole)."""
-    frames = {}
-    for store in RULE_STORES:
-        cols = store.column_names if store is UPLOAD_SESSIONS else _needed_columns(store)
-        frames[store.name] = (read_stage(stage_dir, store, lazy=True).select(cols).collect()
-                              if stage_path(stage_dir, store).is_file()
-                              else pl.DataFrame(schema=stage_schema(store)).select(cols))
-    counts = carried_counts(frames[s.name] for s in SESSION_STORES if s.name in frames)
-    frames[UPLOAD_SESSIONS.name] = finalize_sessions(frames[UPLOAD_SESSIONS.name], counts)  # the loader's own rule
-    return frames
-
-
-def source_parameters(frames: dict[str, pl.DataFrame]) -> dict[str, list]:
-    """Every suite parameter: the source's value sets and the views' expected rows."""
-    return {**value_sets(frames), **view_parameters(frames)}
-
-
-def value_sets(frames: dict[str, pl.DataFrame]) -> dict[str, list]:
-    """The `in set` rules' parameters: each categorical column's values in the source."""
-    params: dict[str, list] = {}
-    for rule in RULES:
-        if rule.parameter:
-            col = rule.expectation[1]["column"]
-            values = frames[rule.store.name].get_column(col).drop_nulls().unique().sort().to_list()
-            params[rule.parameter] = values
-    return params
-
-
-def view_parameters(frames: dict[str, pl.DataFrame]) -> dict[str, list]:
-    """The views' parameters: their rows and row counts as the source gives them."""
-    params: dict[str, list] = {}
-    for agg in AGGREGATES:
-        params[agg.parameter] = expected_rows(agg, frames[agg.store.name])
-        params[agg.count_parameter] = len(params[agg.parameter])
-    return params
-
-
-@dataclass(frozen=True)
-class SourceBreach:
-    """The source records that break one rule."""
-
-    records: int
-    keys: frozenset
-    examples: tuple[str, ...]
-
-
-def _describe(row: dict) -> str:
-    return ", ".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}" for k, v in row.items())
-
-
-def source_breaches(stage_dir: Path) -> dict[str, SourceBreach]:
-    """Rule name -> the staged records breaking it (for the rules the source can break)."""
-    con = duck.connect()
-    for store in RULE_STORES:
-        path = stage_path(stage_dir, store)
-        if path.is_file():
-            con.sql(f"CREATE VIEW {store.table} AS SELECT * FROM read_parquet({duck.literal(path)})")
-        else:  # an export without this store: an empty table of the right shape
-            con.register(store.table, pl.DataFrame(schema=stage_schema(store)).to_arrow())
-    out = {}
-    for rule in RULES:
-        if not rule.source_checked:
-            continue
-        rel = con.sql(rule.sql(DUCKDB))
-        cols = rel.columns
-        rows = rel.fetchall()
-        out[rule.name] = SourceBreach(len(rows), frozenset(r[0] for r in rows),
-                                      tuple(_describe(dict(zip(cols, r))) for r in rows[:EXAMPLES]))
-    con.close()
-    return out
-
-
-def collation_notes(frames: dict[str, pl.DataFrame]) -> list[str]:
-    """Categorical values MySQL's collation merges (case, trailing spaces): one group in its views."""
-    notes = []
-    for store in RULE_STORES:
-        frame = frames[store.name]
-        for col in store.categorical:
-            if not store.column(col).is_text:
-                continue
-            merged = (frame.select(pl.col(col).drop_nulls().unique()).with_columns(group_key(col).alias("__g"))
-                      .group_by("__g").agg(pl.col(col).sort()).filter(pl.col(col).list.len() > 1))
-            for spellings in merged.get_column(col).to_list():
-                notes.append(f"{store.table}.{col}: the source holds {', '.join(repr(s) for s in spellings)}, "
-                             "which MySQL's collation groups as one value (the app shows them apart)")
-    return notes
+from ..core.result import Result
+from ..mysql.db import MySQLTarget
+from ..stage.folder import StageFolder
+from . import figures
+from .aggregates import AGGREGATES, BY_VIEW, mysql_query
+from .expected import EXAMPLES, SourceBreach, collation_notes, describe_row, source_breaches, source_frames, value_sets, view_parameters
+from .rules import MYSQL, RULE_STORES, RULES, Rule
+from .suites import (CHECKPOINT, DATASOURCE, RESULT_FORMAT, asset_specs, connection_env, docs_index, gx_root, open_context, suite_names,
+                     sync_runner, sync_suites)
 
 
 # ---------------------------------------------------------------- the result
@@ -451,20 +183,6 @@ class ValidationResult(Result):
 # ---------------------------------------------------------------- the run
 
 
-@contextmanager
-def _connection_env(target: MySQLTarget):
-    url = target.engine().url.render_as_string(hide_password=False)
-    old = os.environ.get(URL_ENV)
-    os.environ[URL_ENV] = url
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(URL_ENV, None)
-        else:
-            os.environ[URL_ENV] = old
-
-
 def _check_target(target: MySQLTarget) -> None:
     wanted = {s.table for s in RULE_STORES} | {a.view for a in AGGREGATES}
     with target.connect() as conn, conn.cursor() as cur:
@@ -504,7 +222,7 @@ def _mysql_breakers(target: MySQLTarget, rule: Rule, limit: int) -> tuple[list, 
         cur.execute(f"SELECT * FROM ({rule.sql(MYSQL)}) AS breaking LIMIT {int(limit)}")
         cols = [c[0] for c in cur.description]
         rows = cur.fetchall()
-    return [r[0] for r in rows], [_describe(dict(zip(cols, r))) for r in rows]
+    return [r[0] for r in rows], [describe_row(dict(zip(cols, r))) for r in rows]
 
 
 def _view_diff(target: MySQLTarget, view: str, expected: list[str]) -> str:
@@ -595,7 +313,7 @@ def validate(target: MySQLTarget, stage_dir: Path | StageFolder, *, strict: bool
             importing.result()
             ctx = open_context(root)
             changed = sync_suites(ctx)
-            with _connection_env(target):
+            with connection_env(target):
                 try:
                     changed += sync_runner(ctx)
                     plain = docs and publish is None  # Great Expectations' own docs, without the verdicts
@@ -649,7 +367,7 @@ def _computed_results(ctx, figs: dict, views: dict, params: dict, docs: bool) ->
 
     run_id = RunIdentifier(run_time=datetime.datetime.now(datetime.timezone.utc))
     checkpoint = ctx.checkpoints.get(CHECKPOINT)
-    assets = _assets()
+    assets = asset_specs()
     results, keys = [], []
     for vd in checkpoint.validation_definitions:
         name, batch = vd.suite.name, f"{DATASOURCE}-{vd.suite.name}"
@@ -708,9 +426,3 @@ def build_docs(root: Path | None = None) -> DocsResult:
     if not index.is_file():
         raise ValidationError("Great Expectations wrote no data docs index", file=str(index))
     return DocsResult(str(index), suite_names(), tuple(changed), time.perf_counter() - t0)
-
-
-def copy_context(src: Path, dest: Path) -> Path:
-    """A copy of a file context without its generated results and docs (for tests and benchmarks)."""
-    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("uncommitted"), dirs_exist_ok=True)
-    return dest

@@ -10,12 +10,22 @@ import math
 from pathlib import PurePath
 
 
+class _TrueUnlessSaid:
+    """`ok` of a Result that does not say: True. A subclass says with a property, or with a field
+    named `ok` (GuardResult): this descriptor defines no __set__, so the field's value, set on the
+    instance, wins, and it hides itself from the class (`getattr(cls, "ok")` raises) so that
+    dataclasses does not take it for the field's default."""
+
+    def __get__(self, obj, owner=None) -> bool:
+        if obj is None:
+            raise AttributeError("ok")
+        return True
+
+
 class Result:
     """Mixin for the frozen dataclass a step returns. `ok` is True unless the result says otherwise."""
 
-    @property
-    def ok(self) -> bool:
-        return True
+    ok = _TrueUnlessSaid()
 
     def asdict(self) -> dict:
         out = {f.name: plain(getattr(self, f.name)) for f in dataclasses.fields(self)}

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 from importlib.resources import files
 from pathlib import Path
 
+from ..core.result import Result
 from ..core.stores import STORES, Store
 from .stages import STAGES
 
@@ -47,7 +48,7 @@ def adapter_source() -> str:
 
 
 @dataclass(frozen=True)
-class AdapterFile:
+class AdapterFile(Result):
     path: str
     bytes: int
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..core.errors import FlagError
+from ..core.result import Result
 from .stages import STAGE_NAMES, Stage, stage_of
 
 BOOL = ("true", "false")
@@ -105,7 +106,7 @@ def stage_name(flags: dict) -> str | None:
 
 
 @dataclass(frozen=True)
-class FlagState:
+class FlagState(Result):
     flags: dict
     stage: str | None
     updated_at: str | None
@@ -124,7 +125,7 @@ class FlagState:
 
 
 @dataclass(frozen=True)
-class FlagChange:
+class FlagChange(Result):
     action: str  # set | forced | rollback | refused | unchanged
     actor: str
     from_stage: str | None
@@ -139,6 +140,10 @@ class FlagChange:
     @property
     def refused(self) -> bool:
         return self.action == "refused"
+
+    @property
+    def ok(self) -> bool:
+        return not self.refused
 
     def __str__(self) -> str:
         moves = ", ".join(f"{k} {json.dumps(a)} -> {json.dumps(b)}" for k, (a, b) in self.changes.items()) or "nothing"
@@ -330,7 +335,7 @@ class HistoryEntry:
 
 
 @dataclass(frozen=True)
-class FlagHistory:
+class FlagHistory(Result):
     entries: tuple[HistoryEntry, ...]
 
     def __str__(self) -> str:

@@ -21,13 +21,14 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
 from ..core.errors import EtlError
 from ..core.reports import BENCH_REPORTS, MONITOR_REPORTS, latest as _latest
+from ..core.result import Result
 from .stages import COMPARING, STAGES, Stage, stage
 
 # Where `etl bench` and `etl monitor` (etl/api) write: RUNTIME_DIR/bench/<time>/report.json and
@@ -45,7 +46,7 @@ class Thresholds:
 
 
 @dataclass(frozen=True)
-class GuardResult:
+class GuardResult(Result):
     name: str
     ok: bool
     summary: str  # one line, with the figures
@@ -53,9 +54,6 @@ class GuardResult:
 
     def __str__(self) -> str:
         return f"{self.name:<13}{'ok' if self.ok else 'FAIL':<6}{self.summary}"
-
-    def plain(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -108,7 +106,7 @@ def stage_identity(stage_dir: Path) -> str:
 
 
 def expectations(m: Move) -> GuardResult:
-    from ..check.validate import gx_root
+    from ..check.suites import gx_root
     from ..report.datadocs import validate  # its stored results carry the verdicts, as etl validate's do
 
     parity_now = next((r for r in m.earlier if r.name == "parity"), None)

@@ -44,7 +44,7 @@ def move_to(settings, target, name: str, *, force: bool = False, reason: str | N
 
     results = g.evaluate(g.Move(settings, target, now, to, thresholds, entered_at(target)), guards)
     failed = [r for r in results if not r.ok]
-    evidence = tuple(r.plain() for r in results)
+    evidence = tuple(r.asdict() for r in results)
 
     def decide(flags: dict) -> Decision:
         if flags != seen.flags:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from ..core.result import Result
 from .flags import FlagState, read_state
 
 BUCKETS = ("day", "cabang", "status", "category")
@@ -38,7 +39,7 @@ class BucketMismatches:
 
 
 @dataclass(frozen=True)
-class CutoverStatus:
+class CutoverStatus(Result):
     state: FlagState
     tables: tuple[TableConsistency, ...]
     buckets: tuple[BucketMismatches, ...]

@@ -46,7 +46,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..check.validate import DocsResult, ValidationResult, docs_index, gx_root
+from ..check.suites import docs_index, gx_root
+from ..check.validate import DocsResult, ValidationResult
 from ..core.errors import ValidationError
 from ..core.result import Result
 

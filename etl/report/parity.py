@@ -23,7 +23,8 @@ import polars as pl
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 
-from ..check.parity import CHANGED, EXTRA, KINDS, MISSING, ParityResult, RowDiff, TableReport, parity
+from ..check.parity import ParityResult, parity
+from ..check.parity_table import CHANGED, EXTRA, KINDS, MISSING, RowDiff, TableReport
 from ..core.digest import DIGEST
 from ..core.errors import ParityError
 from ..core.show import pieces, plain_text  # noqa: F401 (plain_text: a public name of the report's values)

@@ -27,7 +27,7 @@ from ..core.config import mask_uri
 from ..core.errors import EtlError
 from ..stage.folder import rejects_path, stage_path
 from ..core.stores import STORES
-from ..source.export import MAX_OBJECT_BYTES
+from ..source.inputs import MAX_OBJECT_BYTES
 from ..source.folder import ExportFolder
 
 
@@ -82,10 +82,10 @@ def mysql_tables(target, wanted: set[str] | None = None) -> dict:
         with target.connect() as conn, conn.cursor() as cur:
             cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()")
             have = {r[0] for r in cur.fetchall()}
-        return {f"{MYSQL_PREFIX}{s.table}": read_mysql(target, s) for s in STORES
-                if s.table in have and (wanted is None or f"{MYSQL_PREFIX}{s.table}" in wanted)}
-    except (pymysql.err.Error, RuntimeError) as e:  # connectorx raises RuntimeErrors, some with the URI
+    except pymysql.err.Error as e:
         raise EtlError(f"reading MySQL failed: {mask_uri(str(e))[:300]}") from None
+    return {f"{MYSQL_PREFIX}{s.table}": read_mysql(target, s) for s in STORES  # read_mysql says its own failure
+            if s.table in have and (wanted is None or f"{MYSQL_PREFIX}{s.table}" in wanted)}
 
 
 def connect(stage_dir: Path, export_dir: Path | None = None, database: str = ":memory:", *,

@@ -33,7 +33,8 @@ from ..core.result import Result
 from ..core import duck
 from ..core.duplicates import RULE, winners
 from ..core.errors import ExportError
-from .export import MAX_OBJECT_BYTES, SUMMARY, export, export_files, read_summary
+from .export import export, export_files, read_summary
+from .inputs import MAX_OBJECT_BYTES, SUMMARY
 from ..core.stores import STORES, Store
 
 REPORT, CONFLICTS = "merge-report.json", "merge-conflicts.ndjson"
