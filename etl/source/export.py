@@ -46,7 +46,6 @@ from ..core.stores import BY_NAME, Store
 from .counting import check_counts
 from .forms import read_source
 from .inputs import ARRAY, SUMMARY, Found, load_small_json, what_is
-from .inputs import MAX_OBJECT_BYTES  # noqa: F401 - etl.stage.transform imports it from here
 
 FORMS = ("folder", "single", "dexie", "chromium")
 # DuckDB reads one JSON array file on one thread but many files side by side: an array file

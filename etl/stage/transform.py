@@ -63,7 +63,7 @@ from ..core.result import Result
 from ..core import duck
 from ..core.duplicates import RULE, pad_space, winners
 from ..core.errors import TransformError
-from ..source.export import MAX_OBJECT_BYTES
+from ..source.inputs import MAX_OBJECT_BYTES
 from ..source.folder import ExportFolder
 from ..core.process import alive
 from .folder import SUMMARY, polars_dtype, rejects_path, stage_path, stage_schema
