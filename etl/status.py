@@ -35,7 +35,7 @@ def _mtime(path: Path) -> str | None:
 
 
 def _parse(text: str | None) -> datetime | None:
-    from .report.evidence import utc_time
+    from .report.evidence_data import utc_time
 
     t = utc_time(text)
     return t.replace(tzinfo=timezone.utc) if t else None
@@ -274,7 +274,7 @@ def _validation_part(found: list[RunRecord]) -> dict | None:
 
 def _measure_part(read, runtime_dir) -> dict | None:
     """The newest bench report or monitor series: where, when, and whether it was within its thresholds."""
-    from .report.evidence import guarded
+    from .report.evidence_data import guarded
 
     found = guarded(read, Path(runtime_dir), datetime.min)
     if found is None or "error" in found:
@@ -389,7 +389,7 @@ class StatusReport(Result):
 
 
 def status(settings: Settings) -> StatusReport:
-    from .report.evidence import read_bench, read_monitor
+    from .report.evidence_data import read_bench, read_monitor
 
     target, target_part = _target_part(settings)
     found = list_runs(settings.runtime_dir)
@@ -449,7 +449,8 @@ def report(settings: Settings, run_id: str | None = None, *, open_browser: bool 
 
     from .core.errors import ConfigError
     from .core.runs import find_run
-    from .report.evidence import collect_evidence, load_evidence, save_evidence, write_report
+    from .report.evidence import write_report
+    from .report.evidence_data import collect_evidence, load_evidence, save_evidence
 
     run = find_run(settings.runtime_dir, run_id)
     if run is None:

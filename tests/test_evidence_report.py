@@ -18,7 +18,8 @@ from pathlib import Path
 
 from etl.core.config import Settings
 from etl.core.runs import StepRecord, new_run, now_text, read_run
-from etl.report.evidence import collect_evidence, load_evidence, save_evidence, write_report
+from etl.report.evidence import write_report
+from etl.report.evidence_data import collect_evidence, load_evidence, save_evidence
 
 STEPS = [("preflight", "preparation"), ("schema", "preparation"), ("api-smoke", "preparation"), ("export", "migration"),
          ("transform", "migration"), ("upload-sessions", "migration"), ("load", "migration"), ("parity", "validation"),
