@@ -352,3 +352,39 @@ def test_etl_serve_command_serves_and_never_shows_the_token(loaded, tmp_path):
     assert f"127.0.0.1:{port}" in out and "requests" in out
     assert secret not in out + err
     assert secret not in repr(load_settings(api_token=secret)) and secret not in str(load_settings(api_token=secret).public())
+
+
+def test_browsers_of_the_configured_origins_may_call_the_api_and_no_others(loaded, tmp_path):
+    """The cutover adapter runs in the app's page, on another origin than `etl serve`: a browser
+    sends a preflight for its bearer-token requests, and reads only what CORS lets it read."""
+    import httpx
+
+    from etl.api.serve import background
+    from etl.core.config import load_settings
+
+    app_origin = "https://helpdesk.example.com:8443"
+    settings = load_settings(tmp_path, runtime_dir=str(tmp_path / "runtime"), api_token="cors-test-token-123456",
+                             api_cors_origins="https://helpdesk.example.com:8443, http://localhost:5173")
+    assert settings.api_cors_origins == (app_origin, "http://localhost:5173")
+    with background(settings, loaded) as (url, token):
+        preflight = {"Origin": app_origin, "Access-Control-Request-Method": "GET",
+                     "Access-Control-Request-Headers": "authorization, if-none-match"}
+        ok = httpx.options(f"{url}/api/feature-flags", headers=preflight)
+        assert ok.status_code == 200 and ok.headers["access-control-allow-origin"] == app_origin
+        assert "authorization" in ok.headers["access-control-allow-headers"].lower()
+        got = httpx.get(f"{url}/api/feature-flags", headers={"Origin": app_origin, "Authorization": f"Bearer {token}"})
+        assert got.status_code == 200 and got.headers["access-control-allow-origin"] == app_origin
+        assert "etag" in got.headers["access-control-expose-headers"].lower()  # the adapter's flag polls read it
+        other = httpx.options(f"{url}/api/feature-flags", headers={**preflight, "Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
+        plain = httpx.get(f"{url}/api/feature-flags", headers={"Origin": "https://evil.example",
+                                                                "Authorization": f"Bearer {token}"})
+        assert "access-control-allow-origin" not in plain.headers  # the browser keeps the answer from the page
+    with pytest.raises(Exception, match="not an origin"):
+        load_settings(tmp_path, api_cors_origins="https://helpdesk.example.com/app")
+
+
+def test_without_configured_origins_the_api_sends_no_cors_headers(api):
+    c, _url, _app, _runtime = api
+    got = c.get("/health", headers={"Origin": "https://helpdesk.example.com"})
+    assert got.status_code == 200 and "access-control-allow-origin" not in got.headers

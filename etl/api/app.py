@@ -58,6 +58,7 @@ class ApiConfig:
     max_overflow: int = 8
     pool_timeout: float = 5.0
     stall: str | None = None  # ETL_SERVE_STALL's value
+    cors_origins: tuple[str, ...] = ()  # API_CORS_ORIGINS: pages of these origins may call the API
 
     def __repr__(self) -> str:  # never the tokens
         return f"ApiConfig(target={self.target}, pool_size={self.pool_size}, stall={self.stall!r})"
@@ -206,6 +207,14 @@ def create_app(cfg: ApiConfig) -> FastAPI:
                               "control endpoints. Bearer token: API_TOKEN (read + write) or API_READ_TOKEN (read).")
     app.state.pool, app.state.metrics, app.state.config = pool, metrics, cfg
     app.add_middleware(Guard, metrics=metrics, stall=parse_stall(cfg.stall))
+    if cfg.cors_origins:
+        # The browser adapter runs in the app's page, another origin than the API's: its reads, the
+        # flag polls (ETag) and the mismatch reports need CORS. Bearer tokens, no cookies: no credentials.
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(cfg.cors_origins), allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type", "If-None-Match"],
+                           expose_headers=["ETag"], max_age=600)
 
     @app.exception_handler(ApiFailure)
     async def _failure(request, exc: ApiFailure):
@@ -362,8 +371,10 @@ _BatchId = PathParam(..., min_length=1, max_length=64)
 
 
 def config_from(settings, target: MySQLTarget, **kw) -> ApiConfig:
-    """The API's configuration from the settings (API_TOKEN, API_READ_TOKEN, RUNTIME_DIR, CHUNK_SIZE)."""
+    """The API's configuration from the settings (API_TOKEN, API_READ_TOKEN, API_CORS_ORIGINS, RUNTIME_DIR,
+    CHUNK_SIZE)."""
     return ApiConfig(target=target, token=settings.api_token, read_token=settings.api_read_token,
                      runtime_dir=settings.runtime_dir, chunk_size=settings.chunk_size,
+                     cors_origins=settings.api_cors_origins,
                      stall=kw.pop("stall", None) or os.environ.get(STALL_ENV) or None, **kw)
 

@@ -14,7 +14,7 @@ from .errors import ConfigError
 DEFAULT_CHUNK_SIZE = 200  # the seed's CHUNK_SIZE; the API path's batch size
 DEFAULT_BASE_URL = "http://127.0.0.1:8700"  # where `etl serve` listens by default
 ENV_NAMES = ("MYSQL_URI", "CHUNK_SIZE", "EXPORT_DIR", "STAGE_DIR", "RUNTIME_DIR", "BASE_URL", "API_TOKEN",
-             "API_READ_TOKEN")
+             "API_READ_TOKEN", "API_CORS_ORIGINS")
 SECRET_FIELDS = ("api_token", "api_read_token")
 
 
@@ -39,6 +39,8 @@ class Settings:
     # Tokens never reach a repr, a report or a log: repr=False here, masked by public().
     api_token: str | None = field(default=None, repr=False)  # read + write
     api_read_token: str | None = field(default=None, repr=False)  # read only
+    # Origins whose pages may call the API from a browser (the app's, for the cutover adapter).
+    api_cors_origins: tuple[str, ...] = ()
 
     def __post_init__(self):
         if self.chunk_size < 1:
@@ -86,7 +88,20 @@ def load_settings(root: Path | None = None, **flags) -> Settings:
         base_url=(pick("BASE_URL") or DEFAULT_BASE_URL).rstrip("/"),
         api_token=pick("API_TOKEN"),
         api_read_token=pick("API_READ_TOKEN"),
+        api_cors_origins=cors_origins(pick("API_CORS_ORIGINS")),
     )
+
+
+def cors_origins(text: str | None) -> tuple[str, ...]:
+    """API_CORS_ORIGINS: origins separated by commas or spaces, each scheme://host[:port] (no path)."""
+    out = []
+    for origin in re.split(r"[,\s]+", text or ""):
+        if not origin:
+            continue
+        if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin.rstrip("/")):
+            raise ConfigError(f"API_CORS_ORIGINS: {origin!r} is not an origin (scheme://host[:port], no path)")
+        out.append(origin.rstrip("/"))
+    return tuple(out)
 
 
 _PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)(?P<at>@)", re.I)
