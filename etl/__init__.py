@@ -22,7 +22,7 @@ PUBLIC: dict[str, str] = {
     # errors
     "EtlError": ".core.errors", "ConfigError": ".core.errors", "ServerError": ".core.errors", "SchemaError": ".core.errors",
     "ExportError": ".core.errors", "TransformError": ".core.errors", "LoadError": ".core.errors", "ParityError": ".core.errors",
-    "ValidationError": ".core.errors",
+    "ValidationError": ".core.errors", "PlaybookError": ".core.errors", "CutoverError": ".core.errors",
     # the stores
     "STORES": ".core.stores", "Store": ".core.stores", "Column": ".core.stores",
     # MySQL
@@ -44,7 +44,7 @@ PUBLIC: dict[str, str] = {
     "tickets_per_day": ".stage.profile", "field_shares": ".stage.profile", "rejects_by_reason": ".stage.profile",
     "parity_cells": ".report.parity", "sla_shares": ".check.aggregates", "notebook_target": ".playbook",
     # the playbook: migrate and its verbs
-    "migrate": ".playbook", "RunRecord": ".core.runs", "StepRecord": ".core.runs", "target": ".playbook",
+    "migrate": ".playbook", "PlaybookOptions": ".steps", "RunRecord": ".core.runs", "StepRecord": ".core.runs", "target": ".playbook",
     "db_up": ".playbook", "db_down": ".playbook", "db_status": ".playbook", "DbStatus": ".playbook",
     "schema_apply": ".playbook", "sample_export": ".playbook", "normalize_export": ".playbook",
     "transform_export": ".playbook", "load_stage": ".playbook", "parity_check": ".playbook",

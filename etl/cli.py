@@ -518,12 +518,42 @@ def migrate(
     export: Optional[Path] = typer.Option(None, "--from", help="What to migrate (an export folder or file); default: a generated sample."),
     mysql: Optional[str] = MysqlOpt,
     sample_tickets: int = typer.Option(30000, min=0, help="Tickets in the generated sample when no --from is given."),
+    until: Optional[str] = typer.Option(None, "--until", metavar="STEP",
+                                        help="Stop after STEP (slug, number or phase: --until validation stops before the cutover)."),
+    from_step: Optional[str] = typer.Option(None, "--from-step", metavar="STEP", help="Start at STEP (earlier steps are skipped)."),
+    only: Optional[str] = typer.Option(None, "--only", metavar="STEP", help="Run STEP (or one phase) alone."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the last run from its failed or interrupted step, "
+                                "after re-checking what its earlier steps produced."),
+    restart: bool = typer.Option(False, "--restart", help="Migrate again into a database whose cutover began: "
+                                 "rolls the flags back to IndexedDB first (recorded)."),
+    bench_seconds: float = typer.Option(5.0, min=0.1, help="Length of each API benchmark (steps 10, 13)."),
+    monitor_samples: int = typer.Option(5, min=1, help="Samples the post-cutover monitor takes (step 15)."),
+    monitor_interval: float = typer.Option(2.0, min=0, help="Seconds between the monitor's samples."),
+    threshold_error: float = typer.Option(0.01, help="Monitor: largest API error rate in a sample."),
+    threshold_latency_p95: float = typer.Option(2000.0, help="Monitor: largest API p95 latency in a sample, ms."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No load progress bar."),
 ):
-    """Run the playbook: server, schema, export, and every later stage, recording the run in RUNTIME_DIR."""
+    """Run the seed's 18-step playbook, recording the run and its evidence report in RUNTIME_DIR/runs/.
+
+    \b
+    preparation    1 preflight  2 schema  3 api-smoke
+    migration      4 export  5 transform  6 upload-sessions  7 load
+    validation     8 parity  9 aggregations  10 benchmark
+    cutover        11 dual-read  12 dual-write  13 performance  14 cutover  15 monitor
+    finalization   16 finalize-sessions  17 rollback  18 report
+
+    With no BASE_URL the API steps use `etl serve`, started for the run; with no MYSQL_URI, the local
+    server. A breach in the post-cutover monitor rolls the flags back (step 17) and the run fails.
+    """
     from . import playbook
 
     settings = load_settings(mysql_uri=mysql)
-    show(playbook.migrate(settings, source=export, sample_tickets=sample_tickets, echo=show))
+    with _load_progress(not quiet and err.is_terminal) as progress:
+        show(playbook.migrate(settings, source=export, sample_tickets=sample_tickets, echo=show, until=until,
+                              from_step=from_step, only=only, resume=resume, progress=progress,
+                              bench_seconds=bench_seconds, monitor_samples=monitor_samples,
+                              monitor_interval=monitor_interval, threshold_error=threshold_error,
+                              threshold_latency_p95=threshold_latency_p95, restart=restart))
 
 
 # ---------------------------------------------------------------- flags and cutover (issue 17)

@@ -1,25 +1,21 @@
-"""The application layer: one verb per command, and `migrate`, which runs the steps in order and records the run.
+"""The application layer: one verb per command (`etl migrate`'s 18 steps are in etl.steps, its runner in etl.runner).
 
 The CLI and the notebooks call these functions with settings and options; they hold no logic of
-their own. Every verb that talks to MySQL takes an optional `target`: `migrate` resolves it once
-(a server check, and the local server started when MYSQL_URI is not set) and hands it to its steps.
+their own. Every verb that talks to MySQL takes an optional `target`: a caller that resolved it
+once (a server check, and the local server started when MYSQL_URI is not set) hands it on.
 The MySQL client and the stages are imported inside the verbs, so `etl export` starts fast.
 """
 
 from __future__ import annotations
 
-import json
-import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from .core.config import Settings, mask_uri
-from .core.errors import ConfigError, EtlError, raise_if_stopped, stop_requested
+from .core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from .core.runs import RunRecord
     from .mysql.db import MySQLTarget
     from .mysql.server import LocalServer
 
@@ -136,28 +132,11 @@ def transform_export(settings: Settings):
     return transform(settings.export_dir, settings.stage_dir)
 
 
-@dataclass(frozen=True)
-class SampleReused:
-    """The sample export a previous run generated, found again unchanged."""
-
-    path: str
-    tickets: int
-
-    def __str__(self) -> str:
-        return f"sample export already at {self.path} ({self.tickets} tickets)"
-
-    def asdict(self) -> dict:
-        return {"ok": True, "path": self.path, "tickets": self.tickets, "reused": True}
-
-
 def sample_export(settings: Settings, tickets: int):
-    from .source.sample import write_sample
+    """The generated sample export in RUNTIME_DIR/sample-export (one made earlier with as many tickets is reused)."""
+    from .source.sample import sample_or_reuse
 
-    out = settings.runtime_dir / "sample-export"
-    summary = out / "export-summary.json"
-    if summary.is_file() and json.loads(summary.read_text()).get("counts", {}).get("tickets") == tickets:
-        return SampleReused(str(out), tickets)
-    return write_sample(out, tickets=tickets)
+    return sample_or_reuse(settings.runtime_dir / "sample-export", tickets)
 
 
 def query(settings: Settings, sql: str | None, *, mysql: bool = False, shell: bool = False):
@@ -316,90 +295,19 @@ def cutover_status(settings: Settings, *, bucket_limit: int = 20):
     return status(target(settings), bucket_limit=bucket_limit)
 
 
-# ---------------------------------------------------------------- the run
+# ---------------------------------------------------------------- status, runs and the evidence report (issue 18)
 
 
 def migrate(settings: Settings, *, source: Path | None = None, sample_tickets: int = 30000,
-            echo: Callable[[object], None] = print) -> RunRecord:
-    """Run every step in order; stop at the first failure. The run record lands in RUNTIME_DIR/runs/<id>/."""
-    from .core.runs import StepRecord, new_run, now_text
+            echo: Callable[[object], None] = print, until: str | None = None, from_step: str | None = None,
+            only: str | None = None, resume: bool = False, progress=None, **options):
+    """`etl migrate`: the seed's 18 steps (etl.steps), run and recorded by etl.runner. `options` are
+    etl.steps.PlaybookOptions' fields (bench_seconds, monitor_samples, restart, ...)."""
+    from .runner import migrate as run
+    from .steps import PlaybookOptions
 
-    run = new_run(settings.runtime_dir, settings.public(), {"source": source, "sample_tickets": sample_tickets})
-    run.save()
-
-    resolved: dict[str, MySQLTarget] = {}  # the target, resolved once by the preflight and handed to every step
-
-    def preflight():
-        resolved["target"] = target(settings)
-        return resolved["target"]
-
-    steps: list[tuple[str, Callable[[], object]]] = [
-        ("preflight: mysql server", preflight),
-        ("apply schema", lambda: schema_apply(settings, target_=resolved["target"])),
-    ]
-    if source is None:
-        steps.append(("generate sample export", lambda: sample_export(settings, sample_tickets)))
-        source = settings.runtime_dir / "sample-export"
-    # export (issue 4): normalize `source` into settings.export_dir
-    steps.append(("export", lambda: normalize_export(settings, source)))
-    steps.append(("transform", lambda: transform_export(settings)))
-    # load (issue 5)
-    steps.append(("load", lambda: load_stage(settings, target_=resolved["target"])))
-    # parity (issue 6): stops the run on a mismatch
-    steps.append(("parity", lambda: parity_check(settings, target_=resolved["target"])))
-    # validate + data docs (issue 7): failed expectations stop the run; rules the source export
-    # already breaks only warn (etl validate --strict makes them fail)
-    steps.append(("validate + data docs", lambda: validate_migration(settings, echo, target_=resolved["target"])))
-
-    # Parity and validation only read the stage and MySQL: validation runs beside parity (one core
-    # each; at 1M tickets they took 8 s + 100 s one after the other) and is reported after it.
-    beside = {"parity": "validate + data docs"}
-    early: dict[str, Future] = {}
-    pool = ThreadPoolExecutor(1)
-
-    def timed(step):
-        t0 = time.perf_counter()
-        return step(), time.perf_counter() - t0
-
-    for name, step in steps:
-        rec = StepRecord(name, status="running", started_at=now_text())
-        run.steps.append(rec)
-        echo(f"==> {name}")
-        if name in beside:
-            early[beside[name]] = pool.submit(timed, dict(steps)[beside[name]])
-        t0 = time.perf_counter()
-        try:
-            if name in early:
-                rec.result, own = early.pop(name).result()
-                t0 = time.perf_counter() - own  # its own seconds, not the wait for parity
-            else:
-                rec.result = step()
-            raise_if_stopped()  # a SIGTERM swallowed inside the step (etl.core.errors) stops the run here
-            rec.status = "ok"
-            echo(rec.result)
-        except KeyboardInterrupt:  # Ctrl-C or SIGTERM (etl.errors.Interrupted)
-            rec.status, rec.error = "interrupted", "interrupted"
-            run.status = "interrupted"
-            raise
-        except Exception as e:
-            if stop_requested() is not None:  # an error met while unwinding from a stop is the stop
-                rec.status = run.status = "interrupted"
-                rec.error = "interrupted"
-                raise
-            rec.status, rec.error = "failed", f"{type(e).__name__}: {e}" if not isinstance(e, EtlError) else str(e)
-            run.status = "failed"
-            raise
-        finally:
-            rec.seconds = time.perf_counter() - t0
-            if run.status != "running":
-                run.finished_at = now_text()
-            run.save()
-            if run.status == "failed":
-                pool.shutdown(wait=True)  # a step started early finishes before the run is reported failed
-    pool.shutdown()
-    run.status, run.finished_at = "ok", now_text()
-    run.save()
-    return run
+    return run(settings, source=source, sample_tickets=sample_tickets, echo=echo, until=until, from_step=from_step,
+               only=only, resume=resume, options=PlaybookOptions(**options), progress=progress)
 
 
 # ---------------------------------------------------------------- status, runs and the evidence report (issue 18)

@@ -41,6 +41,7 @@ class Settings:
     api_read_token: str | None = field(default=None, repr=False)  # read only
     # Origins whose pages may call the API from a browser (the app's, for the cutover adapter).
     api_cors_origins: tuple[str, ...] = ()
+    base_url_given: bool = False  # BASE_URL was set: the playbook uses that API instead of starting `etl serve`
 
     def __post_init__(self):
         if self.chunk_size < 1:
@@ -89,6 +90,7 @@ def load_settings(root: Path | None = None, **flags) -> Settings:
         api_token=pick("API_TOKEN"),
         api_read_token=pick("API_READ_TOKEN"),
         api_cors_origins=cors_origins(pick("API_CORS_ORIGINS")),
+        base_url_given=bool(pick("BASE_URL")),
     )
 
 

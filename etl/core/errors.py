@@ -65,6 +65,12 @@ class CutoverError(EtlError):
     stage = "cutover"
 
 
+class PlaybookError(EtlError):
+    """A step of `etl migrate` found the run cannot go on (a missing prerequisite, a refused move, a breach)."""
+
+    stage = "migrate"
+
+
 class Interrupted(KeyboardInterrupt):
     """A termination signal (SIGTERM) turned into an interruption, so that what a stage was
     writing is cleaned up as after Ctrl-C. `signum` gives the exit status 128 + signum."""

@@ -52,6 +52,7 @@ class StepRecord:
     seconds: float = 0.0
     result: object = None  # storable(result)
     error: str | None = None
+    product: str | None = None  # a fingerprint of what the step left behind (re-checked by --resume)
 
 
 @dataclass

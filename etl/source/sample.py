@@ -1270,3 +1270,23 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+@dataclass(frozen=True)
+class SampleReused(Result):
+    """The sample export a previous run generated, found again unchanged."""
+
+    path: str
+    tickets: int
+    reused: bool = True
+
+    def __str__(self) -> str:
+        return f"sample export already at {self.path} ({self.tickets} tickets)"
+
+
+def sample_or_reuse(out: Path, tickets: int):
+    """write_sample(out, tickets=tickets), unless `out` already holds a sample with as many tickets."""
+    summary = Path(out) / "export-summary.json"
+    if summary.is_file() and json.loads(summary.read_text()).get("counts", {}).get("tickets") == tickets:
+        return SampleReused(str(out), tickets)
+    return write_sample(Path(out), tickets=tickets)
