@@ -151,6 +151,7 @@ class Check:
 @dataclass(frozen=True)
 class PreflightResult(Result):
     checks: tuple[Check, ...]
+    target: dict | None = None  # MySQLTarget.public(): the password masked
 
     @property
     def ok(self) -> bool:
@@ -213,6 +214,9 @@ def _cutover_check(ctx: Context) -> Check | None:
         return None
     if ctx.options.restart:
         return Check("cutover", True, f"at stage {state.stage}: rolled back first (--restart)")
+    if not ctx.settings.mysql_uri and ctx.source is None:  # `make migrate` again: the tool made all of it
+        return Check("cutover", True, f"at stage {state.stage}: rolled back first (the project-local server and "
+                     "the generated sample: no app writes there)")
     return Check("cutover", False, f"at stage {state.stage}: the app already writes to this database, and a new migration "
                  "would overwrite what users wrote since. Continue that run (etl migrate --resume), or start over with "
                  "--restart (rolls the flags back to IndexedDB first, recorded)")
@@ -251,15 +255,17 @@ def preflight(ctx: Context) -> PreflightResult:
         cut = _cutover_check(ctx)
         if cut is not None:
             checks.append(cut)
-    result = PreflightResult(tuple(checks))
+    result = PreflightResult(tuple(checks), ctx.target().public() if checks[0].ok else None)
     if not result.ok:
         bad = [c for c in checks if not c.ok]
         raise PlaybookError(f"pre-flight: {len(bad)} prerequisite(s) missing: "
                             + "; ".join(f"{c.name}: {c.detail}" for c in bad))
-    if ctx.options.restart and any(c.name == "cutover" for c in checks):
+    again = next((c for c in checks if c.name == "cutover"), None)  # allowed: --restart, or the embedded default
+    if again is not None:
         from .cutover.flags import rollback
 
-        ctx.echo(rollback(ctx.target(), reason="etl migrate --restart: migrating again", runtime_dir=s.runtime_dir))
+        reason = f"etl migrate starts over: {again.detail}"
+        ctx.echo(rollback(ctx.target(), reason=reason, runtime_dir=s.runtime_dir))
     return result
 
 
@@ -312,9 +318,16 @@ def transform(ctx: Context):
 
 
 def stage_product(ctx: Context) -> str | None:
-    from .cutover.guards import stage_identity
+    """The transform's own files (Parquet, rejects, summary): names, sizes, modification times. Not
+    what later steps keep in the stage folder (the load's work files, the digests)."""
+    from .stage.folder import SUMMARY
 
-    return stage_identity(ctx.settings.stage_dir) if Path(ctx.settings.stage_dir).is_dir() else None
+    stage = Path(ctx.settings.stage_dir)
+    if not (stage / SUMMARY).is_file():
+        return None
+    files = sorted([*stage.glob("*.parquet"), stage / SUMMARY, *(stage / "rejects").rglob("*")])
+    text = "\n".join(f"{p.relative_to(stage)} {p.stat().st_size} {p.stat().st_mtime_ns}" for p in files if p.is_file())
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
 @dataclass(frozen=True)

@@ -67,3 +67,15 @@ def test_load_draws_nothing_when_piped(stage, schema_target):
     assert done.returncode == 0, done.stderr
     assert "eta" not in done.stderr and "rows/s" not in done.stderr and "\r" not in done.stderr + done.stdout
     assert "tickets" in done.stdout  # the summary table still comes
+
+
+def test_migrate_shows_each_step_with_its_number_and_the_loads_bar_on_a_terminal(mysql_target, tmp_path):
+    env = {"MYSQL_URI": mysql_target.uri, "EXPORT_DIR": str(tmp_path / "export"), "STAGE_DIR": str(tmp_path / "stage"),
+           "RUNTIME_DIR": str(tmp_path / "runtime")}
+    shown = _under_pty([sys.executable, "-m", "etl", "migrate", "--sample-tickets", "3000", "--until", "load"], env)
+    headers = re.findall(r"\[(\d+)/18\] (\w+): ", shown)
+    assert headers == [(str(n), phase) for n, phase in ((1, "preparation"), (2, "preparation"), (3, "preparation"),
+                                                         (4, "migration"), (5, "migration"), (6, "migration"),
+                                                         (7, "migration"))], headers
+    tickets = [line for line in shown.replace("\r", "\n").splitlines() if line.strip().startswith("tickets")]
+    assert any(re.search(r"3000/3000.*eta", line) for line in tickets), tickets

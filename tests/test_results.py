@@ -140,6 +140,18 @@ def test_every_step_result_serializes(mysql_server, mysql_target, tmp_path):
     results.append(app_status.status(settings))
     listed = app_status.runs(settings)
     results += [listed, *listed.runs, app_status.report(settings, open_browser=False)]
+    # the playbook's own step results (etl.steps), on the same stage and target
+    from contextlib import ExitStack
+
+    from etl.source.sample import sample_or_reuse
+    from etl.steps import Context, Parts, PlaybookOptions, finalize_sessions, preflight, rollback, upload_sessions, write_evidence
+
+    with ExitStack() as stack:  # resuming: the flags were moved above, which a new run would refuse
+        ctx = Context(settings, PlaybookOptions(), tmp_path / "export", 0, lambda _: None, stack, run=run, resuming=True)
+        results += [preflight(ctx), upload_sessions(ctx), finalize_sessions(ctx), rollback(ctx), write_evidence(ctx)]
+    results.append(Parts((results[-1],)))
+    sample_or_reuse(tmp_path / "sample", 20)
+    results.append(sample_or_reuse(tmp_path / "sample", 20))  # the second time: reused
     base, server = mysql_server
     if server is None:  # the system server: a private one gives a real ServerInfo
         server = LocalServer(tmp_path / "server")

@@ -71,7 +71,7 @@ def home(mysql_server, tmp_path_factory):
         failed = etl("migrate", "--sample-tickets", "300", "--mysql", refused_uri(), cwd=root, env=env)
         assert failed.returncode == 1, failed.stdout[-3000:] + failed.stderr
         # Killed for good once the run has got past its first steps: nothing can record the end.
-        proc = subprocess.Popen([sys.executable, "-m", "etl", "migrate", "--sample-tickets", "300"], cwd=root,
+        proc = subprocess.Popen([sys.executable, "-m", "etl", "migrate", "--sample-tickets", "300", "--restart"], cwd=root,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
                                 env={**os.environ, **env})
         deadline = time.monotonic() + 120
