@@ -12,14 +12,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from etl.core.errors import TransformError
-from etl.source.export import export, fingerprint, read_records, read_summary
-from etl.source.sample import write_sample
-from etl.stage.folder import read_stage, rejects_path, stage_summary
-from etl.core.stores import STORES, store
+from etl import STORES, TransformError, export, read_stage, store, transform, write_sample
+from etl.source.export import fingerprint, read_records, read_summary
+from etl.stage.folder import rejects_path, stage_summary
 from etl.stage import records as records_module
 from etl.stage.sessions import INCIDENT_UPLOAD_GAP_MS
-from etl.stage.transform import transform
 
 ROOT = Path(__file__).resolve().parent.parent
 
