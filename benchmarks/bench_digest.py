@@ -21,13 +21,10 @@ from pathlib import Path
 
 from bench_load import drop, fresh, session, staged
 
+from etl import LocalServer, MySQLTarget, read_stage, store
 from etl.mysql import bulk
-from etl.mysql.db import MySQLTarget
 from etl.core.digest import _mysql_element, mysql_expression
 from etl.mysql.plan import mysql_order
-from etl.mysql.server import LocalServer
-from etl.stage.folder import read_stage
-from etl.core.stores import store
 
 TICKETS = store("tickets")
 

@@ -33,17 +33,14 @@ from pathlib import Path
 
 from common import OUT, sample_export
 
+from etl import LocalServer, MySQLTarget, apply_schema, load, read_stage
 from etl.mysql import bulk
-from etl.mysql.db import MySQLTarget, apply_schema
-from etl.mysql.load import load
 from etl.mysql.plan import mysql_order
-from etl.mysql.server import LocalServer
-from etl.stage.folder import read_stage, staged_stores
+from etl.stage.folder import staged_stores
 
 
 def staged(tickets: int) -> Path:
-    from etl.source.export import export
-    from etl.stage.transform import transform
+    from etl import export, transform
 
     stage = OUT / f"stage-{tickets}"
     if not (stage / "transform-summary.json").is_file():

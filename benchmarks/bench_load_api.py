@@ -27,8 +27,7 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     import httpx
 
-    from etl.mysql.db import MySQLTarget, apply_schema
-    from etl.mysql.server import LocalServer
+    from etl import LocalServer, MySQLTarget, apply_schema
 
     stage = stage_for("apiload", args.tickets)
     base = MySQLTarget.parse(LocalServer(OUT / "api-mysql", buffer_pool="2G").up().uri)

@@ -34,9 +34,8 @@ from pathlib import Path
 from bench_load import count_rows, drop, fresh, run_raw
 from common import ETL, OUT, ROOT, run, sample_export
 
-from etl.mysql.db import MySQLTarget
-from etl.mysql.server import LocalServer
-from etl.stage.folder import read_stage, staged_stores
+from etl import LocalServer, MySQLTarget, read_stage
+from etl.stage.folder import staged_stores
 
 
 def baseline_tree(rev: str) -> tuple[str, Path]:

@@ -35,9 +35,8 @@ from common import ETL, OUT, ROOT, loaded_target, run, stage_for
 
 sys.path.insert(0, str(ROOT))
 
-from etl.mysql.db import MySQLTarget  # noqa: E402
+from etl import MySQLTarget, store  # noqa: E402
 from etl.core.digest import DIGESTS_DIR  # noqa: E402
-from etl.core.stores import store  # noqa: E402
 
 TICKETS = store("tickets")
 UV = ROOT / ".tools" / "bin" / "uv"

@@ -40,8 +40,8 @@ def make_profile(tickets: int) -> Path:
     import duckdb
     from playwright.sync_api import sync_playwright
 
-    from etl.source.export import export, export_files
-    from etl.core.stores import STORES
+    from etl import STORES, export
+    from etl.source.export import export_files
 
     source = snippet_layout(tickets)
     normalized = OUT / f"profile-{tickets}-source"

@@ -24,7 +24,7 @@ import time
 from common import OUT, ROOT
 
 sys.path.insert(0, str(ROOT))
-from etl.source.export import export  # noqa: E402
+from etl import export  # noqa: E402
 from etl.source.snippet import snippet_source  # noqa: E402
 
 PAGE_DIR = ROOT / "tests" / "fixtures" / "browser"

@@ -32,7 +32,7 @@ from common import ETL, OUT, ROOT, loaded_target, stage_for
 
 sys.path.insert(0, str(ROOT))
 
-from etl.mysql.db import MySQLTarget  # noqa: E402
+from etl import MySQLTarget  # noqa: E402
 
 
 def validate_process(target: MySQLTarget, stage: Path, code: Path = ROOT) -> tuple[float, int, str]:
@@ -48,8 +48,9 @@ def validate_process(target: MySQLTarget, stage: Path, code: Path = ROOT) -> tup
 
 
 def per_suite(target: MySQLTarget, stage: Path) -> list[tuple[str, float]]:
+    from etl import gx_root
     from etl.check.expected import source_frames, source_parameters
-    from etl.check.suites import connection_env, gx_root, open_context, suite_names
+    from etl.check.suites import connection_env, open_context, suite_names
 
     params = source_parameters(source_frames(stage))
     ctx = open_context(gx_root(ROOT))

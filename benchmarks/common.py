@@ -32,8 +32,7 @@ def loaded_target(name: str, stage: Path, tickets: int, reuse: bool):
     """(target, load seconds or None when reused): the stage loaded by `etl load` into database
     <name>_bench of a private server under OUT/<name>-mysql with a 2 GB buffer pool."""
     sys.path.insert(0, str(ROOT))
-    from etl.mysql.db import MySQLTarget, apply_schema
-    from etl.mysql.server import LocalServer
+    from etl import LocalServer, MySQLTarget, apply_schema
 
     info = LocalServer(OUT / f"{name}-mysql", buffer_pool="2G").up()
     base = MySQLTarget.parse(info.uri)
@@ -58,7 +57,7 @@ def sample_export(tickets: int, seed: int = 7) -> Path:
     folder = OUT / f"sample-{tickets}-{seed}"
     summary = folder / "export-summary.json"
     if not (summary.is_file() and json.loads(summary.read_text())["counts"]["tickets"] == tickets):
-        from etl.source.sample import write_sample
+        from etl import write_sample
 
         print(f"generating a {tickets:,}-ticket sample export in {folder} ...", flush=True)
         write_sample(folder, tickets=tickets, seed=seed)

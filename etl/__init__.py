@@ -24,7 +24,7 @@ PUBLIC: dict[str, str] = {
     "ExportError": ".core.errors", "TransformError": ".core.errors", "LoadError": ".core.errors", "ParityError": ".core.errors",
     "ValidationError": ".core.errors", "PlaybookError": ".core.errors", "CutoverError": ".core.errors",
     # the stores
-    "STORES": ".core.stores", "Store": ".core.stores", "Column": ".core.stores",
+    "STORES": ".core.stores", "Store": ".core.stores", "Column": ".core.stores", "store": ".core.stores",
     # MySQL
     "MySQLTarget": ".mysql.db", "apply_schema": ".mysql.db", "resolve_target": ".mysql.db", "SchemaResult": ".mysql.db",
     "LocalServer": ".mysql.server", "ServerInfo": ".mysql.server",
@@ -32,7 +32,8 @@ PUBLIC: dict[str, str] = {
     "write_sample": ".source.sample", "SampleResult": ".source.sample",
     "export": ".source.export", "export_or_reuse": ".source.export", "ExportResult": ".source.export",
     "transform": ".stage.transform", "TransformResult": ".stage.transform", "StoreCounts": ".stage.transform",
-    "ExportFolder": ".source.folder", "StageFolder": ".stage.folder", "Result": ".core.result",
+    "ExportFolder": ".source.folder", "StageFolder": ".stage.folder", "read_stage": ".stage.folder",
+    "Result": ".core.result",
     "connect": ".report.query", "run_sql": ".report.query", "QueryResult": ".report.query",
     "load": ".mysql.load", "LoadResult": ".mysql.load", "TableLoad": ".mysql.table_loader",
     "parity": ".check.parity", "ParityResult": ".check.parity", "TableParity": ".check.parity_table", "RowDiff": ".check.parity_table",

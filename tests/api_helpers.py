@@ -29,8 +29,7 @@ def running_api(target, *, runtime_dir=None, stall=None, chunk_size=200, pool_si
 def loaded_database(base, stage):
     """A fresh database of the test server holding `stage` as the real load writes it; dropped after."""
     from conftest import _fresh_database
-    from etl.mysql.db import apply_schema
-    from etl.mysql.load import load
+    from etl import apply_schema, load
 
     target = _fresh_database(base)
     apply_schema(target)

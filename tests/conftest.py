@@ -17,9 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from etl.mysql.db import MySQLTarget
-from etl.core.errors import EtlError
-from etl.mysql.server import LocalServer
+from etl import EtlError, LocalServer, MySQLTarget
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_EXPORT = ROOT / "data" / "sample-export"
@@ -98,7 +96,7 @@ def mysql_target(mysql_server):
 @pytest.fixture
 def schema_target(mysql_target):
     """A fresh database with the schema applied."""
-    from etl.mysql.db import apply_schema
+    from etl import apply_schema
 
     apply_schema(mysql_target)
     return mysql_target

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import polars as pl
 
+from etl import STORES, Store, store
 from etl.core.rowhash import checksum
 from etl.mysql.read import mysql_row_hashes
 from etl.stage.folder import stage_schema
-from etl.core.stores import STORES, Store, store
 
 TICKETS = store("tickets")
 
@@ -65,9 +65,7 @@ def index_names(target) -> dict:
 
 def staged_sample(folder: Path, tickets: int, *, seed: int = 7) -> Path:
     """The real chain: sample export -> etl export -> etl transform. Returns the stage folder."""
-    from etl.source.export import export
-    from etl.source.sample import write_sample
-    from etl.stage.transform import transform
+    from etl import export, transform, write_sample
 
     write_sample(folder / "sample", tickets=tickets, seed=seed)
     export(folder / "sample", folder / "export")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import polars as pl
 
-from etl.stage.folder import read_stage, rejects_path
-from etl.core.stores import STORES
+from etl import STORES, read_stage
+from etl.stage.folder import rejects_path
 
 
 def stage_tables(stage_dir: Path) -> dict[str, pl.DataFrame]:

@@ -17,11 +17,8 @@ from pathlib import Path
 import pytest
 
 from api_helpers import READ_TOKEN, client, free_port, loaded_database, running_api
+from etl import export, load_settings, store, transform
 from etl.api import data
-from etl.core.config import load_settings
-from etl.source.export import export
-from etl.core.stores import store
-from etl.stage.transform import transform
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_EXPORT = ROOT / "data" / "sample-export"
@@ -296,7 +293,7 @@ def test_feature_flags_cacheable_with_etag(api, loaded):
 
 
 def test_status_counts_and_last_parity_verdict(api, loaded, stage):
-    from etl.report.parity import parity_with_report
+    from etl import parity_with_report
 
     c, _, _, runtime = api
     body = c.get("/api/migration/status").json()
@@ -359,8 +356,8 @@ def test_browsers_of_the_configured_origins_may_call_the_api_and_no_others(loade
     sends a preflight for its bearer-token requests, and reads only what CORS lets it read."""
     import httpx
 
+    from etl import load_settings
     from etl.api.serve import background
-    from etl.core.config import load_settings
 
     app_origin = "https://helpdesk.example.com:8443"
     settings = load_settings(tmp_path, runtime_dir=str(tmp_path / "runtime"), api_token="cors-test-token-123456",

@@ -17,17 +17,14 @@ import httpx
 import pytest
 
 from api_helpers import loaded_database
+from etl import STORES, export, load_settings, store, transform
 from etl.api.serve import background, serving
 from etl.api.smoke import smoke_test
 from etl.api.verify import CLIENT_ID, verify_reads
-from etl.core.config import load_settings
 from etl.core.errors import ApiError
 from etl.cutover.adapter import adapter_source, differing_fields, normalize, same
 from etl.cutover.guards import Move, Thresholds, consistency
 from etl.cutover.stages import stage
-from etl.core.stores import STORES, store
-from etl.source.export import export
-from etl.stage.transform import transform
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "data" / "sample-export"

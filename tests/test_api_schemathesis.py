@@ -12,9 +12,7 @@ import sys
 from pathlib import Path
 
 from api_helpers import TOKEN, running_api
-from etl.source.export import export
-from etl.mysql.load import load
-from etl.stage.transform import transform
+from etl import export, load, transform
 
 ROOT = Path(__file__).resolve().parent.parent
 ST = Path(sys.executable).parent / "st"

@@ -21,12 +21,8 @@ import pytest
 from pymysql.constants import FIELD_TYPE
 from typer.testing import CliRunner
 
+from etl import STORES, MySQLTarget, apply_schema, load, parity_with_report as parity, read_stage, store
 from etl.cli import app
-from etl.mysql.db import MySQLTarget, apply_schema
-from etl.mysql.load import load
-from etl.report.parity import parity_with_report as parity
-from etl.stage.folder import read_stage
-from etl.core.stores import STORES, store
 from etl.mysql.users import PASSWORD_ENV, ROLES, UserError, add_user, read_password
 
 from load_helpers import staged_sample

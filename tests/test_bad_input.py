@@ -23,9 +23,7 @@ from urllib.parse import quote
 import polars as pl
 import pytest
 
-from etl.source.export import export
-from etl.source.sample import write_sample
-from etl.core.stores import STORES
+from etl import STORES, export, write_sample
 
 from conftest import password_user
 
@@ -399,9 +397,8 @@ TIME_CASES = [  # (closeTime, staged UTC time or a part of the reject's reason)
 
 
 def test_every_time_form_is_converted_or_rejected_with_its_reason(tmp_path):
-    from etl.stage.folder import read_stage, rejects_path, stage_summary
-    from etl.core.stores import store
-    from etl.stage.transform import transform
+    from etl import read_stage, store, transform
+    from etl.stage.folder import rejects_path, stage_summary
 
     cases = TIME_CASES
     tickets = [{"id": f"t{i}", "openTime": "2024-07-15T17:35:00", "closeTime": v} for i, (v, _) in enumerate(cases)]
@@ -436,10 +433,8 @@ def raw_tickets(tmp_path: Path, text: str) -> Path:
 
 
 def test_a_lone_surrogate_is_replaced_counted_and_named_and_the_store_goes_through(tmp_path):
+    from etl import read_stage, store, transform
     from etl.source.export import read_summary
-    from etl.stage.folder import read_stage
-    from etl.core.stores import store
-    from etl.stage.transform import transform
 
     # JSON.stringify of a string cut inside an emoji; an escaped backslash before "u" and a whole pair stay
     raw = raw_tickets(tmp_path,
@@ -456,9 +451,8 @@ def test_a_lone_surrogate_is_replaced_counted_and_named_and_the_store_goes_throu
 
 
 def test_a_repeated_property_rejects_its_record_only(tmp_path):
-    from etl.stage.folder import read_stage, rejects_path
-    from etl.core.stores import store
-    from etl.stage.transform import transform
+    from etl import read_stage, store, transform
+    from etl.stage.folder import rejects_path
 
     raw = raw_tickets(tmp_path,
         '[{"id": "a", "openTime": "2024-07-15T17:35:00"},'

@@ -6,8 +6,8 @@ from datetime import datetime
 
 import pytest
 
+from etl import store
 from etl.mysql import bulk
-from etl.core.stores import store
 
 from load_helpers import TICKETS, TRICKY_TEXT, frame, ticket, tricky_tickets
 

@@ -19,12 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from etl import STORES, ExportError, export, transform, write_sample
 from etl.source.chromium import idbkeys, leveldb
-from etl.core.errors import ExportError
-from etl.source.export import export, read_records, read_summary
-from etl.source.sample import write_sample
-from etl.core.stores import STORES
-from etl.stage.transform import transform
+from etl.source.export import read_records, read_summary
 from stage_helpers import assert_same_stage
 from test_snippet_browser import CHROMIUM, CHROMIUM_ARGS, PAGE_DIR, _written, page_url, snippet_downloads  # noqa: F401
 

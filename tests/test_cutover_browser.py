@@ -23,12 +23,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from etl import MySQLTarget, apply_schema, export, load, transform
 from etl.cutover import STAGES
 from etl.cutover.adapter import adapter_source
-from etl.mysql.db import MySQLTarget, apply_schema
-from etl.source.export import export
-from etl.mysql.load import load
-from etl.stage.transform import transform
 
 ROOT = Path(__file__).resolve().parent.parent
 NPM_DIR = ROOT / "tests" / "fixtures" / "cutover"
@@ -277,7 +274,7 @@ def test_api_stopped_reads_fall_back_to_indexeddb_and_rollback_takes_effect_on_t
 
 
 def test_etl_adapter_prints_the_module_with_the_stages_and_stores_filled_in(tmp_path):
-    from etl.core.stores import STORES
+    from etl import STORES
 
     done = subprocess.run([sys.executable, "-m", "etl", "adapter", "--out", str(tmp_path / "adapter.js")], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)

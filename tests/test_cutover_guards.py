@@ -20,14 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from etl.core.config import Settings
+from etl import MySQLTarget, Settings, apply_schema, copy_context, export, load, transform
 from etl.cutover import Thresholds, advance, history, move_to, read_state, rollback
-from etl.mysql.db import MySQLTarget, apply_schema
 from etl.core.errors import CutoverError
-from etl.source.export import export
-from etl.mysql.load import load
-from etl.stage.transform import transform
-from etl.check.suites import GX_DIR, copy_context
+from etl.check.suites import GX_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_EXPORT = ROOT / "data" / "sample-export"

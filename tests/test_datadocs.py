@@ -22,9 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from etl.check.suites import copy_context, docs_index, suite_names
+from etl import copy_context, docs_index, validate
+from etl.check.suites import suite_names
 from etl.check.validate import build_docs as plain_build_docs
-from etl.report.datadocs import ASSETS, VENDORED, validate
+from etl.report.datadocs import ASSETS, VENDORED
 from test_snippet_browser import chromium  # noqa: F401 - the headless Chromium fixture
 from test_validate import GX_DIR, INJECTIONS, ROOT, _inject, _project, migrated, stage  # noqa: F401
 

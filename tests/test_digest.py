@@ -9,13 +9,10 @@ import math
 import duckdb
 import polars as pl
 
-from etl.mysql.db import SCHEMA_FILE, apply_schema
+from etl import STORES, apply_schema, export, load, parity_with_report as parity, read_stage, store
+from etl.mysql.db import SCHEMA_FILE
 from etl.core.digest import DIGEST, column_sql, duckdb_expression, stage_digests
-from etl.source.export import export
-from etl.mysql.load import load
-from etl.report.parity import parity_with_report as parity
-from etl.stage.folder import read_stage, stage_path
-from etl.core.stores import STORES, store
+from etl.stage.folder import stage_path
 
 VENDORS = store("vendors")
 
@@ -76,7 +73,7 @@ def _edge_export(raw):
 
 
 def test_mysql_and_duckdb_compute_the_same_digest(mysql_target, tmp_path):
-    from etl.stage.transform import transform
+    from etl import transform
 
     _edge_export(tmp_path / "raw")
     export(tmp_path / "raw", tmp_path / "export")

@@ -16,8 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from etl.core.config import Settings
-from etl.core.runs import StepRecord, new_run, now_text, read_run
+from etl import Settings, StepRecord
+from etl.core.runs import new_run, now_text, read_run
 from etl.report.evidence import write_report
 from etl.report.evidence_data import collect_evidence, load_evidence, save_evidence
 

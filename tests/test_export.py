@@ -12,11 +12,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from etl import STORES, ExportError, export, export_or_reuse
 from etl.source import jsonscan
 from etl.source.dexie import RowTypeError, decode_row
-from etl.core.errors import ExportError
-from etl.source.export import SUMMARY, export, export_files, export_or_reuse, read_summary, read_records as records
-from etl.core.stores import STORES
+from etl.source.export import SUMMARY, export_files, read_records as records, read_summary
 
 ROOT = Path(__file__).resolve().parent.parent
 FORMS = ROOT / "tests" / "fixtures" / "forms"
@@ -332,9 +331,9 @@ def test_a_line_that_is_not_an_object(tmp_path):
 
 
 def test_a_record_without_its_key_is_a_warning_and_the_transform_rejects_it(tmp_path):
+    from etl import transform
     from etl.stage.folder import rejects_path
     from etl.core.stores import VENDORS
-    from etl.stage.transform import transform
 
     no_id = {k: v for k, v in make_forms.VENDORS[1].items() if k != "id"}
     src = write_folder(tmp_path / "src", **{"vendors.json": json.dumps([make_forms.VENDORS[0], no_id])})
@@ -464,8 +463,7 @@ def test_dexie_rows_are_decoded():
 
 
 def test_the_playbook_step_reuses_an_unchanged_source_and_replaces_otherwise(tmp_path):
-    from etl.core.config import load_settings
-    from etl.playbook import normalize_export
+    from etl import load_settings, normalize_export
 
     settings = load_settings(tmp_path, export_dir=tmp_path / "export")
     src = write_folder(tmp_path / "src", **{"tickets.json": json.dumps(make_forms.TICKETS)})

@@ -8,13 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from etl.core.errors import EtlError
-from etl.source.export import export
-from etl.source.folder import ExportFolder
-from etl.source.sample import write_sample
+from etl import EtlError, ExportFolder, StageFolder, export, transform, write_sample
 from etl.stage.folder import SUMMARY as STAGE_SUMMARY
-from etl.stage.folder import StageFolder, check_stage
-from etl.stage.transform import transform
+from etl.stage.folder import check_stage
 
 _opened: list[str] | None = None
 
@@ -85,8 +81,7 @@ def test_stage_folder_opened_once(exported, tmp_path):
 def test_a_stage_that_was_loaded_and_checked_is_replaced_by_the_next_transform(exported, tmp_path, schema_target):
     """The load and parity keep the stage's row digests in STAGE/digests: the stage's own, so a
     second migrate in the same folders transforms again (it was refused as 'not a stage')."""
-    from etl.check.parity import parity
-    from etl.mysql.load import load
+    from etl import load, parity
 
     stage = tmp_path / "stage"
     transform(exported, stage)

@@ -18,15 +18,13 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
+from etl import EtlError, LoadError, load, read_stage, store
 from etl.mysql import bulk
 from etl.cli import app
-from etl.core.errors import EtlError, LoadError
-from etl.mysql.load import load
 from etl.stage.sessions import finalize_sessions
 from etl.core.rowhash import checksum, row_hashes
 from etl.mysql.read import mysql_row_hashes
-from etl.stage.folder import read_stage, stage_path, staged_stores
-from etl.core.stores import store
+from etl.stage.folder import stage_path, staged_stores
 
 from load_helpers import index_names, staged_sample, table_state
 
@@ -141,8 +139,7 @@ def _newer_export(sample_dir: Path, out: Path) -> dict:
 
 
 def test_a_newer_export_writes_only_its_differences(schema_target, stage, sample_dir, tmp_path):
-    from etl.source.export import export
-    from etl.stage.transform import transform
+    from etl import export, transform
 
     load(stage, schema_target, batch_rows=BATCH)
     before = dict((r[0], r[1:]) for r in _sql(schema_target, "SELECT id, created_at, updated_at FROM tickets"))
@@ -204,7 +201,7 @@ def test_refused_rows_go_to_rejects_and_the_rest_of_their_chunk_loads(schema_tar
 def test_insert_method_gives_the_same_tables(schema_target, stage, mysql_server):
     base, _ = mysql_server
     other = type(base)(base.host, base.port, base.user, base.password, f"t_{uuid.uuid4().hex[:12]}", base.unix_socket)
-    from etl.mysql.db import apply_schema
+    from etl import apply_schema
 
     apply_schema(other)
     try:

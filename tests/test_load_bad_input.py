@@ -21,11 +21,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from etl import EtlError, LocalServer, MySQLTarget, apply_schema, load
 from etl.mysql import bulk
-from etl.mysql.db import MySQLTarget, apply_schema
-from etl.core.errors import EtlError
-from etl.mysql.load import LOAD_DIR, load
-from etl.mysql.server import LocalServer, alive
+from etl.mysql.load import LOAD_DIR
+from etl.mysql.server import alive
 
 from load_helpers import TICKETS, frame, staged_sample, table_state, ticket
 

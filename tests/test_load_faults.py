@@ -27,10 +27,9 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from etl.mysql.db import MySQLTarget, apply_schema
-from etl.mysql.load import LOAD_DIR, WORK_PREFIX, load
+from etl import LocalServer, MySQLTarget, apply_schema, load
+from etl.mysql.load import LOAD_DIR, WORK_PREFIX
 from etl.mysql.lock import lock_name
-from etl.mysql.server import LocalServer
 
 from load_helpers import index_names, staged_sample, table_state
 

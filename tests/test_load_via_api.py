@@ -14,13 +14,9 @@ import pytest
 
 from api_helpers import TOKEN, running_api
 from conftest import _fresh_database
+from etl import apply_schema, export, load, parity, transform
 from etl.mysql import ledger
 from etl.api.via_api import load_via_api
-from etl.mysql.db import apply_schema
-from etl.source.export import export
-from etl.mysql.load import load
-from etl.check.parity import parity
-from etl.stage.transform import transform
 from load_helpers import table_state
 
 ROOT = Path(__file__).resolve().parent.parent

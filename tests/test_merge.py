@@ -9,12 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from etl.core.errors import ExportError
-from etl.source.export import export, read_records
+from etl import STORES, ExportError, export, transform, write_sample
+from etl.source.export import read_records
 from etl.source.merge import CONFLICTS, REPORT, merge
-from etl.source.sample import write_sample
-from etl.core.stores import STORES
-from etl.stage.transform import transform
 from stage_helpers import assert_same_stage
 
 

@@ -20,18 +20,13 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from etl.core.config import load_settings
-from etl.mysql.db import MySQLTarget, apply_schema
-from etl.core.errors import ParityError
-from etl.source.export import export
-from etl.mysql.load import load
+from etl import (
+    STORES, MySQLTarget, ParityError, apply_schema, export, load, load_settings, parity_with_report as parity,
+    read_stage, store, transform,
+)
 from etl.check.buckets import check_buckets, table_buckets
 from etl.check.parity_read import MySQLSide, split_points
 from etl.check.parity_table import CHANGED, EXTRA, MISSING
-from etl.report.parity import parity_with_report as parity
-from etl.stage.folder import read_stage
-from etl.core.stores import STORES, store
-from etl.stage.transform import transform
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_EXPORT = ROOT / "data" / "sample-export"
@@ -365,7 +360,7 @@ def test_cli_reports_and_fails_on_mismatch(migrated, stage, tmp_path):
 
 
 def test_playbook_step_stops_on_mismatch(migrated, stage, tmp_path):
-    from etl.playbook import parity_check
+    from etl import parity_check
 
     settings = load_settings(root=tmp_path, mysql_uri=migrated.uri, stage_dir=str(stage), runtime_dir=str(tmp_path / "rt"))
     assert parity_check(settings).ok

@@ -18,12 +18,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from etl.mysql.db import MySQLTarget, apply_schema
-from etl.mysql.load import load
+from etl import MySQLTarget, apply_schema, load, parity_with_report, read_stage, store
 from etl.check.parity_table import CHANGED, EXTRA, MISSING
-from etl.report.parity import REPORT_ROWS, heatmap, parity_with_report, plain_text, visible
-from etl.stage.folder import read_stage
-from etl.core.stores import store
+from etl.report.parity import REPORT_ROWS, heatmap, plain_text, visible
 
 ROOT = Path(__file__).resolve().parent.parent
 TICKETS = 200_000

@@ -8,7 +8,7 @@ import dataclasses
 import polars as pl
 import pytest
 
-from etl.core.errors import LoadError
+from etl import LoadError
 from etl.core.rowhash import HASH, checksum
 from etl.core.stores import TICKETS
 from etl.mysql import plan

@@ -12,11 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from etl.core.errors import EtlError
-from etl.source.export import export, read_summary
-from etl.report.query import mysql_names, mysql_tables, run_sql, shell_binary, views, write_init
-from etl.source.sample import write_sample
-from etl.stage.transform import transform
+from etl import EtlError, export, run_sql, transform, write_sample
+from etl.source.export import read_summary
+from etl.report.query import mysql_names, mysql_tables, shell_binary, views, write_init
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -122,7 +120,7 @@ def test_cli_output_flags(staged):
 @pytest.fixture
 def migrated(schema_target, staged):
     """The staged sample loaded into a fresh database by the real load."""
-    from etl.mysql.load import load
+    from etl import load
 
     load(staged[1], schema_target)
     return schema_target

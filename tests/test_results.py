@@ -15,33 +15,25 @@ import threading
 from pathlib import Path
 
 import etl
+from etl import (
+    ExportFolder, LocalServer, MySQLTarget, Result, StageFolder, apply_schema, copy_context, docs_index, export, load,
+    load_settings, parity, project_root, run_sql, transform, write_sample,
+)
 from etl.api.bench import BenchThresholds, bench
 from etl.api.monitor import monitor
 from etl.api.serve import ServeResult, background, free_port
 from etl.api.smoke import smoke_test
 from etl.api.verify import verify_reads
-from etl.check.parity import parity
-from etl.check.suites import GX_DIR, copy_context, docs_index
+from etl.check.suites import GX_DIR
 from etl.check.validate import build_docs, validate
-from etl.core.config import load_settings, project_root
 from etl.cutover import history, move_to, read_state, status
 from etl.cutover.adapter import write_adapter
 from etl.cutover.guards import Move, evaluate, sequence
 from etl.cutover.stages import stage as cutover_stage
-from etl.core.result import Result
-from etl.mysql.db import MySQLTarget, apply_schema
-from etl.mysql.load import load
-from etl.mysql.server import LocalServer
 from etl.mysql.users import add_user
 from etl.report.datadocs import open_docs, serve_docs
-from etl.report.query import run_sql
-from etl.source.export import export
-from etl.source.folder import ExportFolder
 from etl.source.merge import merge
-from etl.source.sample import write_sample
 from etl.source.snippet import write_snippet
-from etl.stage.folder import StageFolder
-from etl.stage.transform import transform
 
 
 def _all_result_types() -> set[type]:
@@ -128,8 +120,7 @@ def test_every_step_result_serializes(mysql_server, mysql_target, tmp_path):
     results.append(add_user(mysql_target, "alice", "admin", "s3cret-Passw0rd"))
     results.append(run_sql("SELECT status, count(*) AS n FROM tickets GROUP BY status ORDER BY status", stage.dir))
     # etl status, etl runs, etl report (the application layer's own results), on a recorded run
-    from etl import status as app_status
-    from etl.core.config import Settings
+    from etl import Settings, status as app_status
     from etl.core.runs import new_run, now_text
 
     settings = Settings(root=tmp_path, mysql_uri=mysql_target.uri, chunk_size=200, export_dir=tmp_path / "export",

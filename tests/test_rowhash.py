@@ -6,11 +6,10 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
+from etl import EtlError, LoadError, store
 from etl.mysql import bulk
 from etl.core.rowhash import HASH, Checksum, checksum, row_hashes
-from etl.core.errors import EtlError, LoadError
 from etl.mysql.read import mysql_row_hashes, read_keys, read_mysql
-from etl.core.stores import store
 
 from load_helpers import TICKETS, frame, ticket, tricky_tickets
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from etl.source.sample import STORES, SampleResult, _uuid4, write_sample
+from etl import SampleResult, write_sample
+from etl.source.sample import STORES, _uuid4
 
 FILES = [f"{store}.json" for store in STORES] + ["export-summary.json"]
 TICKET_KEYS = (

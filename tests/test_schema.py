@@ -7,9 +7,9 @@ import subprocess
 
 import pytest
 
-from etl.mysql.db import SCHEMA_FILE, apply_schema, split_statements
+from etl import STORES, apply_schema, store
+from etl.mysql.db import SCHEMA_FILE, split_statements
 from etl.core.digest import has_digest, mysql_expression
-from etl.core.stores import STORES, store
 
 
 def _snapshot(target) -> dict:

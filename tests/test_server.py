@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from etl.mysql.db import MySQLTarget
-from etl.mysql.server import LocalServer
+from etl import LocalServer, MySQLTarget
 
 
 def test_a_server_in_a_relative_folder_starts_and_stops(tmp_path, monkeypatch):

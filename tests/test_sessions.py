@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import polars as pl
 
+from etl import STORES, StageFolder, export, transform, write_sample
 from etl.core import duck
-from etl.core.stores import SESSION_COLUMN, SESSION_STORES, STORES, TICKETS, UPLOAD_SESSIONS
-from etl.source.export import export
-from etl.source.sample import write_sample
-from etl.stage.folder import StageFolder
+from etl.core.stores import SESSION_COLUMN, SESSION_STORES, TICKETS, UPLOAD_SESSIONS
 from etl.stage.sessions import SESSION_META, carried_counts, carried_counts_sql, expected_sessions
-from etl.stage.transform import REPEATED, meta_columns, transform
+from etl.stage.transform import REPEATED, meta_columns
 
 
 def test_which_stores_carry_a_session_is_read_from_the_descriptions():

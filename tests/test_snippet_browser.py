@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from etl.core.errors import ExportError
-from etl.source.export import SUMMARY, export, export_files, read_records as records
+from etl import ExportError, export
+from etl.source.export import SUMMARY, export_files, read_records as records
 from etl.source.snippet import bookmarklet, snippet_source
 
 ROOT = Path(__file__).resolve().parent.parent

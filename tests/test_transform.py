@@ -12,13 +12,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from etl.core.errors import TransformError
-from etl.source.export import export, fingerprint, read_records, read_summary
-from etl.source.sample import write_sample
-from etl.stage.folder import read_stage, rejects_path, stage_summary
-from etl.core.stores import STORES, store
-from etl.stage import transform as transform_module
-from etl.stage.transform import INCIDENT_UPLOAD_GAP_MS, transform
+from etl import STORES, TransformError, export, read_stage, store, transform, write_sample
+from etl.source.export import fingerprint, read_records, read_summary
+from etl.stage.folder import rejects_path, stage_summary
+from etl.stage import records as records_module
+from etl.stage.sessions import INCIDENT_UPLOAD_GAP_MS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -202,7 +200,7 @@ def test_parts_cut_from_one_array_stage_like_the_whole_file(tmp_path, sample):
 def test_ndjson_stages_like_the_array_in_file_order(tmp_path, sample, monkeypatch):
     # The snippet writes a large store as NDJSON, which DuckDB reads in several buffers side by
     # side (small ones here): the rows keep the file's order and a reject names its line.
-    monkeypatch.setattr(transform_module, "MAX_OBJECT_BYTES", 1 << 16)
+    monkeypatch.setattr(records_module, "MAX_OBJECT_BYTES", 1 << 16)
     raw = {"array": tmp_path / "raw-array", "ndjson": tmp_path / "raw-ndjson"}
     for folder in raw.values():
         folder.mkdir()

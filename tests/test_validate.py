@@ -18,28 +18,15 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
+from etl import (
+    MySQLTarget, ValidationError, apply_schema, copy_context, docs_index, export, load, read_stage, transform,
+)
 from etl.check.aggregates import AGGREGATES, expected_rows, mysql_query
 from etl.cli import app
-from etl.mysql.db import MySQLTarget, apply_schema
-from etl.core.errors import ValidationError
-from etl.source.export import export
-from etl.mysql.load import load
 from etl.check.rules import DUCKDB, MYSQL, RULES
-from etl.stage.folder import read_stage
 from etl.core.stores import TICKETS
-from etl.stage.transform import transform
 from etl.check.expected import source_frames
-from etl.check.suites import (
-    GX_DIR,
-    URL_ENV,
-    connection_env,
-    copy_context,
-    docs_index,
-    open_context,
-    suite_names,
-    sync_runner,
-    sync_suites,
-)
+from etl.check.suites import GX_DIR, URL_ENV, connection_env, open_context, suite_names, sync_runner, sync_suites
 from etl.check.validate import check, validate
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -2,7 +2,7 @@
 the browser's copy of it (the export), field by field, under the adapter's representation rules.
 
 For every store, every record of the export is read once by DuckDB with the transform's own
-reading (etl.stage.transform.records_sql: each column typed as the transform types it, and
+reading (etl.stage.records.records_sql: each column typed as the transform types it, and
 whether the transform rejects the record) and put in its parity bucket (etl.check.buckets
 `bucket_expression` over the store's `default_buckets`: tickets by day, cabang, status and
 category). Up to `per_bucket` records per bucket are sampled, deterministically (by md5 of the key
@@ -36,7 +36,8 @@ from ..core.result import Result
 from ..core.stores import STORES, Store
 from ..cutover.adapter import differing_fields, get_path, mismatch_buckets, to_row
 from ..source.folder import ExportFolder
-from ..stage.transform import duplicate_losers, format_runs, records_sql
+from ..stage.records import format_runs, records_sql
+from ..stage.steps import duplicate_losers
 from .data import LISTS
 
 CLIENT_ID = "etl-migrate"
