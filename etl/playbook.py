@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from .core.config import Settings, mask_uri
 from .core.errors import ConfigError
+from .core.result import Result
 
 if TYPE_CHECKING:
     from .mysql.db import MySQLTarget
@@ -35,24 +36,20 @@ def db_down(settings: Settings):
 
 
 @dataclass(frozen=True)
-class DbStatus:
-    configured_uri: str | None
-    local: object | None
+class DbStatus(Result):
+    configured_uri: str | None  # MYSQL_URI, its password masked
+    local: object | None  # the project-local server's ServerInfo, or None
 
     def __str__(self) -> str:
         lines = []
         if self.configured_uri:
-            lines.append(f"MYSQL_URI is set: commands use {mask_uri(self.configured_uri)}")
+            lines.append(f"MYSQL_URI is set: commands use {self.configured_uri}")
         lines.append(f"project-local server: {self.local}" if self.local else "project-local server: not running")
         return "\n".join(lines)
 
-    def asdict(self) -> dict:
-        return {"ok": True, "configured_uri": mask_uri(self.configured_uri) if self.configured_uri else None,
-                "local": str(self.local) if self.local else None}
-
 
 def db_status(settings: Settings) -> DbStatus:
-    return DbStatus(settings.mysql_uri, local_server(settings).status())
+    return DbStatus(mask_uri(settings.mysql_uri) if settings.mysql_uri else None, local_server(settings).status())
 
 
 def target(settings: Settings) -> "MySQLTarget":

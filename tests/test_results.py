@@ -143,6 +143,7 @@ def test_every_step_result_serializes(mysql_server, mysql_target, tmp_path):
     results.append(Parts((results[-1],)))
     sample_or_reuse(tmp_path / "sample", 20)
     results.append(sample_or_reuse(tmp_path / "sample", 20))  # the second time: reused
+    results.append(etl.db_status(settings))
     base, server = mysql_server
     if server is None:  # the system server: a private one gives a real ServerInfo
         server = LocalServer(tmp_path / "server")
