@@ -33,7 +33,7 @@ def test_every_guard_of_every_guarded_move_is_a_row():
     g = HISTORY.guards_frame()
     assert g.select("id", "guard", "ok").rows() == [(1, "sequence", True), (1, "parity", True), (2, "sequence", True),
                                                    (2, "bench", False), (3, "bench", False)]
-    assert g["summary"][3] == "bench says False"
+    assert g["summary"][3] == "bench says False" and g["move"][3] == "#2 dual-write -> shadow"
 
 
 def test_the_history_renders_as_the_timeline_and_the_guards_tables():

@@ -20,7 +20,7 @@ MOVED = ("set", "forced", "rollback")  # the actions that changed the flags (ref
 HISTORY = {"id": pl.Int64, "at": pl.Datetime("ms"), "action": pl.String, "from_stage": pl.String,
            "to_stage": pl.String, "stage": pl.String, "stage_index": pl.Int64, "entered": pl.Boolean,
            "guards": pl.Int64, "guards_failed": pl.Int64, "actor": pl.String, "reason": pl.String}
-GUARDS = {"id": pl.Int64, "at": pl.Datetime("ms"), "action": pl.String, "from_stage": pl.String,
+GUARDS = {"id": pl.Int64, "at": pl.Datetime("ms"), "move": pl.String, "action": pl.String, "from_stage": pl.String,
           "to_stage": pl.String, "guard": pl.String, "ok": pl.Boolean, "summary": pl.String}
 CONSISTENCY = {"table": pl.String, "stage": pl.String, "reports": pl.Int64, "compared": pl.Int64,
                "mismatched": pl.Int64, "rate": pl.Float64, "records": pl.Int64}
@@ -55,9 +55,10 @@ def history_frame(history) -> pl.DataFrame:
 
 
 def guards_frame(history) -> pl.DataFrame:
-    """One row per guard of every guarded move (forward moves, and their refusals): the move, the
-    guard's name, whether it passed and its one-line summary with the figures."""
-    rows = [{"id": e.id, "at": _at(e.changed_at), "action": e.action, "from_stage": e.from_stage, "to_stage": e.to_stage,
+    """One row per guard of every guarded move (forward moves, and their refusals): the move (also
+    as a label, "#3 shadow -> live"), the guard's name, whether it passed and its one-line summary."""
+    rows = [{"id": e.id, "at": _at(e.changed_at), "move": f"#{e.id} {e.from_stage or '?'} -> {e.to_stage or '?'}",
+             "action": e.action, "from_stage": e.from_stage, "to_stage": e.to_stage,
              "guard": g.get("name"), "ok": bool(g.get("ok")), "summary": g.get("summary")}
             for e in history.entries for g in _guards(e)]
     return pl.DataFrame(rows, schema=GUARDS, orient="row") if rows else pl.DataFrame(schema=GUARDS)
