@@ -51,6 +51,9 @@ PUBLIC: dict[str, str] = {
     "transform_export": ".playbook", "load_stage": ".playbook", "parity_check": ".playbook",
     "validate_migration": ".playbook", "validate_target": ".playbook", "export_source": ".playbook",
     "merge_exports": ".playbook", "query": ".playbook",
+    # the cutover: the flags, their history and the dual-read comparisons (notebook 06)
+    "flags_list": ".playbook", "flags_history": ".playbook", "cutover_status": ".playbook",
+    "FlagState": ".cutover", "FlagHistory": ".cutover", "CutoverStatus": ".cutover", "STAGE_NAMES": ".cutover",
 }
 
 __all__ = sorted([*PUBLIC, "__version__"])

@@ -3,6 +3,7 @@ below the observed p95 fails the run, and a stalling server shows its stalls in 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from api_helpers import TOKEN, loaded_database, running_api
-from etl.api.bench import BenchThresholds, bench
+from etl.api.bench import BenchThresholds, bench, run_coroutine
 from load_helpers import staged_sample
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,3 +70,16 @@ def test_a_stalling_server_shows_in_p99(sample_30k, tmp_path):
     # with that wait (a closed-loop client would have sent none of them).
     waited = [p for p in result.series if p[1] >= 300]
     assert len(waited) > 5, result
+
+
+def test_the_load_runs_also_where_an_event_loop_runs_already():
+    """A notebook's kernel runs an event loop in its thread: the bench's coroutine then runs on one of its own."""
+    async def answer():
+        return asyncio.get_running_loop()
+
+    async def inside_a_running_loop():
+        return asyncio.get_running_loop(), run_coroutine(answer())
+
+    outer, inner = asyncio.run(inside_a_running_loop())
+    assert inner is not outer
+    assert run_coroutine(answer()) is not None

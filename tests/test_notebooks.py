@@ -129,6 +129,9 @@ def test_notebook_runs_and_shows_charts_and_html_tables(executed, path):
         assert "text/html" in o.data or any(CHART.match(m) for m in o.data), (path.name, o.data.get("text/plain", "")[:300])
     printed = [o.text for o in outs if o.output_type == "stream"]
     assert not [t for t in printed if looks_like_a_table(t)], (path.name, printed)
+    pre = [o.data["text/html"][:300] for o in outs if o.output_type in ("display_data", "execute_result")
+           and "<pre" in o.data.get("text/html", "")]
+    assert not pre, (path.name, pre)  # a text table wrapped in HTML (rich's display inside a kernel) is still text
 
 
 def test_the_rejects_notebook_shows_the_planted_rejects(executed):
@@ -149,6 +152,28 @@ def test_the_expectations_notebook_links_the_data_docs(executed):
     assert "<td>warning</td>" in html  # the sample breaks two rules at the source: warnings, not failures
 
 
+def test_the_cutover_notebook_shows_every_stage_entered_and_each_moves_guards(executed):
+    nb, error = executed["06-cutover.ipynb"]
+    assert error is None, error
+    html = "".join(o.data.get("text/html", "") for o in outputs(nb) if o.output_type == "execute_result")
+    # the timeline: one guarded move per stage, in order, up to complete
+    moves = re.findall(r"<tr><td>\d+</td><td>[^<]+</td><td>(set|forced)</td><td>([^<]*)</td><td>([^<]*)</td>", html)
+    assert [(a, b) for _, a, b in moves] == [("off", "dual-write"), ("dual-write", "shadow"), ("shadow", "live"),
+                                             ("live", "rampdown"), ("rampdown", "complete")], moves
+    assert {action for action, _, _ in moves} == {"set"}  # none forced
+    assert "the flags now at stage complete" in html
+    # the guards' table: every guard passed; consistency once leaving shadow (what browsers compared there)
+    assert "the guards of each forward move" in html
+    guards = re.findall(r"<tr><td>(\d+)</td><td>[^<]*</td><td>([^<]*)</td><td>set</td><td>(\w+)</td><td>(ok|FAIL)</td>", html)
+    assert {g for _, _, g, _ in guards} == {"sequence", "parity", "expectations", "bench", "monitor", "consistency"}
+    assert {ok for *_, ok in guards} == {"ok"}
+    assert {to for _, to, g, _ in guards if g == "consistency"} == {"live", "rampdown", "complete"}
+    # the dual-read comparisons: tickets compared in shadow and in live, none differing
+    for stage in ("shadow", "live"):
+        assert re.search(rf"<td>tickets</td><td>{stage}</td><td>\d+</td><td>[1-9][\d,]*</td><td>0</td>", html), stage
+    assert "<p><b>stage: complete</b></p>" in html  # where the flags are now
+
+
 @pytest.mark.slow
 def test_migrate_parity_still_passes_after_the_notebooks(migrated, executed):
     target, env, tmp = migrated
@@ -158,7 +183,7 @@ def test_migrate_parity_still_passes_after_the_notebooks(migrated, executed):
     with target.connect() as conn, conn.cursor() as cur:  # the notebooks' databases are their own
         cur.execute("SHOW DATABASES LIKE %s", (f"{target.database}_nb%",))
         assert {r[0] for r in cur.fetchall()} == {f"{target.database}_nb03", f"{target.database}_nb04",
-                                                  f"{target.database}_nb05"}
+                                                  f"{target.database}_nb05", f"{target.database}_nb06"}
     run = subprocess.run([sys.executable, "-m", "etl", "parity", "--fail-on-mismatch"], cwd=ROOT, env=env,
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
@@ -168,7 +193,7 @@ def test_migrate_parity_still_passes_after_the_notebooks(migrated, executed):
 def test_notebooks_take_parameters_and_hold_no_logic():
     """A `parameters` cell first; only etl's public names; no function or class of their own."""
     assert [p.stem for p in NOTEBOOKS] == ["01-export-profile", "02-transform-rejects", "03-load", "04-parity",
-                                           "05-expectations"]
+                                           "05-expectations", "06-cutover"]
     for path in NOTEBOOKS:
         nb = nbformat.read(path, as_version=4)
         code = [c for c in nb.cells if c.cell_type == "code"]

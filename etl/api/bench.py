@@ -201,6 +201,19 @@ async def _open_load(base_url: str, headers: dict, endpoints, rate: float, durat
     return results, total, sent_last - start, end - start
 
 
+def run_coroutine(coro):
+    """asyncio.run, also where this thread's event loop is running already (a Jupyter kernel's, so a
+    notebook can run the playbook): there the coroutine runs on a thread and a loop of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="etl-bench") as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def _bulk(base_url: str, headers: dict, chunks: int, chunk_size: int, run: str, timeout: float):
     """Seconds per CHUNK_SIZE chunk of synthetic tickets, then their deletion; (seconds, failures)."""
     seconds, failed = [], 0
@@ -235,7 +248,7 @@ def bench(base_url: str, token: str | None, runtime_dir: Path, *, rate: float = 
         token = login(base_url, os.environ["API_USERNAME"], os.environ["API_PASSWORD"])
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     run = uuid.uuid4().hex[:8]
-    results, total, send_window, wall = asyncio.run(_open_load(base_url, headers, tuple(endpoints), rate, duration, timeout))
+    results, total, send_window, wall = run_coroutine(_open_load(base_url, headers, tuple(endpoints), rate, duration, timeout))
     chunk_seconds, chunk_failed = _bulk(base_url, headers, bulk_chunks, chunk_size, run, timeout)
 
     overall, per = _hist(), [_hist() for _ in endpoints]

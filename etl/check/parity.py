@@ -199,7 +199,9 @@ def summary_text(result: ParityResult, width: int = 160) -> str:
     from rich.console import Console
 
     buf = StringIO()
-    Console(file=buf, width=width, color_system=None, highlight=False, soft_wrap=False).print(summary_table(result))
+    # force_jupyter=False: inside a notebook rich would display the table itself (a text table as an output)
+    Console(file=buf, width=width, color_system=None, highlight=False, soft_wrap=False,
+            force_jupyter=False).print(summary_table(result))
     lines = [line.rstrip() for line in buf.getvalue().rstrip("\n").splitlines()]
     for t in result.tables:
         lines += [f"  {t.table}: {e}" for e in t.examples]

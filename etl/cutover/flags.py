@@ -123,6 +123,11 @@ class FlagState(Result):
         lines.append(f"updated at {self.updated_at}")
         return "\n".join(lines)
 
+    def _repr_html_(self) -> str:
+        from .frames import state_html
+
+        return state_html(self)
+
 
 @dataclass(frozen=True)
 class FlagChange(Result):
@@ -342,6 +347,23 @@ class FlagHistory(Result):
         if not self.entries:
             return "no flag changes recorded"
         return "\n".join(e.line() for e in self.entries)
+
+    def frame(self):
+        """The timeline as a Polars frame, one row per entry (etl.cutover.frames.history_frame)."""
+        from .frames import history_frame
+
+        return history_frame(self)
+
+    def guards_frame(self):
+        """Every guarded move's guards as a Polars frame: name, ok, summary (etl.cutover.frames)."""
+        from .frames import guards_frame
+
+        return guards_frame(self)
+
+    def _repr_html_(self) -> str:
+        from .frames import history_html
+
+        return history_html(self)
 
 
 def history(target, *, limit: int = 50) -> FlagHistory:

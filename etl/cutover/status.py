@@ -66,6 +66,17 @@ class CutoverStatus(Result):
             lines += [f"  {g['name']:<13}{'ok' if g['ok'] else 'FAIL':<6}{g['summary']}" for g in m["guards"]]
         return "\n".join(lines)
 
+    def frame(self):
+        """The dual-read comparisons per table and stage as a Polars frame (etl.cutover.frames)."""
+        from .frames import consistency_frame
+
+        return consistency_frame(self)
+
+    def _repr_html_(self) -> str:
+        from .frames import status_html
+
+        return status_html(self)
+
 
 def status(target, *, bucket_limit: int = 20) -> CutoverStatus:
     with target.connect() as conn, conn.cursor() as cur:
