@@ -481,9 +481,10 @@ def _verify(ctx: Context, stage_name: str):
     comparable = _comparable(ctx)
     need = min(ctx.options.min_compared, comparable)
     per_bucket = ctx.options.per_bucket if comparable > need else ALL  # a small export: every record
-    result = verify_reads(url, token, ctx.settings.export_dir, stage_name=stage_name, per_bucket=per_bucket)
+    stage = ctx.settings.stage_dir  # upload sessions are expected as the load finalized them
+    result = verify_reads(url, token, ctx.settings.export_dir, stage_name=stage_name, per_bucket=per_bucket, stage_dir=stage)
     if sum(s.compared for s in result.stores) < need:  # few buckets: a second pass over every record
-        result = verify_reads(url, token, ctx.settings.export_dir, stage_name=stage_name, per_bucket=ALL)
+        result = verify_reads(url, token, ctx.settings.export_dir, stage_name=stage_name, per_bucket=ALL, stage_dir=stage)
     if not result.ok:
         raise PlaybookError(f"the API's answers differ from the export:\n{result}")
     return result, need

@@ -358,3 +358,30 @@ def test_differing_fields_follows_the_adapter():
     assert differing_fields(tickets, record, row) == []  # representation only; a filled session; derived columns
     row.update(status="Closed ", duration_raw_hours=1.25)
     assert differing_fields(tickets, record, row) == ["duration_raw_hours", "status"]
+
+
+def test_a_session_the_load_finalized_is_expected_finalized_not_as_the_browser_held_it(mysql_server, tmp_path):
+    """A browser's session says 270 records, 269 succeeded, still processing; the rows that carry its id
+    are 266. The load finalizes it (completed, 266 and 266: etl.stage.sessions), so the API answering
+    that is right, and a difference only when the API answers something else."""
+    src = tmp_path / "src"
+    shutil.copytree(SAMPLE, src)
+    sessions = json.loads((src / "uploadSessions.json").read_text())
+    carried = next(s for s in sessions if s["id"] == "batch_1756647255195_hf8klpp3y")  # 266 tickets carry it
+    carried.update(recordCount=270, successCount=269, status="processing")
+    (src / "uploadSessions.json").write_text(json.dumps(sessions))
+    export(src, tmp_path / "export")
+    transform(tmp_path / "export", tmp_path / "stage")
+    base, _ = mysql_server
+    with loaded_database(base, tmp_path / "stage") as target, background(settings_for(tmp_path), target) as (url, token):
+        assert sql(target, "SELECT record_count, success_count, status FROM upload_sessions WHERE id = %s",
+                   carried["id"]) == ((266, 266, "completed"),)
+        plain = verify_reads(url, token, tmp_path / "export", stage_name="shadow", per_bucket=1000)
+        finalized = verify_reads(url, token, tmp_path / "export", stage_name="shadow", per_bucket=1000,
+                                 stage_dir=tmp_path / "stage")
+        sql(target, "UPDATE upload_sessions SET record_count = 265 WHERE id = %s", carried["id"])
+        wrong = verify_reads(url, token, tmp_path / "export", stage_name="shadow", per_bucket=1000,
+                             stage_dir=tmp_path / "stage")
+    assert {(m.key, m.field) for m in plain.mismatches} == {(carried["id"], f) for f in ("record_count", "success_count", "status")}
+    assert finalized.ok, str(finalized)
+    assert [(m.key, m.field, m.api) for m in wrong.mismatches] == [(carried["id"], "record_count", "265")]

@@ -96,6 +96,9 @@ def carried_counts(frames: Iterable[pl.DataFrame | pl.LazyFrame]) -> pl.DataFram
     return pl.concat(counts).group_by(SESSION_COLUMN).agg(pl.col("rows").sum()).collect()
 
 
+FINALIZED = ("record_count", "success_count", "status")  # what finalizing a session sets
+
+
 def finalize_sessions(sessions: pl.DataFrame, counts: pl.DataFrame) -> pl.DataFrame:
     """Sessions whose id loaded rows carry: status completed, record and success counts = those rows.
 
