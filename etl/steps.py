@@ -54,7 +54,7 @@ class PlaybookOptions:
     monitor_interval: float = 2.0
     threshold_error: float = 0.01
     threshold_latency_p95: float = 2000.0  # ms, as `etl monitor`'s default
-    per_bucket: int = 3  # records read back through the API per parity bucket (steps 11, 12)
+    per_bucket: int = 1  # records read back through the API per parity bucket (steps 11, 12): every bucket is seen
     min_compared: int = 1000  # records compared in a stage before the next move (or every record of a smaller export)
     restart: bool = False  # a cutover already begun is rolled back before migrating again
 
@@ -612,11 +612,15 @@ def write_evidence(ctx: Context) -> ReportWritten:
     from .report.evidence import write_report
     from .report.evidence_data import collect_evidence
 
+    from .core.runs import read_run
+
     try:
         target = ctx.target()
     except Exception:  # noqa: BLE001 - the report says what it could not read
         target = None
-    return ReportWritten(str(write_report(ctx.run, collect_evidence(target, ctx.settings, ctx.run))))
+    ctx.run.save()
+    run = read_run(ctx.run.dir)  # as recorded: step results as JSON, which the report reads
+    return ReportWritten(str(write_report(run, collect_evidence(target, ctx.settings, run))))
 
 
 STEPS: tuple[Step, ...] = (

@@ -112,7 +112,10 @@ def test_migrate_runs_the_seeds_18_steps_and_ends_on_mysql_only(mysql_target, tm
     assert record["status"] == "ok" and [s["slug"] for s in record["steps"]] == SLUGS
     assert all(s["product"] for s in record["steps"] if s["slug"] in ("export", "transform", "load"))
     page = run.report_path.read_text()
-    assert "Was the cutover safe?" in page and "the flags ended at stage complete" in page
+    verdict = page[page.index('id="verdict"'):page.index('id="timeline"')]
+    assert 'Is the data in MySQL exact? <span class="good">yes</span>' in verdict, verdict
+    assert 'Was the cutover safe? <span class="good">yes</span>' in verdict, verdict
+    assert "5 guarded move(s)" in verdict and "the flags ended at stage complete" in verdict
 
 
 def test_until_only_and_from_step_run_what_they_name(mysql_target, tmp_path):
@@ -148,6 +151,10 @@ def test_a_new_run_will_not_reload_a_database_the_app_already_uses(mysql_target,
     assert again.status == "ok"
     actions = [a for a, _, _ in moves(mysql_target)]
     assert actions == ["set"] * 5 + ["rollback"] + ["set"] * 5  # rolled back (recorded), then guarded again
+    verdict = again.report_path.read_text()
+    verdict = verdict[verdict.index('id="verdict"'):verdict.index('id="timeline"')]
+    assert 'Was the cutover safe? <span class="good">yes</span>' in verdict, verdict  # its own cutover was not undone
+    assert "started over: the flags were rolled back from complete" in verdict
 
 
 @pytest.fixture

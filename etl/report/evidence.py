@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import timedelta
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -173,7 +174,15 @@ def verdict_cutover(run: RunRecord, evidence: dict) -> dict:
     cut = [s for s in run.steps if s.phase == "cutover"]
     flags = evidence.get("flags") or {}
     history = flags.get("history") or []
-    rollbacks = [h for h in history if h.get("action") == "rollback"]
+    # A rollback made by the run's own preflight, before its first forward move, is the run starting
+    # over (etl migrate --restart, or the embedded default again): no cutover of this run was undone.
+    first = next((i for i, h in enumerate(history) if h.get("action") in ("set", "forced") and h.get("to_stage") != "off"),
+                 len(history))
+    pre = next((s for s in steps_of(run, "preflight") if s.status == "ok" and s.started_at), None)
+    until = utc_time(pre.started_at) + timedelta(seconds=(pre.seconds or 0) + 1) if pre else None
+    restarts = [h for h in history[:first] if h.get("action") == "rollback" and until
+                and (utc_time(h.get("changed_at")) or until) <= until]
+    rollbacks = [h for h in history if h.get("action") == "rollback" and h not in restarts]
     forced = [h for h in history if h.get("action") == "forced"]
     monitor = evidence.get("monitor") or {}
     breaches = monitor.get("breaches") if monitor.get("during_run") else []
@@ -195,6 +204,9 @@ def verdict_cutover(run: RunRecord, evidence: dict) -> dict:
                         + "; ".join(f"{b.get('metric')} = {b.get('value')} {b.get('op', '>')} {b.get('threshold')}" for b in breaches[:3]))
     if "error" in flags:
         problems.append(f"the flag history could not be read: {flags['error']}")
+    for h in restarts:
+        why.append(f"started over: the flags were rolled back from {h.get('from_stage')} at {h.get('changed_at')}, "
+                   "before this run's cutover began")
     moves = [h for h in history if h.get("action") == "set" and (h.get("evidence") or {}).get("guards")]
     if moves:
         guards = sum(len(h["evidence"]["guards"]) for h in moves)
