@@ -3,11 +3,13 @@ the real API (`etl serve`, started for the run), with real files."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -174,11 +176,16 @@ def test_preflight_names_every_missing_prerequisite_in_one_message(private_serve
         cur.execute("SET GLOBAL local_infile = 0")
     target = private_server.with_database("preflight_never_made")
     settings, _ = project(tmp_path, target)
+    with socket.socket() as s:  # a loopback port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        api = f"http://127.0.0.1:{s.getsockname()[1]}"
+    settings = dataclasses.replace(settings, base_url=api, base_url_given=True, api_token="a-token-for-the-test")
     with pytest.raises(PlaybookError) as e:
         migrate(settings, source=tmp_path / "no-such-export", echo=lambda _: None, **QUICK)
     text = str(e.value)
-    assert "2 prerequisite(s) missing" in text, text
+    assert "3 prerequisite(s) missing" in text, text
     assert "local_infile: OFF on the server" in text and f"export: {tmp_path / 'no-such-export'}: no such file" in text
+    assert f"api: {api} is not reachable" in text
     with private_server.connect(database=False) as conn, conn.cursor() as cur:
         cur.execute("SHOW DATABASES LIKE %s", (target.database,))
         assert cur.fetchall() == ()  # nothing was made: the schema step never ran
@@ -292,3 +299,35 @@ def test_killed_at_random_points_in_every_phase_a_resumed_run_ends_as_an_uninter
         with base.connect(database=False) as conn, conn.cursor() as cur:
             for t in made:
                 cur.execute(f"DROP DATABASE IF EXISTS `{t.database}`")
+
+
+def test_resume_re_checks_what_the_finished_steps_left_and_runs_again_from_a_changed_one(mysql_target, tmp_path):
+    settings, _ = project(tmp_path, mysql_target)
+    first = migrate(settings, source=SAMPLE, echo=lambda _: None, until="load", **QUICK)
+    assert first.status == "ok"
+
+    def fail_at_load():  # the record as a run that failed in its load would leave it
+        body = json.loads(first.path.read_text())
+        body["status"] = "failed"
+        step = next(s for s in body["steps"] if s["slug"] == "load")
+        step["status"], step["error"] = "failed", "[load] planted"
+        first.path.write_text(json.dumps(body))
+
+    fail_at_load()
+    shown = []
+    unchanged = migrate(settings, echo=shown.append, resume=True)
+    assert unchanged.status == "ok" and unchanged.resumed_from == first.id
+    ran = [s.slug for s in unchanged.steps if s.started_at and s.started_at > first.finished_at]
+    assert ran == ["preflight", "load"], ran  # the export and the transform were found as they were left
+
+    first = unchanged
+    fail_at_load()
+    staged = settings.stage_dir / "tickets.parquet"
+    os.utime(staged, ns=(staged.stat().st_atime_ns, staged.stat().st_mtime_ns + 10**9))  # the stage touched since
+    shown.clear()
+    again = migrate(settings, echo=shown.append, resume=True)
+    assert any("what step transform produced changed since run" in str(x) for x in shown), shown
+    ran = [s.slug for s in again.steps if s.started_at and s.started_at > first.finished_at]
+    assert ran == ["preflight", "transform", "upload-sessions", "load"], ran
+    with pytest.raises(ConfigError, match="ended ok: nothing to resume"):
+        migrate(settings, echo=lambda _: None, resume=True)
