@@ -345,7 +345,10 @@ def transform(
     """
     from . import playbook
 
-    show(playbook.transform_export(load_settings(export_dir=in_dir, stage_dir=out_dir)))
+    with _live_progress(err.is_terminal) as live:
+        result = playbook.transform_export(load_settings(export_dir=in_dir, stage_dir=out_dir),
+                                           note=live.note if live else None)
+    show(result)
 
 
 @app.command()
@@ -390,23 +393,56 @@ class _RowsPerSecond(ProgressColumn):
         return Text(f"{task.speed:,.0f} rows/s" if task.speed else "", style="progress.data.speed")
 
 
+class _ForTables(ProgressColumn):
+    """A column drawn for a table's bar only, blank on the line of the running step."""
+
+    def __init__(self, column: ProgressColumn):
+        super().__init__()
+        self.column = column
+
+    def render(self, task):
+        return Text("") if task.fields.get("step") else self.column.render(task)
+
+
+class _Live:
+    """What `_live_progress` yields: called as the load's progress (table, rows done, rows planned),
+    `step(text)` starts the line of a new step (its elapsed time from zero), `note(text)` says on that
+    line what the step is doing now (a store staged, a table compared, a phase of validation)."""
+
+    def __init__(self, bars: Progress):
+        self.bars, self.tables, self.line = bars, {}, None
+
+    def __call__(self, table: str, done: int, total: int) -> None:
+        if table not in self.tables:
+            self.tables[table] = self.bars.add_task(table, total=total)
+        self.bars.update(self.tables[table], completed=done, total=total)
+
+    def step(self, text: str) -> None:
+        if self.line is None:
+            self.line = self.bars.add_task(text, total=None, step=True)
+        else:
+            self.bars.reset(self.line, description=text, total=None)
+
+    def note(self, text: str) -> None:
+        if self.line is None:
+            self.step(text)
+        else:
+            self.bars.update(self.line, description=text)
+        self.bars.refresh()  # drawn now: news can be followed by more within one of rich's refreshes
+
+
 @contextlib.contextmanager
-def _load_progress(enabled: bool):
-    """A progress bar per table on stderr (rows written / planned, rows per second, time left), or nothing."""
+def _live_progress(enabled: bool):
+    """On stderr, a bar per table the load writes (rows written / planned, rows per second, time left)
+    and a line for the running step with its news and elapsed time; or nothing (piped, -q)."""
     if not enabled:
         yield None
         return
-    bars = Progress(TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(), _RowsPerSecond(),
-                    TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=err, transient=False)
-    tasks: dict[str, int] = {}
-
-    def update(table: str, done: int, total: int) -> None:
-        if table not in tasks:
-            tasks[table] = bars.add_task(table, total=total)
-        bars.update(tasks[table], completed=done, total=total)
-
+    bars = Progress(TextColumn("{task.description:<16}"), BarColumn(), _ForTables(MofNCompleteColumn()),
+                    _ForTables(_RowsPerSecond()), TimeElapsedColumn(), _ForTables(TextColumn("eta")),
+                    _ForTables(TimeRemainingColumn()), console=err, transient=False)
     with bars:
-        yield update
+        yield _Live(bars)
 
 
 @app.command("load")
@@ -435,7 +471,7 @@ def load_cmd(
     from . import playbook
 
     settings = load_settings(mysql_uri=mysql, stage_dir=stage, chunk_size=chunk_size, base_url=base_url, api_token=token)
-    with _load_progress(not quiet and err.is_terminal) as progress:
+    with _live_progress(not quiet and err.is_terminal) as progress:
         result = playbook.load_stage(settings, via_api=via_api, batch_rows=batch_rows, method=method,
                                      delete_missing=delete_missing, progress=progress, wait=wait)
     show(result)
@@ -548,7 +584,7 @@ def migrate(
     from . import playbook
 
     settings = load_settings(mysql_uri=mysql)
-    with _load_progress(not quiet and err.is_terminal) as progress:
+    with _live_progress(not quiet and err.is_terminal) as progress:
         show(playbook.migrate(settings, source=export, sample_tickets=sample_tickets, echo=show, until=until,
                               from_step=from_step, only=only, resume=resume, progress=progress,
                               bench_seconds=bench_seconds, monitor_samples=monitor_samples,

@@ -123,10 +123,11 @@ def normalize_export(settings: Settings, source: Path):
     return export_or_reuse(source, settings.export_dir)
 
 
-def transform_export(settings: Settings):
+def transform_export(settings: Settings, *, note: Callable[[str], None] | None = None):
+    """`etl transform`; `note(text)` hears of each store staged."""
     from .stage.transform import transform
 
-    return transform(settings.export_dir, settings.stage_dir)
+    return transform(settings.export_dir, settings.stage_dir, note=note)
 
 
 def sample_export(settings: Settings, tickets: int):

@@ -171,6 +171,8 @@ def _run_steps(ctx: Context, run: RunRecord, to_run: list[str]) -> None:
             rec.status = "skipped"  # after a breach only the rollback runs
             continue
         ctx.echo(f"[{step.n}/{TOTAL}] {step.phase}: {step.title}")
+        if hasattr(ctx.progress, "step"):
+            ctx.progress.step(f"[{step.n}/{TOTAL}] {step.title}")
         rec.status, rec.started_at, rec.error = "running", now_text(), None
         run.save()
         t0 = time.perf_counter()

@@ -69,7 +69,7 @@ class Context:
     sample_tickets: int
     echo: Callable[[object], None]
     stack: ExitStack
-    progress: object = None  # a load progress callback (table, done, total), or None
+    progress: object = None  # the load's progress callback (table, done, total), with step() and note(), or None
     resuming: bool = False
     run: object = None  # the RunRecord
     breaches: list = field(default_factory=list)  # what the post-cutover monitor saw
@@ -98,6 +98,11 @@ class Context:
                 self._api = self.stack.enter_context(background(self.settings, self.target()))
                 self.echo(f"    etl serve started for this run at {self._api[0]} (stopped when the run ends)")
         return self._api
+
+    def note(self, text: str) -> None:
+        """Live news of the running step, on the terminal's step line (nothing when piped or -q)."""
+        if hasattr(self.progress, "note"):
+            self.progress.note(text)
 
     def monitor_thresholds(self):
         """`etl monitor`'s thresholds, with the uptime floor lowered to "not restarted since the preflight":
@@ -314,7 +319,7 @@ def export_product(ctx: Context) -> str | None:
 def transform(ctx: Context):
     from .stage.transform import transform as run
 
-    return run(ctx.settings.export_dir, ctx.settings.stage_dir)
+    return run(ctx.settings.export_dir, ctx.settings.stage_dir, note=ctx.note)
 
 
 def stage_product(ctx: Context) -> str | None:
@@ -402,7 +407,7 @@ def load_product(ctx: Context) -> str | None:
 def parity(ctx: Context):
     from .report.parity import parity_with_report
 
-    result = parity_with_report(ctx.settings.stage_dir, ctx.target(), runtime_dir=ctx.settings.runtime_dir)
+    result = parity_with_report(ctx.settings.stage_dir, ctx.target(), runtime_dir=ctx.settings.runtime_dir, note=ctx.note)
     result.raise_for_mismatch()
     return result
 
@@ -412,7 +417,7 @@ def aggregations(ctx: Context):
     from .check.validate import check
     from .report.datadocs import validate
 
-    result = validate(ctx.target(), ctx.settings.stage_dir, root=gx_root(ctx.settings.root))
+    result = validate(ctx.target(), ctx.settings.stage_dir, root=gx_root(ctx.settings.root), note=ctx.note)
     return check(result, echo=lambda _: None)  # shown by the runner, as every step's result
 
 
@@ -519,7 +524,8 @@ def post_cutover_monitor(ctx: Context):
     url, token = ctx.api()
     m = monitor(url, token, ctx.target(), ctx.settings.runtime_dir, thresholds=ctx.monitor_thresholds(),
                 count=ctx.options.monitor_samples, interval=ctx.options.monitor_interval,
-                on_sample=lambda s: ctx.echo(f"    sample {s['sample']}: {len(s['breaches'])} breach(es)"))
+                on_sample=lambda s: ctx.note(f"monitor: sample {s['sample']} of {ctx.options.monitor_samples}, "
+                                             f"{len(s['breaches'])} breach(es)"))
     if not m.ok:
         ctx.breaches = [str(b) for _, b in m.breaches]
         raise MonitorBreach(f"the post-cutover monitor saw {len(m.breaches)} breach(es): "

@@ -79,3 +79,15 @@ def test_migrate_shows_each_step_with_its_number_and_the_loads_bar_on_a_terminal
                                                          (7, "migration"))], headers
     tickets = [line for line in shown.replace("\r", "\n").splitlines() if line.strip().startswith("tickets")]
     assert any(re.search(r"3000/3000.*eta", line) for line in tickets), tickets
+    # The running step's line: its number and title, then what it is doing, with the time it has taken.
+    assert re.search(r"\[5/18\] transform", shown) and re.search(r"transform: tickets staged \(3,000 records\).*\d:\d\d:\d\d", shown)
+
+
+def test_migrate_draws_no_progress_when_piped(mysql_target, tmp_path):
+    env = {**os.environ, "MYSQL_URI": mysql_target.uri, "EXPORT_DIR": str(tmp_path / "export"),
+           "STAGE_DIR": str(tmp_path / "stage"), "RUNTIME_DIR": str(tmp_path / "runtime")}
+    done = subprocess.run([sys.executable, "-m", "etl", "migrate", "--sample-tickets", "3000", "--until", "parity"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "[7/18] migration: bulk import in chunks" in done.stdout  # the headers are output, the bars are not
+    assert "\r" not in done.stdout + done.stderr and "eta" not in done.stderr and "staged (" not in done.stdout + done.stderr

@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass, field
 from io import StringIO
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import duckdb
 import polars as pl
@@ -129,7 +129,7 @@ class ParityResult(Result):
 
 
 def parity(src: Path | StageFolder, target, *, buckets: Sequence[str] | None = None, tables: Sequence[str] | None = None,
-           parts: int = DEFAULT_PARTS, max_rows: int = MAX_ROWS) -> ParityResult:
+           parts: int = DEFAULT_PARTS, max_rows: int = MAX_ROWS, note: Callable[[str], None] | None = None) -> ParityResult:
     """Compare a stage (or an export, transformed first) with MySQL. Writes nothing: the result
     carries the buckets and rows behind it (`details`) for `etl.report.parity.write_report`."""
     t0 = time.perf_counter()
@@ -146,7 +146,11 @@ def parity(src: Path | StageFolder, target, *, buckets: Sequence[str] | None = N
                 raise ParityError(str(e.args[0])) from None
             stores = tuple(s for s in stores if s.name in wanted)
         asked = check_buckets(stores, buckets)
-        reports = [_compare(target, s, stage_dir, table_buckets(s, asked), parts, max_rows) for s in stores]
+        reports = []
+        for s in stores:
+            reports.append(_compare(target, s, stage_dir, table_buckets(s, asked), parts, max_rows))
+            if note is not None:
+                note(f"parity: {s.table} compared ({len(reports)} of {len(stores)} tables)")
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -275,13 +275,13 @@ def _import_gx() -> None:
 
 
 def validate(target: MySQLTarget, stage_dir: Path | StageFolder, *, strict: bool = False, root: Path | None = None,
-             docs: bool = True, engine: str = "sql", publish=None) -> ValidationResult:
+             docs: bool = True, engine: str = "sql", publish=None, note=None) -> ValidationResult:
     """Run every suite against `target`, with expected values from the stage at `stage_dir`.
 
     `engine` computes the expectations' results: "sql", one pass per table in MySQL (etl/check/figures.py),
     while the source side runs; "gx", Great Expectations' own checkpoint against MySQL (the
     reference the first is tested against, about 10x slower at 1M tickets). Both store the results
-    in the context and build the same data docs.
+    in the context and build the same data docs. `note(text)` hears of each phase as it ends (progress).
 
     `publish(ctx, results, result, docs) -> result`, given by a caller above this wing
     (etl.report.datadocs.publish), stores the verdicts with the results and builds the docs instead."""
@@ -308,6 +308,8 @@ def validate(target: MySQLTarget, stage_dir: Path | StageFolder, *, strict: bool
             breaches = source_breaches(stage_dir)
             notes = collation_notes(frames)
             t_source = time.perf_counter() - t0
+            if note is not None:
+                note(f"validate: source side read ({len(suite_names())} suites' expected values); MySQL computing")
 
             t1 = time.perf_counter()
             importing.result()
@@ -317,8 +319,12 @@ def validate(target: MySQLTarget, stage_dir: Path | StageFolder, *, strict: bool
                 try:
                     changed += sync_runner(ctx)
                     plain = docs and publish is None  # Great Expectations' own docs, without the verdicts
+                    if computing is not None:
+                        computed = computing.result()
+                        if note is not None:
+                            note("validate: MySQL's figures in; building the results and the data docs")
                     results = (_gx_results(ctx, params, plain) if computing is None
-                               else _computed_results(ctx, *computing.result(), params, plain))
+                               else _computed_results(ctx, *computed, params, plain))
                 except Exception as e:  # noqa: BLE001 - Great Expectations' or the server's errors: name them, mask the URI
                     who = "Great Expectations" if computing is None else "validation"
                     raise ValidationError(f"{who} could not run: {mask_uri(str(e)).splitlines()[0]}",

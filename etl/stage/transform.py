@@ -55,6 +55,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Callable
 
 import duckdb
 import numpy as np
@@ -264,7 +265,7 @@ def duration_offset(path: Path) -> str | None:
             "offset: openTime was read as local time); carried as stored, not recomputed")
 
 
-def transform(export: Path | ExportFolder, stage_dir: Path) -> TransformResult:
+def transform(export: Path | ExportFolder, stage_dir: Path, *, note: Callable[[str], None] | None = None) -> TransformResult:
     """Stage every store of an export (a folder path, or an ExportFolder already open: its summary
     is read once, here or by the caller). The stage folder appears complete or not at all."""
     t0 = time.perf_counter()
@@ -296,6 +297,10 @@ def transform(export: Path | ExportFolder, stage_dir: Path) -> TransformResult:
         # uploadSessions comes last: the sessions rebuilt from the other stores are added to it.
         first = [s for s in STORES if s.name not in missing and s is not UPLOAD_SESSIONS]
         futures = [pool.submit(_stage_store, con, export, tmp, s) for s in first]
+        if note is not None:  # progress as each store ends (in its worker thread)
+            for store, future in zip(first, futures):
+                future.add_done_callback(lambda f, name=store.name: f.exception() or note(
+                    f"transform: {name} staged ({f.result()[0].staged:,} records)"))
         for store, future in zip(first, futures):  # the first failure in store order is the one reported
             counts[store.name], metas[store.name] = future.result()
         sessions = UPLOAD_SESSIONS
