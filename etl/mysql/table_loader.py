@@ -140,12 +140,22 @@ class TableLoader:
             with ThreadPoolExecutor(1, thread_name_prefix="etl-check", initializer=low_priority) as checker, \
                     loader_connection(self.target) as check_conn:
                 checks = [checker.submit(self._check, sent, check_conn) for sent in self.sent]
+                self._note_finishing()
                 rebuilt = bulk.rebuild_indexes(self.conn, self.store.table)
                 for f in checks:
                     f.result()
             return self._finish(rebuilt, self.writing + time.perf_counter() - t0)  # not the wait for the thread
         finally:
             self.close()
+
+    def _note_finishing(self) -> None:
+        """Say on the terminal what the minutes after the last chunk go to (a progress with `note`)."""
+        note = getattr(self.progress, "note", None)
+        if note is None:
+            return
+        indexes = len(bulk.pending_indexes(self.conn, self.store.table))
+        note(f"load: {self.store.table}: " + (f"rebuilding {indexes} secondary index(es), " if indexes else "")
+             + f"checking {len(self.sent)} chunk(s) read back")
 
     def close(self) -> None:
         self._connections.close()
