@@ -271,8 +271,10 @@ def export_cmd(
     """Check an export and write it as a normalized, immutable export folder (what `etl transform` reads)."""
     from . import playbook
 
-    show(playbook.export_source(load_settings(export_dir=out_dir), source, force=force, origin=origin,
-                                part_bytes=part_mb << 20 if part_mb else None))
+    with _live_progress(err.is_terminal) as live:
+        result = playbook.export_source(load_settings(export_dir=out_dir), source, force=force, origin=origin,
+                                        part_bytes=part_mb << 20 if part_mb else None, note=live.note if live else None)
+    show(result)
 
 
 @app.command("merge")

@@ -101,11 +101,12 @@ def snippet(out_file: Path | None = None, *, as_bookmarklet: bool = False):
 
 
 def export_source(settings: Settings, source: Path, *, force: bool = False, origin: str | None = None,
-                  part_bytes: int | None = None):
-    """`etl export`: check `source` and write settings.export_dir."""
+                  part_bytes: int | None = None, note: Callable[[str], None] | None = None):
+    """`etl export`: check `source` and write settings.export_dir; `note(text)` hears of each phase."""
     from .source.export import export
 
-    return export(source, settings.export_dir, force=force, origin=origin, **({"part_bytes": part_bytes} if part_bytes else {}))
+    return export(source, settings.export_dir, force=force, origin=origin, note=note,
+                  **({"part_bytes": part_bytes} if part_bytes else {}))
 
 
 def merge_exports(sources: Sequence[str], out_dir: Path, *, force: bool = False):

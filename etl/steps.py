@@ -302,7 +302,7 @@ def export(ctx: Context):
 
         source = ctx.settings.runtime_dir / "sample-export"
         parts.append(sample_or_reuse(source, ctx.sample_tickets))
-    parts.append(export_or_reuse(Path(source), ctx.settings.export_dir))
+    parts.append(export_or_reuse(Path(source), ctx.settings.export_dir, note=ctx.note))
     return Parts(tuple(parts)) if len(parts) > 1 else parts[0]
 
 

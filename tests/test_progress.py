@@ -93,3 +93,10 @@ def test_migrate_draws_no_progress_when_piped(mysql_target, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "[7/18] migration: bulk import in chunks" in done.stdout  # the headers are output, the bars are not
     assert "\r" not in done.stdout + done.stderr and "eta" not in done.stderr and "staged (" not in done.stdout + done.stderr
+
+
+def test_export_says_each_phase_on_a_terminal(tmp_path):
+    shown = _under_pty([sys.executable, "-m", "etl", "export", "--from", str(ROOT / "data" / "sample-export"), "--out",
+                        str(tmp_path / "export")], {})
+    assert "export: folder form read into its own copy" in shown
+    assert re.search(r"export: 486 records checked in 5 stores; writing the summary.*\d:\d\d:\d\d", shown), shown

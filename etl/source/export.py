@@ -88,10 +88,12 @@ class ExportResult(Result):
 
 
 def export(source: Path, out_dir: Path, *, force: bool = False, part_bytes: int = PART_BYTES,
-           origin: str | None = None) -> ExportResult:
+           origin: str | None = None, note=None) -> ExportResult:
     """Normalize `source` (a folder, a single-file dump, a dexie file or a Chromium profile) into
     `out_dir`. Array files over 1.5 times `part_bytes` are stored as parts cut at record boundaries.
-    `origin` chooses among a profile's origins when several hold the database."""
+    `origin` chooses among a profile's origins when several hold the database. `note(text)` hears
+    of each phase as it ends (progress)."""
+    note = note or (lambda _: None)
     t0 = time.perf_counter()
     source, out_dir = Path(source), Path(out_dir)
     if not source.exists():
@@ -109,7 +111,9 @@ def export(source: Path, out_dir: Path, *, force: bool = False, part_bytes: int 
     work.mkdir()
     try:
         found = read_source(src, work, origin)
+        note(f"export: {found.form} form read into its own copy; counting and checking the records")
         counts, missing = check_counts(found, work, src, part_bytes)
+        note(f"export: {sum(counts.values()):,} records checked in {len(counts)} stores; writing the summary")
         summary = _summary(found, work, src, counts, missing)
         _write_json(work / SUMMARY, summary)  # last: its presence means the folder is complete
         _install(work, out, force=force)
@@ -122,7 +126,7 @@ def export(source: Path, out_dir: Path, *, force: bool = False, part_bytes: int 
                         time.perf_counter() - t0)
 
 
-def export_or_reuse(source: Path, out_dir: Path) -> ExportResult:
+def export_or_reuse(source: Path, out_dir: Path, *, note=None) -> ExportResult:
     """The playbook's rule: keep `out_dir` when it was exported from this very source and
     the source's files are unchanged (same sizes and modification times); otherwise export
     again and replace `out_dir` atomically."""
@@ -133,7 +137,7 @@ def export_or_reuse(source: Path, out_dir: Path) -> ExportResult:
         if same_folder or (summary.get("source") == str(source.resolve()) and _unchanged(summary)):
             return ExportResult(out_dir, source, summary.get("sourceForm", "folder"), dict(summary.get("counts", {})),
                                 tuple(summary.get("missingStores", [])), tuple(summary.get("warnings", [])), reused=True)
-    return export(source, out_dir, force=True)
+    return export(source, out_dir, force=True, note=note)
 
 
 def read_summary(export_dir: Path) -> dict:
