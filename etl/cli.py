@@ -497,8 +497,10 @@ def parity(
     """
     from . import playbook
 
-    result = playbook.parity_check(load_settings(mysql_uri=dst_mysql), src=src, tables=table, fail_on_mismatch=False,
-                                   buckets=buckets.split(",") if buckets is not None else None)
+    with _live_progress(err.is_terminal) as live:
+        result = playbook.parity_check(load_settings(mysql_uri=dst_mysql), src=src, tables=table, fail_on_mismatch=False,
+                                       buckets=buckets.split(",") if buckets is not None else None,
+                                       note=live.note if live else None)
     show(result)
     if fail_on_mismatch:
         result.raise_for_mismatch()
@@ -520,7 +522,9 @@ def validate_cmd(
     """
     from . import playbook
 
-    result = playbook.validate_target(load_settings(mysql_uri=mysql, stage_dir=stage), strict=strict)
+    with _live_progress(err.is_terminal) as live:
+        result = playbook.validate_target(load_settings(mysql_uri=mysql, stage_dir=stage), strict=strict,
+                                          note=live.note if live else None)
     show(result)
     if not result.ok:
         raise typer.Exit(1)

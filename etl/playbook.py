@@ -166,24 +166,27 @@ def load_stage(settings: Settings, *, target_=None, via_api: bool = False, **opt
 
 
 def parity_check(settings: Settings, *, src: Path | None = None, buckets: Sequence[str] | None = None,
-                 tables: Sequence[str] | None = None, fail_on_mismatch: bool = True, target_=None):
+                 tables: Sequence[str] | None = None, fail_on_mismatch: bool = True, target_=None,
+                 note: Callable[[str], None] | None = None):
     """Parity of the stage (or `src`) with MySQL, its reports written under RUNTIME_DIR/parity; with
     `fail_on_mismatch` a mismatch raises ParityError, which stops a run."""
     from .report.parity import parity_with_report
 
     result = parity_with_report(src or settings.stage_dir, target_ or target(settings), runtime_dir=settings.runtime_dir,
-                                buckets=buckets, tables=tables)
+                                buckets=buckets, tables=tables, note=note)
     if fail_on_mismatch:
         result.raise_for_mismatch()
     return result
 
 
-def validate_target(settings: Settings, *, strict: bool = False, docs: bool = True, target_=None):
+def validate_target(settings: Settings, *, strict: bool = False, docs: bool = True, target_=None,
+                    note: Callable[[str], None] | None = None):
     """The expectation suites against MySQL with expected values from the stage, then the data docs."""
     from .check.suites import gx_root
     from .report.datadocs import validate  # the check's, its verdicts stored for the data docs
 
-    return validate(target_ or target(settings), settings.stage_dir, strict=strict, root=gx_root(settings.root), docs=docs)
+    return validate(target_ or target(settings), settings.stage_dir, strict=strict, root=gx_root(settings.root), docs=docs,
+                    note=note)
 
 
 def validate_migration(settings: Settings, echo: Callable[[object], None] = print, *, target_=None):

@@ -100,3 +100,15 @@ def test_export_says_each_phase_on_a_terminal(tmp_path):
                         str(tmp_path / "export")], {})
     assert "export: folder form read into its own copy" in shown
     assert re.search(r"export: 486 records checked in 5 stores; writing the summary.*\d:\d\d:\d\d", shown), shown
+
+
+def test_parity_and_validate_say_what_they_are_at_on_a_terminal(stage, schema_target):
+    target = schema_target
+    loaded = subprocess.run([sys.executable, "-m", "etl", "load", "--stage", str(stage), "--mysql", target.uri, "-q"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert loaded.returncode == 0, loaded.stderr
+    env = {"MYSQL_URI": target.uri, "STAGE_DIR": str(stage)}
+    parity = _under_pty([sys.executable, "-m", "etl", "parity", "--src", str(stage)], env)
+    assert re.search(r"parity: tickets compared \(1 of 5 tables\)", parity) and "(5 of 5 tables)" in parity, parity[-2000:]
+    validate = _under_pty([sys.executable, "-m", "etl", "validate"], env)
+    assert "validate: source side read" in validate and "validate: MySQL's figures in" in validate, validate[-2000:]
