@@ -112,3 +112,4 @@ def test_parity_and_validate_say_what_they_are_at_on_a_terminal(stage, schema_ta
     assert re.search(r"parity: tickets compared \(1 of 5 tables\)", parity) and "(5 of 5 tables)" in parity, parity[-2000:]
     validate = _under_pty([sys.executable, "-m", "etl", "validate"], env)
     assert "validate: source side read" in validate and "validate: MySQL's figures in" in validate, validate[-2000:]
+    assert re.search(r"validate: suite tickets (passed|FAILED) \(\d+ of 17\)", validate), validate[-2000:]

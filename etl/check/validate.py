@@ -324,7 +324,7 @@ def validate(target: MySQLTarget, stage_dir: Path | StageFolder, *, strict: bool
                         if note is not None:
                             note("validate: MySQL's figures in; building the results and the data docs")
                     results = (_gx_results(ctx, params, plain) if computing is None
-                               else _computed_results(ctx, *computed, params, plain))
+                               else _computed_results(ctx, *computed, params, plain, note))
                 except Exception as e:  # noqa: BLE001 - Great Expectations' or the server's errors: name them, mask the URI
                     who = "Great Expectations" if computing is None else "validation"
                     raise ValidationError(f"{who} could not run: {mask_uri(str(e)).splitlines()[0]}",
@@ -359,9 +359,10 @@ def _gx_results(ctx, params: dict, docs: bool) -> list:
             for n in suite_names()]
 
 
-def _computed_results(ctx, figs: dict, views: dict, params: dict, docs: bool) -> list:
+def _computed_results(ctx, figs: dict, views: dict, params: dict, docs: bool, note=None) -> list:
     """The suites' results from the computed figures, stored in the context as a checkpoint run
-    stores them, and the data docs built for them."""
+    stores them, and the data docs built for them; `note(text)` hears of each suite."""
+    note = note or (lambda _: None)
     import datetime
 
     import great_expectations as gx
@@ -392,7 +393,10 @@ def _computed_results(ctx, figs: dict, views: dict, params: dict, docs: bool) ->
         ctx.validation_results_store.store_validation_results(res, key, suite_id)
         results.append(res)
         keys.append(key)
+        note(f"validate: suite {name} {'passed' if res.success else 'FAILED'} "
+             f"({len(results)} of {len(checkpoint.validation_definitions)})")
     if docs:
+        note("validate: building the data docs")
         ctx.build_data_docs(resource_identifiers=keys)
     return results
 
