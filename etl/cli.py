@@ -25,6 +25,7 @@ from rich.markup import escape
 
 from .core.config import load_settings, mask_uri
 from .core.errors import EtlError, Interrupted, raise_if_stopped, request_stop, stop_requested
+from .steps import PlaybookOptions
 
 # Each command imports the stage it runs, and etl.playbook (which loads the MySQL client) only
 # where it is used: `etl export` and `etl transform` start sooner.
@@ -554,6 +555,9 @@ def docs_cmd(
 # ---------------------------------------------------------------- migrate
 
 
+_PLAYBOOK = PlaybookOptions()  # the defaults of `etl migrate`'s measuring options, written once (etl/steps.py)
+
+
 @app.command()
 @cli_errors
 def migrate(
@@ -568,11 +572,12 @@ def migrate(
                                 "after re-checking what its earlier steps produced."),
     restart: bool = typer.Option(False, "--restart", help="Migrate again into a database whose cutover began: "
                                  "rolls the flags back to IndexedDB first (recorded)."),
-    bench_seconds: float = typer.Option(5.0, min=0.1, help="Length of each API benchmark (steps 10, 13)."),
-    monitor_samples: int = typer.Option(5, min=1, help="Samples the post-cutover monitor takes (step 15)."),
-    monitor_interval: float = typer.Option(2.0, min=0, help="Seconds between the monitor's samples."),
-    threshold_error: float = typer.Option(0.01, help="Monitor: largest API error rate in a sample."),
-    threshold_latency_p95: float = typer.Option(2000.0, help="Monitor: largest API p95 latency in a sample, ms."),
+    bench_seconds: float = typer.Option(_PLAYBOOK.bench_seconds, min=0.1, help="Length of each API benchmark (steps 10, 13)."),
+    monitor_samples: int = typer.Option(_PLAYBOOK.monitor_samples, min=1, help="Samples the post-cutover monitor takes (step 15)."),
+    monitor_interval: float = typer.Option(_PLAYBOOK.monitor_interval, min=0, help="Seconds between the monitor's samples."),
+    threshold_error: float = typer.Option(_PLAYBOOK.threshold_error, help="Monitor: largest API error rate in a sample."),
+    threshold_latency_p95: float = typer.Option(_PLAYBOOK.threshold_latency_p95,
+                                                help="Monitor: largest API p95 latency in a sample, ms."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No load progress bar."),
 ):
     """Run the seed's 18-step playbook, recording the run and its evidence report in RUNTIME_DIR/runs/.

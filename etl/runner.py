@@ -27,7 +27,7 @@ from .core.errors import (
     raise_if_stopped,
     stop_requested,
 )
-from .core.runs import RunRecord, StepRecord, find_run, list_runs, new_run, now_text
+from .core.runs import RunRecord, StepRecord, find_run, new_run, now_text
 from .steps import (
     PHASES,
     STEPS,
@@ -222,4 +222,4 @@ def _final_report(ctx: Context, run: RunRecord) -> None:
         ctx.echo(f"note: the evidence report could not be written: {e}")
 
 
-__all__ = ["migrate", "select", "step_of", "list_runs"]
+__all__ = ["migrate", "select", "step_of"]

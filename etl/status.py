@@ -135,7 +135,7 @@ def runs(settings: Settings, *, limit: int | None = None) -> RunList:
 
 def _target_part(settings: Settings):
     """(target or None, the part): which server, and whether it connects."""
-    from .mysql.db import resolve_target
+    from .mysql.db import resolve_target, server_facts
 
     part: dict = {"uri": mask_uri(settings.mysql_uri) if settings.mysql_uri else None,
                   "from": "MYSQL_URI" if settings.mysql_uri else "the project-local server (etl db up)",
@@ -148,15 +148,14 @@ def _target_part(settings: Settings):
     part["uri"] = str(target)
     try:
         with target.connect(database=False, connect_timeout=5) as conn, conn.cursor() as cur:
-            cur.execute("SELECT VERSION(), @@local_infile, @@max_allowed_packet")
-            version, infile, packet = cur.fetchone()
+            version, infile, packet = server_facts(cur)
             cur.execute("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (target.database,))
             exists = bool(cur.fetchone()[0])
     except Exception as e:  # noqa: BLE001
         part["error"] = _first_line(e)
         return None, part
-    part.update(connects=True, server_version=version, local_infile=bool(int(infile)),
-                max_allowed_packet=int(packet), database_exists=exists)
+    part.update(connects=True, server_version=version, local_infile=infile, max_allowed_packet=packet,
+                database_exists=exists)
     if not exists:
         part["note"] = f"the database {target.database} does not exist yet (etl schema apply, or etl migrate, creates it)"
         return None, part

@@ -183,11 +183,12 @@ def _grants_cover(grants: list[str], database: str) -> tuple[set[str], bool]:
 
 
 def _server_checks(ctx: Context) -> list[Check]:
+    from .mysql.db import server_facts
+
     try:
         target = ctx.target()
         with target.connect(database=False) as conn, conn.cursor() as cur:
-            cur.execute("SELECT VERSION(), @@local_infile, @@max_allowed_packet")
-            version, infile, packet = cur.fetchone()
+            version, infile, packet = server_facts(cur)
             cur.execute("SHOW GLOBAL STATUS LIKE 'Uptime'")
             ctx.server_uptime = float(cur.fetchone()[1])
             cur.execute("SHOW GRANTS FOR CURRENT_USER()")
@@ -195,10 +196,10 @@ def _server_checks(ctx: Context) -> list[Check]:
     except ServerError as e:
         return [Check("mysql server", False, str(e).removeprefix("[db] "))]
     checks = [Check("mysql server", True, f"{target} answers, version {version}"),
-              Check("local_infile", bool(int(infile)), "ON" if int(infile) else
+              Check("local_infile", infile, "ON" if infile else
                     "OFF on the server: the bulk load needs LOAD DATA LOCAL (SET GLOBAL local_infile = 1)"),
-              Check("max_allowed_packet", int(packet) >= MIN_PACKET, f"{int(packet) / 1048576:.0f} MB"
-                    + ("" if int(packet) >= MIN_PACKET else f", below the {MIN_PACKET // 1048576} MB a large record needs"))]
+              Check("max_allowed_packet", packet >= MIN_PACKET, f"{packet / 1048576:.0f} MB"
+                    + ("" if packet >= MIN_PACKET else f", below the {MIN_PACKET // 1048576} MB a large record needs"))]
     have, readable = _grants_cover(grants, target.database)
     missing = [p for p in PRIVILEGES if p not in have]
     checks.append(Check("privileges", not missing or not readable,
@@ -323,16 +324,9 @@ def transform(ctx: Context):
 
 
 def stage_product(ctx: Context) -> str | None:
-    """The transform's own files (Parquet, rejects, summary): names, sizes, modification times. Not
-    what later steps keep in the stage folder (the load's work files, the digests)."""
-    from .stage.folder import SUMMARY
+    from .stage.folder import stage_identity
 
-    stage = Path(ctx.settings.stage_dir)
-    if not (stage / SUMMARY).is_file():
-        return None
-    files = sorted([*stage.glob("*.parquet"), stage / SUMMARY, *(stage / "rejects").rglob("*")])
-    text = "\n".join(f"{p.relative_to(stage)} {p.stat().st_size} {p.stat().st_mtime_ns}" for p in files if p.is_file())
-    return hashlib.sha256(text.encode()).hexdigest()[:20]
+    return stage_identity(ctx.settings.stage_dir)
 
 
 @dataclass(frozen=True)
@@ -448,7 +442,7 @@ def benchmark(ctx: Context):
 # ---------------------------------------------------------------- 11-15 cutover
 
 
-def _move(ctx: Context, name: str, min_compared: int):
+def _move(ctx: Context, name: str):
     """Move the flags forward to stage `name` unless they are there already (or past it)."""
     from .cutover import Thresholds, move_to
     from .cutover.stages import stage
@@ -457,7 +451,7 @@ def _move(ctx: Context, name: str, min_compared: int):
     if now is not None and stage(now).index >= stage(name).index:
         return None
     change = move_to(ctx.settings, ctx.target(), name, reason=f"etl migrate step: enter {name}",
-                     thresholds=Thresholds(min_compared=min_compared))
+                     thresholds=Thresholds(min_compared=_need(ctx)))
     if change.refused:
         raise PlaybookError(f"the move to {name} was refused: {change.message}")
     ctx.echo(f"    flags: {change.from_stage} -> {change.to_stage}")
@@ -474,6 +468,12 @@ def _comparable(ctx: Context) -> int:
     return staged - int(summary.get("reconstructed_sessions") or 0)
 
 
+def _need(ctx: Context) -> int:
+    """Records the browsers (and this run) must have compared in a stage before the next move: the
+    options' minimum, or every record of a smaller export."""
+    return min(ctx.options.min_compared, _comparable(ctx))
+
+
 ALL = 10**9  # records per bucket: every one
 
 
@@ -483,28 +483,26 @@ def _verify(ctx: Context, stage_name: str):
     from .api.verify import verify_reads
 
     url, token = ctx.api()
-    comparable = _comparable(ctx)
-    need = min(ctx.options.min_compared, comparable)
-    per_bucket = ctx.options.per_bucket if comparable > need else ALL  # a small export: every record
+    need = _need(ctx)
+    per_bucket = ctx.options.per_bucket if _comparable(ctx) > need else ALL  # a small export: every record
     stage = ctx.settings.stage_dir  # upload sessions are expected as the load finalized them
     result = verify_reads(url, token, ctx.settings.export_dir, stage_name=stage_name, per_bucket=per_bucket, stage_dir=stage)
     if sum(s.compared for s in result.stores) < need:  # few buckets: a second pass over every record
         result = verify_reads(url, token, ctx.settings.export_dir, stage_name=stage_name, per_bucket=ALL, stage_dir=stage)
     if not result.ok:
         raise PlaybookError(f"the API's answers differ from the export:\n{result}")
-    return result, need
+    return result
 
 
 def dual_read(ctx: Context):
-    moves = [_move(ctx, "dual-write", ctx.options.min_compared), _move(ctx, "shadow", ctx.options.min_compared)]
-    verified, _ = _verify(ctx, "shadow")
+    moves = [_move(ctx, "dual-write"), _move(ctx, "shadow")]
+    verified = _verify(ctx, "shadow")
     return Parts((*[m for m in moves if m], verified))
 
 
 def dual_write(ctx: Context):
-    need = min(ctx.options.min_compared, _comparable(ctx))
-    moved = _move(ctx, "live", need)
-    verified, _ = _verify(ctx, "live")
+    moved = _move(ctx, "live")
+    verified = _verify(ctx, "live")
     return Parts((*([moved] if moved else []), verified))
 
 
@@ -513,8 +511,7 @@ def performance(ctx: Context):
 
 
 def cutover(ctx: Context):
-    need = min(ctx.options.min_compared, _comparable(ctx))
-    moves = [_move(ctx, "rampdown", need), _move(ctx, "complete", need)]
+    moves = [_move(ctx, "rampdown"), _move(ctx, "complete")]
     return Parts(tuple(m for m in moves if m)) if any(moves) else f"the flags are at {_stage_now(ctx)} already"
 
 

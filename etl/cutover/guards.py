@@ -18,7 +18,6 @@ Every guard looks at fresh evidence about the data the next stage exposes:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import dataclass, field, replace
@@ -98,13 +97,6 @@ def parity(m: Move) -> GuardResult:
                        {"tables": tables, "report": r.report_dir})
 
 
-def stage_identity(stage_dir: Path) -> str:
-    """Names, sizes and modification times of the stage's files: a new transform changes it."""
-    files = sorted(p for p in Path(stage_dir).rglob("*") if p.is_file())
-    text = "\n".join(f"{p.relative_to(stage_dir)} {p.stat().st_size} {p.stat().st_mtime_ns}" for p in files)
-    return hashlib.sha256(text.encode()).hexdigest()[:20]
-
-
 def expectations(m: Move) -> GuardResult:
     from ..check.suites import gx_root
     from ..report.datadocs import validate  # its stored results carry the verdicts, as etl validate's do
@@ -113,6 +105,8 @@ def expectations(m: Move) -> GuardResult:
     if parity_now is not None and not parity_now.ok:
         return GuardResult("expectations", False, "not run: parity failed, so MySQL is not the data they would vouch for")
     kept = Path(m.settings.runtime_dir) / EXPECTATIONS_KEPT
+    from ..stage.folder import stage_identity
+
     key = {"stage": stage_identity(m.settings.stage_dir), "target": str(m.target)}
     if parity_now is not None and kept.is_file():
         last = json.loads(kept.read_text(encoding="utf-8"))

@@ -99,6 +99,14 @@ class MySQLTarget:
         return sa.create_engine(url, connect_args={"init_command": "SET time_zone = '+00:00'"}, pool_pre_ping=True)
 
 
+def server_facts(cur) -> tuple[str, bool, int]:
+    """(version, local_infile, max_allowed_packet) of the server a cursor talks to: what `etl status`
+    shows and the playbook's preflight checks."""
+    cur.execute("SELECT VERSION(), @@local_infile, @@max_allowed_packet")
+    version, infile, packet = cur.fetchone()
+    return version, bool(int(infile)), int(packet)
+
+
 def resolve_target(settings: Settings, *, start: bool = False) -> MySQLTarget:
     """MYSQL_URI when given; else the project-local server (started when `start`)."""
     if settings.mysql_uri:

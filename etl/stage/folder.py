@@ -6,6 +6,7 @@ staged tables through `read_stage`, and the transform writes exactly `stage_sche
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,6 +122,18 @@ class StageFolder:
     def stores(self) -> tuple[Store, ...]:
         """The stores the stage holds a table for, in description order."""
         return staged_stores(self.dir)
+
+
+def stage_identity(stage_dir: Path) -> str | None:
+    """Names, sizes and modification times of the transform's own files (the Parquet, the rejects,
+    the summary), hashed: a new transform changes it; what later steps keep in the folder (the
+    load's work files, the digests) does not. None when no transform finished there."""
+    stage = Path(stage_dir)
+    if not (stage / SUMMARY).is_file():
+        return None
+    files = sorted([*stage.glob("*.parquet"), stage / SUMMARY, *(stage / "rejects").rglob("*")])
+    text = "\n".join(f"{p.relative_to(stage)} {p.stat().st_size} {p.stat().st_mtime_ns}" for p in files if p.is_file())
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
 def check_stage(stage_dir: Path) -> tuple[Store, ...]:
