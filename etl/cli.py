@@ -25,7 +25,7 @@ from rich.markup import escape
 
 from .core.config import load_settings, mask_uri
 from .core.errors import EtlError, Interrupted, raise_if_stopped, request_stop, stop_requested
-from .steps import PlaybookOptions
+from .run.context import PlaybookOptions
 
 # Each command imports the stage it runs, and etl.playbook (which loads the MySQL client) only
 # where it is used: `etl export` and `etl transform` start sooner.
@@ -555,7 +555,7 @@ def docs_cmd(
 # ---------------------------------------------------------------- migrate
 
 
-_PLAYBOOK = PlaybookOptions()  # the defaults of `etl migrate`'s measuring options, written once (etl/steps.py)
+_PLAYBOOK = PlaybookOptions()  # the defaults of `etl migrate`'s measuring options, written once (etl/run/context.py)
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""The application layer: one verb per command (`etl migrate`'s 18 steps are in etl.steps, its runner in etl.runner).
+"""The application layer: one verb per command (`etl migrate`'s 18 steps are in etl.run, its runner in etl.run.runner).
 
 The CLI and the notebooks call these functions with settings and options; they hold no logic of
 their own. Every verb that talks to MySQL takes an optional `target`: a caller that resolved it
@@ -303,10 +303,10 @@ def cutover_status(settings: Settings, *, bucket_limit: int = 20):
 def migrate(settings: Settings, *, source: Path | None = None, sample_tickets: int = 30000,
             echo: Callable[[object], None] = print, until: str | None = None, from_step: str | None = None,
             only: str | None = None, resume: bool = False, progress=None, **options):
-    """`etl migrate`: the seed's 18 steps (etl.steps), run and recorded by etl.runner. `options` are
-    etl.steps.PlaybookOptions' fields (bench_seconds, monitor_samples, restart, ...)."""
-    from .runner import migrate as run
-    from .steps import PlaybookOptions
+    """`etl migrate`: the seed's 18 steps (etl.run), run and recorded by etl.run.runner. `options` are
+    etl.run.context.PlaybookOptions' fields (bench_seconds, monitor_samples, restart, ...)."""
+    from .run.runner import migrate as run
+    from .run.context import PlaybookOptions
 
     return run(settings, source=source, sample_tickets=sample_tickets, echo=echo, until=until, from_step=from_step,
                only=only, resume=resume, options=PlaybookOptions(**options), progress=progress)

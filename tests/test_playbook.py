@@ -1,4 +1,4 @@
-"""etl migrate: the seed's 18 steps (etl/steps.py, run by etl/runner.py) on a real server, through
+"""etl migrate: the seed's 18 steps (etl/run/, run by etl/run/runner.py) on a real server, through
 the real API (`etl serve`, started for the run), with real files."""
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ from etl import (
 )
 from etl.check.suites import GX_DIR
 from etl.cutover.flags import history, read_state
-from etl.steps import PHASES, STEPS
+from etl.run.catalog import STEPS
+from etl.run.context import PHASES
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "data" / "sample-export"

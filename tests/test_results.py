@@ -131,16 +131,20 @@ def test_every_step_result_serializes(mysql_server, mysql_target, tmp_path):
     results.append(app_status.status(settings))
     listed = app_status.runs(settings)
     results += [listed, *listed.runs, app_status.report(settings, open_browser=False)]
-    # the playbook's own step results (etl.steps), on the same stage and target
+    # the playbook's own step results (etl.run), on the same stage and target
     from contextlib import ExitStack
 
     from etl.source.sample import sample_or_reuse
-    from etl.steps import Context, Parts, PlaybookOptions, finalize_sessions, preflight, rollback, upload_sessions, write_evidence
+    from etl.run.context import Context, Parts, PlaybookOptions
+    from etl.run.cutover import AlreadyThere
+    from etl.run.finalization import finalize_sessions, rollback, write_evidence
+    from etl.run.migration import upload_sessions
+    from etl.run.preparation import preflight
 
     with ExitStack() as stack:  # resuming: the flags were moved above, which a new run would refuse
         ctx = Context(settings, PlaybookOptions(), tmp_path / "export", 0, lambda _: None, stack, run=run, resuming=True)
         results += [preflight(ctx), upload_sessions(ctx), finalize_sessions(ctx), rollback(ctx), write_evidence(ctx)]
-    results.append(Parts((results[-1],)))
+    results += [Parts((results[-1],)), AlreadyThere("complete")]  # step 14 on flags a killed run had moved
     sample_or_reuse(tmp_path / "sample", 20)
     results.append(sample_or_reuse(tmp_path / "sample", 20))  # the second time: reused
     results.append(etl.db_status(settings))

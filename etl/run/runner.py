@@ -1,4 +1,4 @@
-"""`etl migrate`: select the playbook's steps (etl.steps), run them in order, record the run.
+"""`etl migrate`: select the playbook's steps (etl.run.catalog), run them in order, record the run.
 
 Which steps: all 18, or `until` (a step's slug or number, or a phase: through its last step),
 `from_step` (from a step, or a phase's first), `only` (one step, or one phase). `resume` continues
@@ -19,24 +19,19 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Callable
 
-from .core.config import Settings
-from .core.errors import (
+from ..core.config import Settings
+from ..core.errors import (
     ConfigError,
     EtlError,
     PlaybookError,
     raise_if_stopped,
     stop_requested,
 )
-from .core.runs import RunRecord, StepRecord, find_run, new_run, now_text
-from .steps import (
-    PHASES,
-    STEPS,
-    Context,
-    MonitorBreach,
-    PlaybookOptions,
-    Step,
-    write_evidence,
-)
+from ..core.runs import RunRecord, StepRecord, find_run, new_run, now_text
+from .catalog import STEPS
+from .context import PHASES, Context, PlaybookOptions, Step
+from .cutover import MonitorBreach
+from .finalization import write_evidence
 
 TOTAL = len(STEPS)
 

@@ -1,0 +1,118 @@
+"""What the steps of one `etl migrate` run share: its options, its `Context` (settings, the target
+resolved once, the API started once), a step's description, and `Parts` (a step's several results)."""
+
+from __future__ import annotations
+
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ..core.config import Settings
+from ..core.errors import PlaybookError
+from ..core.result import Result
+
+PHASES = ("preparation", "migration", "validation", "cutover", "finalization")
+
+
+@dataclass(frozen=True)
+class PlaybookOptions:
+    """How a playbook run measures and decides; the CLI's options, with defaults for a quick run."""
+
+    bench_seconds: float = 5.0
+    bench_rate: float = 20.0
+    monitor_samples: int = 5  # post-cutover monitor (step 15)
+    monitor_interval: float = 2.0
+    threshold_error: float = 0.01
+    threshold_latency_p95: float = 2000.0  # ms, as `etl monitor`'s default
+    per_bucket: int = 1  # records read back through the API per parity bucket (steps 11, 12): every bucket is seen
+    min_compared: int = 1000  # records compared in a stage before the next move (or every record of a smaller export)
+    restart: bool = False  # a cutover already begun is rolled back before migrating again
+
+
+@dataclass
+class Context:
+    """What the steps of one run share: settings, the target resolved once, the API started once."""
+
+    settings: Settings
+    options: PlaybookOptions
+    source: Path | None
+    sample_tickets: int
+    echo: Callable[[object], None]
+    stack: ExitStack
+    progress: object = None  # the load's progress callback (table, done, total), with step() and note(), or None
+    resuming: bool = False
+    run: object = None  # the RunRecord
+    breaches: list = field(default_factory=list)  # what the post-cutover monitor saw
+    server_uptime: float | None = None  # seconds, at the preflight (a restart since shows as less)
+    started: float = field(default_factory=time.monotonic)
+    _target: object = None
+    _api: tuple[str, str] | None = None
+
+    def target(self):
+        if self._target is None:
+            from ..mysql.db import resolve_target
+
+            self._target = resolve_target(self.settings, start=True)
+        return self._target
+
+    def api(self) -> tuple[str, str]:
+        """(base URL, write token): BASE_URL with API_TOKEN, else `etl serve` started for this run."""
+        if self._api is None:
+            if self.settings.base_url_given:
+                if not self.settings.api_token:
+                    raise PlaybookError("BASE_URL is set but API_TOKEN is not: the playbook's API steps need a write token")
+                self._api = (self.settings.base_url.rstrip("/"), self.settings.api_token)
+            else:
+                from ..api.serve import background
+
+                self._api = self.stack.enter_context(background(self.settings, self.target()))
+                self.echo(f"    etl serve started for this run at {self._api[0]} (stopped when the run ends)")
+        return self._api
+
+    def stage_now(self) -> str | None:
+        """The cutover stage the flags are at now (None before the schema holds them)."""
+        from ..cutover.flags import read_state
+
+        return read_state(self.target()).stage
+
+    def note(self, text: str) -> None:
+        """Live news of the running step, on the terminal's step line (nothing when piped or -q)."""
+        if hasattr(self.progress, "note"):
+            self.progress.note(text)
+
+    def monitor_thresholds(self):
+        """`etl monitor`'s thresholds, with the uptime floor lowered to "not restarted since the preflight":
+        a server the run itself started is young, not restarted."""
+        from ..api.monitor import Thresholds
+
+        t = Thresholds(error_rate=self.options.threshold_error, latency_p95_ms=self.options.threshold_latency_p95)
+        if self.server_uptime is not None:
+            since = self.server_uptime + time.monotonic() - self.started - 5
+            return Thresholds(**{**t.__dict__, "min_uptime_s": max(0.0, min(t.min_uptime_s, since))})
+        return t
+
+
+@dataclass(frozen=True)
+class Step:
+    n: int
+    slug: str
+    phase: str
+    title: str
+    run: Callable[[Context], object]
+    product: Callable[[Context], str | None] | None = None  # what it leaves behind, to re-check on --resume
+
+
+@dataclass(frozen=True)
+class Parts(Result):
+    """A step that made several calls: their results, in order."""
+
+    parts: tuple
+
+    @property
+    def ok(self) -> bool:
+        return all(getattr(p, "ok", True) for p in self.parts)
+
+    def __str__(self) -> str:
+        return "\n".join(str(p) for p in self.parts)
