@@ -224,6 +224,28 @@ def test_verify_reads_passes_on_the_migrated_sample_and_the_guard_counts_it(load
     assert sum(s.compared for s in other.stores) < sum(s.compared for s in result.stores)
 
 
+def test_verify_reads_draws_at_most_max_per_store_across_the_buckets(loaded, sample, tmp_path):
+    """The playbook's cap (steps 11, 12): at most N records per store, the first N of the per-bucket draw in
+    hash order, so a subset of the uncapped draw spread over its buckets; the same draw is read once."""
+    from etl.api import verify
+    from etl.core import duck
+    from etl.source.folder import ExportFolder
+
+    settings = settings_for(tmp_path)
+    with background(settings, loaded) as (url, token):
+        capped = verify_reads(url, token, sample[0], stage_name="shadow", per_bucket=1, max_per_store=40)
+    by = {s.table: s for s in capped.stores}
+    assert capped.ok, str(capped)
+    assert by["tickets"].compared == 40 < by["tickets"].buckets and all(s.sampled <= 40 for s in by.values())
+    tickets, export, con = store("tickets"), ExportFolder.open(sample[0]), duck.connect()
+    full = verify._sample(con, export, tickets, 1, 0)[0]
+    part = verify._sample(con, export, tickets, 1, 0, 40)[0]
+    assert part.height == 40 and set(part["__key"]) < set(full["__key"])
+    assert verify._sample(con, export, tickets, 1, 0, 40)[0] is part  # read once per process
+    with pytest.raises(ApiError, match="max_per_store"):
+        verify_reads(url, token, sample[0], stage_name="shadow", max_per_store=0)
+
+
 def test_verify_reads_names_a_planted_difference_and_a_missing_record(loaded, sample, tmp_path):
     ticket = sql(loaded, "SELECT id, status FROM tickets ORDER BY id LIMIT 1")[0]
     customer = sql(loaded, "SELECT id FROM customers ORDER BY id LIMIT 1")[0][0]

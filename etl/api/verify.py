@@ -6,7 +6,8 @@ reading (etl.stage.records.records_sql: each column typed as the transform types
 whether the transform rejects the record) and put in its parity bucket (etl.check.buckets
 `bucket_expression` over the store's `default_buckets`: tickets by day, cabang, status and
 category). Up to `per_bucket` records per bucket are sampled, deterministically (by md5 of the key
-and `seed`). Records the transform rejects (a value it cannot store, or the loser of a duplicate
+and `seed`); with `max_per_store`, at most that many of those per store, the ones first in the same
+hash order (a uniform draw across the buckets: small exports have nearly a bucket per record). Records the transform rejects (a value it cannot store, or the loser of a duplicate
 key, by etl.core.duplicates' rule) are expected absent: counted as rejected, not fetched. The
 others are fetched by key (GET /api/<table>/by-key) and compared with
 etl.cutover.adapter.differing_fields, the Python twin of adapter.js `differingFields`; a record
@@ -19,6 +20,7 @@ with the given stage, one report per table, so the cutover's consistency guard
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -108,13 +110,13 @@ class VerifyResult(Result):
 
 def verify_reads(base_url: str, token: str, export_dir: Path | ExportFolder, *, stage_name: str, per_bucket: int = 3,
                  seed: int = 0, timeout: float = 30.0, client_id: str = CLIENT_ID,
-                 stage_dir: Path | None = None) -> VerifyResult:
+                 stage_dir: Path | None = None, max_per_store: int | None = None) -> VerifyResult:
     """Compare a sample of every bucket of every store of the export with what the API returns
     (module docstring); the comparisons are reported to the API. ApiError when the API cannot be
     read or refuses a report. With `stage_dir`, an upload session's status and counts are expected
     as the load finalizes them (etl.stage.sessions.finalize_sessions), not as the browser held them."""
-    if per_bucket < 1:
-        raise ApiError(f"per_bucket must be at least 1, got {per_bucket}")
+    if per_bucket < 1 or (max_per_store is not None and max_per_store < 1):
+        raise ApiError(f"per_bucket and max_per_store must be at least 1, got {per_bucket} and {max_per_store}")
     t0 = time.monotonic()
     export = ExportFolder.open(export_dir)
     url = mask_secrets(base_url, token)
@@ -126,7 +128,7 @@ def verify_reads(base_url: str, token: str, export_dir: Path | ExportFolder, *, 
             for store in STORES:
                 if export.files(store):
                     reads, mismatches, found = _compare(con, http, export, store, per_bucket, seed, token,
-                                                        finalized if store is UPLOAD_SESSIONS else {})
+                                                        finalized if store is UPLOAD_SESSIONS else {}, max_per_store)
                     reports += _report(http, client_id, stage_name, store, reads.compared, mismatches, token)
                     stores.append(reads)
                     examples += found
@@ -148,10 +150,11 @@ def _finalized(stage_dir: Path | None) -> dict[str, dict]:
 
 
 def _compare(con, http: httpx.Client, export: ExportFolder, store: Store, per_bucket: int, seed: int,
-             token: str, finalized: dict[str, dict]) -> tuple[StoreReads, list[dict], list[ReadMismatch]]:
+             token: str, finalized: dict[str, dict],
+             max_per_store: int | None = None) -> tuple[StoreReads, list[dict], list[ReadMismatch]]:
     """One store: (its figures, the mismatches as the intake takes them, the mismatches to show).
     `finalized`: fields that differ from the browser's copy by the load's rule, when the API holds them."""
-    sample, records, buckets = _sample(con, export, store, per_bucket, seed)
+    sample, records, buckets = _sample(con, export, store, per_bucket, seed, max_per_store)
     rows = _fetch(http, store, [k for k, bad in zip(sample["__key"], sample["__rejected"]) if not bad], token)
     mismatches, examples, compared, mismatched, missing = [], [], 0, 0, 0
     for key, bad, text in zip(sample["__key"], sample["__rejected"], sample["__json"]):
@@ -181,8 +184,24 @@ def _compare(con, http: httpx.Client, export: ExportFolder, store: Store, per_bu
 # ---------------------------------------------------------------- the sample
 
 
-def _sample(con, export: ExportFolder, store: Store, per_bucket: int, seed: int) -> tuple[pl.DataFrame, int, int]:
-    """(sampled records: __key, __rejected, __json; records in the export; buckets) of one store."""
+_SAMPLES: dict[tuple, tuple[pl.DataFrame, int, int]] = {}  # a process's draws, by export and draw (steps 11 and 12)
+
+
+def _sample(con, export: ExportFolder, store: Store, per_bucket: int, seed: int,
+            limit: int | None = None) -> tuple[pl.DataFrame, int, int]:
+    """(sampled records: __key, __rejected, __json; records in the export; buckets) of one store.
+    The same draw from the same export (its summary names every file's fingerprint) is read once per process."""
+    summary = hashlib.sha256(json.dumps(dict(export.summary), sort_keys=True, default=str).encode()).hexdigest()
+    key = (str(export.dir.resolve()), summary, store.name, per_bucket, seed, limit)
+    if key not in _SAMPLES:
+        if len(_SAMPLES) > 20:
+            _SAMPLES.clear()
+        _SAMPLES[key] = _draw(con, export, store, per_bucket, seed, limit)
+    return _SAMPLES[key]
+
+
+def _draw(con, export: ExportFolder, store: Store, per_bucket: int, seed: int,
+          limit: int | None) -> tuple[pl.DataFrame, int, int]:
     key = store.primary_key[0]
     labels = [f"{bucket_expression(store, b)} AS __b{i}" for i, b in enumerate(store.default_buckets)]
     timed = "upload_timestamp" if "upload_timestamp" in store.column_names else None
@@ -204,7 +223,10 @@ def _sample(con, export: ExportFolder, store: Store, per_bucket: int, seed: int)
     losers = duplicate_losers(store, good.select(key, *([timed] if timed else []), "__file", "__record", "__pos"))["__pos"]
     meta = meta.with_columns((pl.col("__bad") | pl.col("__pos").is_in(losers.implode())).alias("__rejected"))
     groups = [f"__b{i}" for i in range(len(store.default_buckets))]
-    picked = meta.sort("__h", "__pos").group_by(groups, maintain_order=True).head(per_bucket).sort("__pos")
+    picked = meta.sort("__h", "__pos").group_by(groups, maintain_order=True).head(per_bucket)
+    if limit is not None:  # still in hash order: the first `limit` are a uniform draw across the buckets
+        picked = picked.head(limit)
+    picked = picked.sort("__pos")
     buckets = meta.select(groups).unique().height
     # The records' JSON text, for the picked positions only (the same read, in the same order).
     texts = []
