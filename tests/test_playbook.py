@@ -90,6 +90,11 @@ def test_migrate_runs_the_seeds_18_steps_and_ends_on_mysql_only(mysql_target, tm
     real = db.resolve_target
     monkeypatch.setattr(db, "resolve_target", lambda *a, **kw: resolved.append(1) or real(*a, **kw))
     shown = []
+    import etl.report.datadocs as datadocs
+
+    began = []  # when step 9's validation started
+    real_validate = datadocs.validate
+    monkeypatch.setattr(datadocs, "validate", lambda *a, **kw: began.append(time.time()) or real_validate(*a, **kw))
 
     run = migrate(settings, source=SAMPLE, echo=shown.append, **QUICK)
 
@@ -99,6 +104,12 @@ def test_migrate_runs_the_seeds_18_steps_and_ends_on_mysql_only(mysql_target, tm
     headers = [str(x) for x in shown if str(x).startswith("[")]
     assert headers[0] == "[1/18] preparation: pre-flight checks" and headers[-1] == "[18/18] finalization: evidence report"
     assert len(resolved) == 1, f"the target was resolved {len(resolved)} times"
+    # Step 9's suites ran beside step 8 (both only read the stage and MySQL): started before parity ended.
+    from datetime import datetime
+
+    par = run.step("parity")
+    assert len(began) == 1 and began[0] < datetime.fromisoformat(par.started_at).timestamp() + par.seconds
+    assert run.step("aggregations").result.ok
     # The flags moved through every guarded stage, one at a time, and nothing was refused or forced.
     assert read_state(mysql_target).stage == "complete"
     assert moves(mysql_target) == [("set", a, b) for a, b in zip(["off", *FORWARD], FORWARD)]

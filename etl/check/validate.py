@@ -268,7 +268,9 @@ def _classify(er, suite: str, target: MySQLTarget, breaches: dict[str, SourceBre
 ENGINES = ("sql", "gx")
 
 
-def _import_gx() -> None:
+def import_gx() -> None:
+    """Import what a validation run needs of Great Expectations (seconds of one core: it builds
+    parsers as it loads); a caller with time to spare calls it in a thread before validating."""
     import great_expectations  # noqa: F401
     import great_expectations.expectations  # noqa: F401
     import great_expectations.render.renderer  # noqa: F401 - the data docs' renderers
@@ -295,7 +297,7 @@ def validate(target: MySQLTarget, stage_dir: Path | StageFolder, *, strict: bool
     with ThreadPoolExecutor(2) as pool:
         # Importing Great Expectations takes seconds of one core (it builds parsers as it loads):
         # it is done beside the source side, as MySQL computes the figures.
-        importing = pool.submit(_import_gx)
+        importing = pool.submit(import_gx)
         computing = None
         try:
             StageFolder.open(stage_dir)  # refuse a stage the transform did not finish

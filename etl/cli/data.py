@@ -308,6 +308,8 @@ def migrate(
     threshold_error: float = typer.Option(_PLAYBOOK.threshold_error, help="Monitor: largest API error rate in a sample."),
     threshold_latency_p95: float = typer.Option(_PLAYBOOK.threshold_latency_p95,
                                                 help="Monitor: largest API p95 latency in a sample, ms."),
+    verify_max: int = typer.Option(_PLAYBOOK.verify_max, min=1, help="Records per store read back through the API "
+                                   "and compared with the export in steps 11 and 12 (a uniform draw across parity buckets)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No load progress bar."),
 ):
     """Run the seed's 18-step playbook, recording the run and its evidence report in RUNTIME_DIR/runs/.
@@ -330,4 +332,4 @@ def migrate(
                               from_step=from_step, only=only, resume=resume, progress=progress,
                               bench_seconds=bench_seconds, monitor_samples=monitor_samples,
                               monitor_interval=monitor_interval, threshold_error=threshold_error,
-                              threshold_latency_p95=threshold_latency_p95, restart=restart))
+                              threshold_latency_p95=threshold_latency_p95, restart=restart, verify_max=verify_max))

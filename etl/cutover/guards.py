@@ -97,6 +97,22 @@ def parity(m: Move) -> GuardResult:
                        {"tables": tables, "report": r.report_dir})
 
 
+def remember_expectations(settings, target, r) -> dict:
+    """A validation's figures; when it passed, kept (RUNTIME_DIR) with the stage and target it ran on,
+    for the guard of a later move to reuse while parity shows MySQL unchanged."""
+    from ..stage.folder import stage_identity
+
+    figures = {"expectations": len(r.checks), "failed": len(r.failures), "warnings": len(r.warnings),
+               "failed_rules": sorted(r.failed_rules())}
+    if r.ok:
+        kept = Path(settings.runtime_dir) / EXPECTATIONS_KEPT
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        key = {"stage": stage_identity(settings.stage_dir), "target": str(target)}
+        kept.write_text(json.dumps({**key, "at": at, "figures": figures}), encoding="utf-8")
+    return figures
+
+
 def expectations(m: Move) -> GuardResult:
     from ..check.suites import gx_root
     from ..report.datadocs import validate  # its stored results carry the verdicts, as etl validate's do
@@ -118,12 +134,8 @@ def expectations(m: Move) -> GuardResult:
         r = validate(m.target, m.settings.stage_dir, root=gx_root(m.settings.root), docs=False)
     except EtlError as e:
         return GuardResult("expectations", False, f"could not run: {e}")
-    figures = {"expectations": len(r.checks), "failed": len(r.failures), "warnings": len(r.warnings),
-               "failed_rules": sorted(r.failed_rules())}
+    figures = remember_expectations(m.settings, m.target, r)
     if r.ok:
-        kept.parent.mkdir(parents=True, exist_ok=True)
-        at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        kept.write_text(json.dumps({**key, "at": at, "figures": figures}), encoding="utf-8")
         return GuardResult("expectations", True, f"{len(r.checks)} expectations passed ({len(r.warnings)} warnings "
                            "about the source)", figures)
     return GuardResult("expectations", False, f"{len(r.failures)} of {len(r.checks)} expectations failed: "

@@ -26,7 +26,10 @@ class PlaybookOptions:
     monitor_interval: float = 2.0
     threshold_error: float = 0.01
     threshold_latency_p95: float = 2000.0  # ms, as `etl monitor`'s default
-    per_bucket: int = 1  # records read back through the API per parity bucket (steps 11, 12): every bucket is seen
+    per_bucket: int = 1  # records read back through the API per parity bucket (steps 11, 12)
+    # ... and at most this many per store, drawn uniformly across the buckets (parity has proven every
+    # row; this checks the API's path, whose faults are per field and type, not per bucket)
+    verify_max: int = 2000
     min_compared: int = 1000  # records compared in a stage before the next move (or every record of a smaller export)
     restart: bool = False  # a cutover already begun is rolled back before migrating again
 
@@ -47,6 +50,10 @@ class Context:
     breaches: list = field(default_factory=list)  # what the post-cutover monitor saw
     server_uptime: float | None = None  # seconds, at the preflight (a restart since shows as less)
     started: float = field(default_factory=time.monotonic)
+    to_run: tuple[str, ...] = ()  # the slugs this run runs, in order (set by the runner)
+    current: str | None = None  # the slug of the step running now
+    _beside: dict = field(default_factory=dict)  # slug -> the Future of its work started early
+    _pool: object = None
     _target: object = None
     _api: tuple[str, str] | None = None
 
@@ -76,6 +83,23 @@ class Context:
         from ..cutover.flags import read_state
 
         return read_state(self.target()).stage
+
+    def start_beside(self, slug: str, work: Callable[[], object]) -> None:
+        """Start step `slug`'s work now, in a thread beside the running step (they do not depend on
+        each other); step `slug` then takes its result with `taken`. The thread ends with the run."""
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = self.stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix=f"etl-{slug}"))
+        self._beside[slug] = self._pool.submit(work)
+
+    def taken(self, slug: str):
+        """The Future of step `slug`'s work started beside an earlier step, or None."""
+        return self._beside.pop(slug, None)
+
+    def note_for(self, slug: str) -> Callable[[str], None]:
+        """`note`, for work that may run beside another step: heard only while `slug` is the step shown."""
+        return lambda text: self.note(text) if self.current == slug else None
 
     def note(self, text: str) -> None:
         """Live news of the running step, on the terminal's step line (nothing when piped or -q)."""

@@ -56,9 +56,12 @@ def _verify(ctx: Context, stage_name: str):
     need = _need(ctx)
     per_bucket = ctx.options.per_bucket if _comparable(ctx) > need else ALL  # a small export: every record
     stage = ctx.settings.stage_dir  # upload sessions are expected as the load finalized them
-    result = verify_reads(url, token, ctx.settings.export_dir, stage_name=stage_name, per_bucket=per_bucket, stage_dir=stage)
+    cap = ctx.options.verify_max
+    result = verify_reads(url, token, ctx.settings.export_dir, stage_name=stage_name, per_bucket=per_bucket,
+                          stage_dir=stage, max_per_store=cap)
     if sum(s.compared for s in result.stores) < need:  # few buckets: a second pass over every record
-        result = verify_reads(url, token, ctx.settings.export_dir, stage_name=stage_name, per_bucket=ALL, stage_dir=stage)
+        result = verify_reads(url, token, ctx.settings.export_dir, stage_name=stage_name, per_bucket=ALL,
+                              stage_dir=stage, max_per_store=cap)
     if not result.ok:
         raise PlaybookError(f"the API's answers differ from the export:\n{result}")
     return result

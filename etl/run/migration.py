@@ -94,6 +94,9 @@ def load(ctx: Context):
     if now not in (None, "off"):
         raise PlaybookError(f"the cutover is at stage {now}: the app writes to this database, so the export is not "
                             "loaded over it (roll back first: etl flags rollback)")
+    from .validation import warm_up
+
+    warm_up(ctx)  # the load's time is mostly the server's: Great Expectations is imported beside it
     return run(ctx.settings.stage_dir, ctx.target(), chunk_size=ctx.settings.chunk_size, progress=ctx.progress)
 
 

@@ -143,6 +143,7 @@ def migrate(settings: Settings, *, source: Path | None = None, sample_tickets: i
         to_run = selected[selected.index(start):]
         if last is not None and "preflight" in selected and "preflight" not in to_run:
             to_run.insert(0, "preflight")
+        ctx.to_run = tuple(to_run)
         end = max(step_of(x).n for x in selected)
         for s in STEPS:
             # Not selected: before the selection "skipped", after it "pending" (the run stopped early).
@@ -169,6 +170,7 @@ def _run_steps(ctx: Context, run: RunRecord, to_run: list[str]) -> None:
         if hasattr(ctx.progress, "step"):
             ctx.progress.step(f"[{step.n}/{TOTAL}] {step.title}")
         rec.status, rec.started_at, rec.error = "running", now_text(), None
+        ctx.current = step.slug
         run.save()
         t0 = time.perf_counter()
         try:

@@ -8,20 +8,57 @@ from .context import Context, Parts
 
 
 def parity(ctx: Context):
+    """Step 8. When step 9 runs in this run too, its suites start now, beside the comparison: both
+    only read the stage and MySQL, and MySQL computes one's figures while this process reads the
+    other's. Step 9 still counts only after parity passed: a mismatch stops the run here."""
     from ..report.parity import parity_with_report
 
+    if "aggregations" in ctx.to_run:
+        ctx.start_beside("aggregations", lambda: _validate(ctx))
     result = parity_with_report(ctx.settings.stage_dir, ctx.target(), runtime_dir=ctx.settings.runtime_dir, note=ctx.note)
     result.raise_for_mismatch()
     return result
 
 
-def aggregations(ctx: Context):
+def _validate(ctx: Context):
     from ..check.suites import gx_root
-    from ..check.validate import check
     from ..report.datadocs import validate
 
-    result = validate(ctx.target(), ctx.settings.stage_dir, root=gx_root(ctx.settings.root), note=ctx.note)
-    return check(result, echo=lambda _: None)  # shown by the runner, as every step's result
+    return validate(ctx.target(), ctx.settings.stage_dir, root=gx_root(ctx.settings.root), note=ctx.note_for("aggregations"))
+
+
+def aggregations(ctx: Context):
+    from ..check.validate import check
+
+    early = ctx.taken("aggregations")
+    if early is not None:
+        ctx.note("validate: the suites started beside parity; waiting for their results")
+    result = early.result() if early is not None else _validate(ctx)
+    checked = check(result, echo=lambda _: None)  # shown by the runner, as every step's result; raises when failed
+    from ..cutover.guards import remember_expectations
+
+    remember_expectations(ctx.settings, ctx.target(), result)  # the first move's guard reuses it (parity re-checked)
+    return checked
+
+
+def warm_up(ctx: Context) -> None:
+    """Import Great Expectations in a daemon thread while the load waits on the server, when this run
+    validates: its import is seconds of one core that step 9 would otherwise wait for."""
+    if "aggregations" not in ctx.to_run:
+        return
+    import threading
+
+    import connectorx  # noqa: F401 - the load's read-backs import it later: imported first, the two threads never meet in an import
+
+    from ..check.validate import import_gx
+
+    def work():
+        try:
+            import_gx()
+        except Exception:  # noqa: BLE001 - step 9 imports it again and reports what fails
+            pass
+
+    threading.Thread(target=work, name="etl-import-gx", daemon=True).start()
 
 
 def bench_and_health(ctx: Context, label: str):
