@@ -1,7 +1,7 @@
 """`etl validate` on the 1M-ticket migration: every Great Expectations suite against MySQL.
 
     .venv/bin/python benchmarks/bench_validate.py [--tickets 1000000] [--runs 3] [--reuse] [--stage DIR]
-                                                  [--baseline REV] [--per-suite]
+                                                  [--baseline REV] [--gx-engine] [--per-suite]
 
 1. The 1M-ticket sample export (benchmarks/common.py) is exported and transformed once
    (kept in benchmarks/out/validate-stage-N), then loaded with `etl load` into a private
@@ -13,6 +13,9 @@
    With `--baseline REV`, the `etl validate` of git revision REV (a worktree under benchmarks/out,
    its own committed Great Expectations context) runs in turn with this code, against the same
    database and stage: the ratio of the medians is the speed-up measured in one run.
+   With `--gx-engine`, the same process with Great Expectations' own checkpoint computing every
+   expectation against MySQL (`validate(engine="gx")`, how validation computed before issue 20;
+   a baseline revision that old cannot read today's stage), in turn, the same way.
 3. With --per-suite, each suite alone run by Great Expectations' checkpoint (engine "gx", in this
    process, no data docs): which suites its time goes to.
 """
@@ -35,12 +38,21 @@ sys.path.insert(0, str(ROOT))
 from etl import MySQLTarget  # noqa: E402
 
 
-def validate_process(target: MySQLTarget, stage: Path, code: Path = ROOT) -> tuple[float, int, str]:
+# `etl validate` as the CLI runs it (etl.playbook.validate_target), with Great Expectations' own
+# checkpoint computing every expectation against MySQL: how validation computed before issue 20.
+GX_ENGINE = ("import sys; from etl import load_settings; from etl.check.suites import gx_root; "
+             "from etl.mysql.db import MySQLTarget; from etl.report.datadocs import validate; "
+             "print(validate(MySQLTarget.parse(sys.argv[1]), sys.argv[2], root=gx_root(load_settings().root), engine='gx'))")
+
+
+def validate_process(target: MySQLTarget, stage: Path, code: Path = ROOT, engine: str = "sql") -> tuple[float, int, str]:
     """One `etl validate` process with the code under `code`: (seconds, exit status, output).
-    Exit 1 (failed expectations) is an outcome, not an error."""
+    Exit 1 (failed expectations) is an outcome, not an error. `engine="gx"`: the same, computed by
+    Great Expectations' own checkpoint."""
     t0 = time.perf_counter()
-    done = subprocess.run([*ETL, "validate", "--mysql", target.uri, "--stage", str(stage)], cwd=code,
-                          capture_output=True, text=True, env={**os.environ})
+    command = ([*ETL, "validate", "--mysql", target.uri, "--stage", str(stage)] if engine == "sql"
+               else [sys.executable, "-c", GX_ENGINE, target.uri, str(stage)])
+    done = subprocess.run(command, cwd=code, capture_output=True, text=True, env={**os.environ})
     seconds = time.perf_counter() - t0
     if done.returncode not in (0, 1):
         raise SystemExit(f"etl validate failed to run (exit {done.returncode}):\n{done.stdout}{done.stderr}")
@@ -73,6 +85,8 @@ def main() -> None:
     ap.add_argument("--stage", type=Path, help="an existing stage to validate against (default: made from the sample)")
     ap.add_argument("--baseline", metavar="REV", help="also time `etl validate` of this git revision, in turn")
     ap.add_argument("--per-suite", action="store_true", help="time each suite alone in Great Expectations")
+    ap.add_argument("--gx-engine", action="store_true",
+                    help="also time this code with Great Expectations' own checkpoint computing (the code before issue 20), in turn")
     args = ap.parse_args()
 
     stage = args.stage.resolve() if args.stage else stage_for("validate", args.tickets)
@@ -84,16 +98,18 @@ def main() -> None:
             counts[table] = cur.fetchone()[0]
     print(f"loaded: {counts}" + (f" (etl load {load_s:.1f} s)" if load_s else " (reused)"), flush=True)
 
-    codes = {"etl validate": ROOT}
+    codes = {"etl validate": (ROOT, "sql")}
     if args.baseline:
         from bench_migrate import baseline_tree
 
         short, tree = baseline_tree(args.baseline)
-        codes[f"etl validate, code of {short}"] = tree
+        codes[f"etl validate, code of {short}"] = (tree, "sql")
+    if args.gx_engine:
+        codes["etl validate, Great Expectations' engine"] = (ROOT, "gx")
     runs: dict[str, list] = {name: [] for name in codes}
     for i in range(args.runs):
         for name in (list(codes) if i % 2 == 0 else list(codes)[::-1]):  # neither always goes first
-            runs[name].append(validate_process(target, stage, codes[name]))
+            runs[name].append(validate_process(target, stage, *codes[name]))
             seconds, code, out = runs[name][-1]
             print(f"  {name}: {seconds:.1f} s, exit {code}, {out.splitlines()[0][-80:]}", flush=True)
     outputs = {name: [o for _, _, o in r] for name, r in runs.items()}
