@@ -100,7 +100,7 @@ def source_breaches(stage_dir: Path) -> dict[str, SourceBreach]:
             continue
         rel = con.sql(rule.sql(DUCKDB))
         cols = rel.columns
-        rows = rel.fetchall()
+        rows = sorted(rel.fetchall(), key=lambda r: tuple(str(v) for v in r))  # the same examples every run
         out[rule.name] = SourceBreach(len(rows), frozenset(r[0] for r in rows),
                                       tuple(describe_row(dict(zip(cols, r))) for r in rows[:EXAMPLES]))
     con.close()
