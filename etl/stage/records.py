@@ -170,7 +170,10 @@ def _read_sql(store: Store, fmt: str, typed: bool, raw: bool = False) -> str:
         source = (f"(SELECT json AS __o, {tops}, file_index FROM read_json_objects(?, format={_lit(fmt)}, "
                   f"maximum_object_size={MAX_OBJECT_BYTES}))")
     # The text columns that hold a JSON number, boolean, object or array: carried as text, counted.
-    odd = [f"CASE WHEN json_type({values_of[c.source]}) NOT IN ('VARCHAR', 'NULL') THEN {_lit(c.name)} END"
+    # A JSON value's text is minified: a string starts with `"`, a null is `null`, anything else is
+    # a number, boolean, object or array. Its first character tells without a second parse of
+    # every text value (json_type cost the 1M-ticket transform 2.5 s).
+    odd = [f"CASE WHEN left(CAST({values_of[c.source]} AS VARCHAR), 1) NOT IN ('\"', 'n') THEN {_lit(c.name)} END"
            for c in sourced if c.source in texts]
     nonstr = f"concat_ws(',', {', '.join(odd)})" if odd else "''"
     inner = (f"SELECT {', '.join(f'{e} AS {_q(RAW + c.name)}' for e, c in zip(raw, sourced))}"
