@@ -45,7 +45,7 @@ PUBLIC: dict[str, str] = {
     "tickets_per_day": ".stage.profile", "field_shares": ".stage.profile", "rejects_by_reason": ".stage.profile",
     "parity_cells": ".report.parity", "sla_shares": ".check.aggregates", "notebook_target": ".playbook",
     # the playbook: migrate and its verbs
-    "migrate": ".playbook", "PlaybookOptions": ".steps", "RunRecord": ".core.runs", "StepRecord": ".core.runs", "target": ".playbook",
+    "migrate": ".playbook", "PlaybookOptions": ".run.context", "RunRecord": ".core.runs", "StepRecord": ".core.runs", "target": ".playbook",
     "db_up": ".playbook", "db_down": ".playbook", "db_status": ".playbook", "DbStatus": ".playbook",
     "schema_apply": ".playbook", "sample_export": ".playbook", "normalize_export": ".playbook",
     "transform_export": ".playbook", "load_stage": ".playbook", "parity_check": ".playbook",
