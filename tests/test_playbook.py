@@ -90,11 +90,11 @@ def test_migrate_runs_the_seeds_18_steps_and_ends_on_mysql_only(mysql_target, tm
     real = db.resolve_target
     monkeypatch.setattr(db, "resolve_target", lambda *a, **kw: resolved.append(1) or real(*a, **kw))
     shown = []
-    import etl.report.datadocs as datadocs
+    import etl.run.validation as validation
 
-    began = []  # when step 9's validation started
-    real_validate = datadocs.validate
-    monkeypatch.setattr(datadocs, "validate", lambda *a, **kw: began.append(time.time()) or real_validate(*a, **kw))
+    began = []  # when step 9's work started
+    real_validate = validation._validate
+    monkeypatch.setattr(validation, "_validate", lambda *a, **kw: began.append(time.time()) or real_validate(*a, **kw))
 
     run = migrate(settings, source=SAMPLE, echo=shown.append, **QUICK)
 
@@ -104,7 +104,7 @@ def test_migrate_runs_the_seeds_18_steps_and_ends_on_mysql_only(mysql_target, tm
     headers = [str(x) for x in shown if str(x).startswith("[")]
     assert headers[0] == "[1/18] preparation: pre-flight checks" and headers[-1] == "[18/18] finalization: evidence report"
     assert len(resolved) == 1, f"the target was resolved {len(resolved)} times"
-    # Step 9's suites ran beside step 8 (both only read the stage and MySQL): started before parity ended.
+    # Step 9's work started beside step 8 (both only read the stage and MySQL): before parity ended.
     from datetime import datetime
 
     par = run.step("parity")
@@ -181,6 +181,21 @@ def private_server():
     finally:
         server.down()
         shutil.rmtree(home, ignore_errors=True)
+
+
+def test_a_run_that_starts_after_the_preflight_reads_the_uptime_before_its_monitor(private_server, tmp_path):
+    """--from-step dual-read on a server started a minute ago: young, not restarted since the run began.
+    Without the preflight the monitor's floor stayed at 60 s and a young server read as a breach."""
+    from contextlib import ExitStack
+
+    from etl.run.context import Context, PlaybookOptions
+
+    settings, _ = project(tmp_path, private_server)
+    with ExitStack() as stack:
+        ctx = Context(settings, PlaybookOptions(), None, 0, lambda _: None, stack)
+        floor = ctx.monitor_thresholds().min_uptime_s
+    assert ctx.server_uptime is not None and ctx.server_uptime < 60  # the private server is young
+    assert floor <= max(0.0, ctx.server_uptime - 4)
 
 
 def test_preflight_names_every_missing_prerequisite_in_one_message(private_server, tmp_path):

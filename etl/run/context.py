@@ -48,7 +48,8 @@ class Context:
     resuming: bool = False
     run: object = None  # the RunRecord
     breaches: list = field(default_factory=list)  # what the post-cutover monitor saw
-    server_uptime: float | None = None  # seconds, at the preflight (a restart since shows as less)
+    server_uptime: float | None = None  # seconds, when first read (a restart since shows as less)
+    uptime_at: float | None = None  # time.monotonic() when server_uptime was read
     started: float = field(default_factory=time.monotonic)
     to_run: tuple[str, ...] = ()  # the slugs this run runs, in order (set by the runner)
     current: str | None = None  # the slug of the step running now
@@ -110,14 +111,26 @@ class Context:
         if hasattr(self.progress, "note"):
             self.progress.note(text)
 
+    def read_uptime(self) -> None:
+        """The server's uptime now, kept with when it was read (the preflight reads it; a run that
+        starts after the preflight, --from-step, reads it when the monitor first needs it)."""
+        with self.target().connect(database=False) as conn, conn.cursor() as cur:
+            cur.execute("SHOW GLOBAL STATUS LIKE 'Uptime'")
+            self.server_uptime, self.uptime_at = float(cur.fetchone()[1]), time.monotonic()
+
     def monitor_thresholds(self):
-        """`etl monitor`'s thresholds, with the uptime floor lowered to "not restarted since the preflight":
-        a server the run itself started is young, not restarted."""
+        """`etl monitor`'s thresholds, with the uptime floor lowered to "not restarted since this run
+        first read the uptime": a server the run itself started (or just before it) is young, not restarted."""
         from ..api.monitor import Thresholds
 
         t = Thresholds(error_rate=self.options.threshold_error, latency_p95_ms=self.options.threshold_latency_p95)
+        if self.server_uptime is None:
+            try:
+                self.read_uptime()
+            except Exception:  # noqa: BLE001 - the monitor itself reports a server it cannot read
+                pass
         if self.server_uptime is not None:
-            since = self.server_uptime + time.monotonic() - self.started - 5
+            since = self.server_uptime + time.monotonic() - (self.uptime_at or self.started) - 5
             return Thresholds(**{**t.__dict__, "min_uptime_s": max(0.0, min(t.min_uptime_s, since))})
         return t
 
