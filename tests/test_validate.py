@@ -96,31 +96,6 @@ def test_suites_pass_on_a_clean_migration_of_the_sample(migrated, stage, gx_copy
     assert "close_time" in str(result) and "warnings" in str(result)
 
 
-def test_the_source_side_read_beforehand_gives_the_same_result_and_a_stale_one_is_read_again(migrated, stage, gx_copy,
-                                                                                             tmp_path):
-    """The playbook reads validation's source side during the load (etl.run.validation.warm_up)."""
-    import shutil
-
-    from etl.check.validate import read_source
-
-    plain = run(migrated, stage, gx_copy)
-    early = read_source(stage)
-    given = run(migrated, stage, gx_copy, source=early)
-    fields = ("suites", "checks", "notes", "strict", "target", "stage_dir")
-    assert [getattr(given, f) for f in fields] == [getattr(plain, f) for f in fields]
-    assert given.source_seconds < early.seconds + plain.source_seconds  # not read a second time
-    # A source side read from another stage (here: one where a ticket's status was changed) is not used.
-    other = tmp_path / "stage"
-    shutil.copytree(stage, other)
-    frame = read_stage(other, TICKETS)
-    frame.with_columns(pl.when(pl.int_range(pl.len()) == 0).then(pl.lit("Planted")).otherwise(pl.col("status"))
-                       .alias("status")).write_parquet(other / "tickets.parquet")
-    stale = read_source(other)
-    assert stale.stage != early.stage and "Planted" in stale.value_sets["tickets__status__values"]
-    again = run(migrated, stage, gx_copy, source=stale)
-    assert [getattr(again, f) for f in fields] == [getattr(plain, f) for f in fields]
-
-
 def test_strict_turns_source_findings_into_failures(migrated, stage, gx_copy):
     result = run(migrated, stage, gx_copy, strict=True)
 

@@ -276,36 +276,8 @@ def import_gx() -> None:
     import great_expectations.render.renderer  # noqa: F401 - the data docs' renderers
 
 
-@dataclass(frozen=True)
-class SourceSide:
-    """What a validation reads from the stage alone (etl.check.expected): it needs no MySQL, so a
-    caller with time to spare reads it before the load ends and passes it to `validate`."""
-
-    stage: str | None  # the stage's identity when read (etl.stage.folder.stage_identity)
-    value_sets: dict  # the `in set` parameters (MySQL's figures need them)
-    params: dict  # every suite parameter: the value sets and the views' expected rows
-    breaches: dict  # rule name -> SourceBreach
-    notes: tuple[str, ...]
-    seconds: float
-
-
-def read_source(stage_dir: Path | StageFolder) -> SourceSide:
-    from ..stage.folder import stage_identity
-
-    t0 = time.perf_counter()
-    stage_dir = stage_dir.dir if isinstance(stage_dir, StageFolder) else Path(stage_dir)
-    StageFolder.open(stage_dir)  # refuse a stage the transform did not finish
-    identity = stage_identity(stage_dir)
-    frames = source_frames(stage_dir)
-    sets = value_sets(frames)
-    params = {**sets, **view_parameters(frames)}
-    return SourceSide(identity, sets, params, source_breaches(stage_dir), tuple(collation_notes(frames)),
-                      time.perf_counter() - t0)
-
-
 def validate(target: MySQLTarget, stage_dir: Path | StageFolder, *, strict: bool = False, root: Path | None = None,
-             docs: bool = True, engine: str = "sql", publish=None, note=None,
-             source: SourceSide | None = None) -> ValidationResult:
+             docs: bool = True, engine: str = "sql", publish=None, note=None) -> ValidationResult:
     """Run every suite against `target`, with expected values from the stage at `stage_dir`.
 
     `engine` computes the expectations' results: "sql", one pass per table in MySQL (etl/check/figures.py),
@@ -314,12 +286,8 @@ def validate(target: MySQLTarget, stage_dir: Path | StageFolder, *, strict: bool
     in the context and build the same data docs. `note(text)` hears of each phase as it ends (progress).
 
     `publish(ctx, results, result, docs) -> result`, given by a caller above this wing
-    (etl.report.datadocs.publish), stores the verdicts with the results and builds the docs instead.
-
-    `source`: the stage's side read earlier (`read_source`), used when the stage is still the one it
-    was read from (else read again here)."""
+    (etl.report.datadocs.publish), stores the verdicts with the results and builds the docs instead."""
     from ..core.config import project_root
-    from ..stage.folder import stage_identity
 
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
@@ -334,18 +302,13 @@ def validate(target: MySQLTarget, stage_dir: Path | StageFolder, *, strict: bool
         try:
             StageFolder.open(stage_dir)  # refuse a stage the transform did not finish
             _check_target(target)
-            if source is not None and source.stage == stage_identity(stage_dir):
-                if engine == "sql":
-                    computing = pool.submit(figures.compute, target, dict(source.value_sets))
-                params, breaches, notes = dict(source.params), source.breaches, list(source.notes)
-            else:
-                frames = source_frames(stage_dir)
-                params = value_sets(frames)
-                if engine == "sql":  # MySQL computes while this process reads the source side
-                    computing = pool.submit(figures.compute, target, dict(params))
-                params.update(view_parameters(frames))
-                breaches = source_breaches(stage_dir)
-                notes = collation_notes(frames)
+            frames = source_frames(stage_dir)
+            params = value_sets(frames)
+            if engine == "sql":  # MySQL computes while this process reads the source side
+                computing = pool.submit(figures.compute, target, params)
+            params.update(view_parameters(frames))
+            breaches = source_breaches(stage_dir)
+            notes = collation_notes(frames)
             t_source = time.perf_counter() - t0
             if note is not None:
                 note(f"validate: source side read ({len(suite_names())} suites' expected values); MySQL computing")

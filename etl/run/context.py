@@ -94,10 +94,6 @@ class Context:
             self._pool = self.stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix=f"etl-{slug}"))
         self._beside[slug] = self._pool.submit(work)
 
-    def put_beside(self, slug: str, future) -> None:
-        """A Future of work for step `slug` that the caller runs itself (a daemon thread)."""
-        self._beside[slug] = future
-
     def taken(self, slug: str):
         """The Future of step `slug`'s work started beside an earlier step, or None."""
         return self._beside.pop(slug, None)

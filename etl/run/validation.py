@@ -24,13 +24,7 @@ def _validate(ctx: Context):
     from ..check.suites import gx_root
     from ..report.datadocs import validate
 
-    early = ctx.taken("source-side")  # read during the load (warm_up); validate reads it again if the stage changed
-    try:
-        source = early.result() if early is not None else None
-    except Exception:  # noqa: BLE001 - read again inside validate, which names what fails
-        source = None
-    return validate(ctx.target(), ctx.settings.stage_dir, root=gx_root(ctx.settings.root), note=ctx.note_for("aggregations"),
-                    source=source)
+    return validate(ctx.target(), ctx.settings.stage_dir, root=gx_root(ctx.settings.root), note=ctx.note_for("aggregations"))
 
 
 def aggregations(ctx: Context):
@@ -48,30 +42,23 @@ def aggregations(ctx: Context):
 
 
 def warm_up(ctx: Context) -> None:
-    """While the load waits on the server, when this run validates: import Great Expectations (seconds
-    of one core) and read validation's source side from the stage (it needs no MySQL), in a daemon
-    thread, so that step 9 is left with MySQL's figures and the results."""
+    """Import Great Expectations in a daemon thread while the load waits on the server, when this run
+    validates: its import is seconds of one core that step 9 would otherwise wait for."""
     if "aggregations" not in ctx.to_run:
         return
     import threading
-    from concurrent.futures import Future
 
     import connectorx  # noqa: F401 - the load's read-backs import it later: imported first, the two threads never meet in an import
 
-    from ..check.validate import import_gx, read_source
-
-    done: Future = Future()
-    stage = ctx.settings.stage_dir
+    from ..check.validate import import_gx
 
     def work():
         try:
             import_gx()
-            done.set_result(read_source(stage))
-        except BaseException as e:  # noqa: BLE001 - step 9 reads it again and reports what fails
-            done.set_exception(e)
+        except Exception:  # noqa: BLE001 - step 9 imports it again and reports what fails
+            pass
 
-    ctx.put_beside("source-side", done)
-    threading.Thread(target=work, name="etl-validation-source", daemon=True).start()
+    threading.Thread(target=work, name="etl-import-gx", daemon=True).start()
 
 
 def bench_and_health(ctx: Context, label: str):
