@@ -86,6 +86,14 @@ def merge_cmd(
     show(playbook.merge_exports(sources, out_dir, force=force))
 
 
+def _written_or_printed(result, out_file: Optional[Path]) -> None:
+    """A generated script: the playbook wrote it to --out (say so), or it is printed as it is."""
+    if out_file is not None:
+        show(result)
+    else:
+        sys.stdout.write(result)
+
+
 @app.command()
 @cli_errors
 def snippet(
@@ -95,11 +103,7 @@ def snippet(
     """Print the JavaScript that exports the app's IndexedDB from the browser (paste it into the devtools console)."""
     from .. import playbook
 
-    result = playbook.snippet(out_file, as_bookmarklet=as_bookmarklet)
-    if out_file is not None:
-        show(result)
-    else:
-        sys.stdout.write(result)
+    _written_or_printed(playbook.snippet(out_file, as_bookmarklet=as_bookmarklet), out_file)
 
 
 @app.command()
@@ -111,11 +115,7 @@ def adapter(out_file: Optional[Path] = typer.Option(None, "--out", help="Write i
     """
     from .. import playbook
 
-    result = playbook.adapter(out_file)
-    if out_file is not None:
-        show(result)
-    else:
-        sys.stdout.write(result)
+    _written_or_printed(playbook.adapter(out_file), out_file)
 
 
 # ---------------------------------------------------------------- transform and sql (issue 4)

@@ -97,19 +97,23 @@ def parity(m: Move) -> GuardResult:
                        {"tables": tables, "report": r.report_dir})
 
 
-def remember_expectations(settings, target, r) -> dict:
-    """A validation's figures; when it passed, kept (RUNTIME_DIR) with the stage and target it ran on,
-    for the guard of a later move to reuse while parity shows MySQL unchanged."""
+def _kept_expectations(settings, target) -> tuple[Path, dict]:
+    """(the file a passing validation is kept in, the stage and target it must match to be reused)."""
     from ..stage.folder import stage_identity
 
+    return Path(settings.runtime_dir) / EXPECTATIONS_KEPT, {"stage": stage_identity(settings.stage_dir), "target": str(target)}
+
+
+def remember_expectations(settings, target, r, kept: tuple[Path, dict] | None = None) -> dict:
+    """A validation's figures; when it passed, kept (RUNTIME_DIR) with the stage and target it ran on,
+    for the guard of a later move to reuse while parity shows MySQL unchanged."""
     figures = {"expectations": len(r.checks), "failed": len(r.failures), "warnings": len(r.warnings),
                "failed_rules": sorted(r.failed_rules())}
     if r.ok:
-        kept = Path(settings.runtime_dir) / EXPECTATIONS_KEPT
-        kept.parent.mkdir(parents=True, exist_ok=True)
+        path, key = kept or _kept_expectations(settings, target)
+        path.parent.mkdir(parents=True, exist_ok=True)
         at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        key = {"stage": stage_identity(settings.stage_dir), "target": str(target)}
-        kept.write_text(json.dumps({**key, "at": at, "figures": figures}), encoding="utf-8")
+        path.write_text(json.dumps({**key, "at": at, "figures": figures}), encoding="utf-8")
     return figures
 
 
@@ -120,10 +124,7 @@ def expectations(m: Move) -> GuardResult:
     parity_now = next((r for r in m.earlier if r.name == "parity"), None)
     if parity_now is not None and not parity_now.ok:
         return GuardResult("expectations", False, "not run: parity failed, so MySQL is not the data they would vouch for")
-    kept = Path(m.settings.runtime_dir) / EXPECTATIONS_KEPT
-    from ..stage.folder import stage_identity
-
-    key = {"stage": stage_identity(m.settings.stage_dir), "target": str(m.target)}
+    kept, key = _kept_expectations(m.settings, m.target)
     if parity_now is not None and kept.is_file():
         last = json.loads(kept.read_text(encoding="utf-8"))
         if {k: last.get(k) for k in key} == key:
@@ -134,7 +135,7 @@ def expectations(m: Move) -> GuardResult:
         r = validate(m.target, m.settings.stage_dir, root=gx_root(m.settings.root), docs=False)
     except EtlError as e:
         return GuardResult("expectations", False, f"could not run: {e}")
-    figures = remember_expectations(m.settings, m.target, r)
+    figures = remember_expectations(m.settings, m.target, r, (kept, key))
     if r.ok:
         return GuardResult("expectations", True, f"{len(r.checks)} expectations passed ({len(r.warnings)} warnings "
                            "about the source)", figures)

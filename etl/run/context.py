@@ -50,7 +50,6 @@ class Context:
     breaches: list = field(default_factory=list)  # what the post-cutover monitor saw
     server_uptime: float | None = None  # seconds, when first read (a restart since shows as less)
     uptime_at: float | None = None  # time.monotonic() when server_uptime was read
-    started: float = field(default_factory=time.monotonic)
     to_run: tuple[str, ...] = ()  # the slugs this run runs, in order (set by the runner)
     current: str | None = None  # the slug of the step running now
     _beside: dict = field(default_factory=dict)  # slug -> the Future of its work started early
@@ -107,12 +106,14 @@ class Context:
         if hasattr(self.progress, "note"):
             self.progress.note(text)
 
-    def read_uptime(self) -> None:
-        """The server's uptime now, kept with when it was read (the preflight reads it; a run that
-        starts after the preflight, --from-step, reads it when the monitor first needs it)."""
-        with self.target().connect(database=False) as conn, conn.cursor() as cur:
-            cur.execute("SHOW GLOBAL STATUS LIKE 'Uptime'")
-            self.server_uptime, self.uptime_at = float(cur.fetchone()[1]), time.monotonic()
+    def read_uptime(self, cur=None) -> None:
+        """The server's uptime now, kept with when it was read (the preflight reads it on its own
+        cursor; a run that starts after the preflight, --from-step, reads it when the monitor first needs it)."""
+        if cur is None:
+            with self.target().connect(database=False) as conn, conn.cursor() as own:
+                return self.read_uptime(own)
+        cur.execute("SHOW GLOBAL STATUS LIKE 'Uptime'")
+        self.server_uptime, self.uptime_at = float(cur.fetchone()[1]), time.monotonic()
 
     def monitor_thresholds(self):
         """`etl monitor`'s thresholds, with the uptime floor lowered to "not restarted since this run
@@ -126,7 +127,7 @@ class Context:
             except Exception:  # noqa: BLE001 - the monitor itself reports a server it cannot read
                 pass
         if self.server_uptime is not None:
-            since = self.server_uptime + time.monotonic() - (self.uptime_at or self.started) - 5
+            since = self.server_uptime + time.monotonic() - self.uptime_at - 5
             return Thresholds(**{**t.__dict__, "min_uptime_s": max(0.0, min(t.min_uptime_s, since))})
         return t
 

@@ -4,7 +4,6 @@ schema, and the smoke test of the API the later steps talk to."""
 from __future__ import annotations
 
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,8 +64,7 @@ def _server_checks(ctx: Context) -> list[Check]:
         target = ctx.target()
         with target.connect(database=False) as conn, conn.cursor() as cur:
             version, infile, packet = server_facts(cur)
-            cur.execute("SHOW GLOBAL STATUS LIKE 'Uptime'")
-            ctx.server_uptime, ctx.uptime_at = float(cur.fetchone()[1]), time.monotonic()
+            ctx.read_uptime(cur)
             cur.execute("SHOW GRANTS FOR CURRENT_USER()")
             grants = [r[0] for r in cur.fetchall()]
     except ServerError as e:
