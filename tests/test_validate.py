@@ -122,6 +122,32 @@ def test_each_rule_selects_the_same_records_in_duckdb_and_in_mysql(migrated, sta
     assert checked == sum(r.source_checked for r in RULES) >= 15
 
 
+def test_the_dialects_read_durations_alike_at_every_length(mysql_target):
+    """The spellings that differ by engine give the same figures: H:MM:SS texts of under 100 hours
+    (MySQL reads those with TIME_TO_SEC), up to and past TIME's 838 hours, and texts that are not
+    H:MM:SS; and the seconds between two times, fractions included."""
+    texts = ["0:00:00", "9:59:59", "10:00:01", "99:59:59", "100:00:00", "838:59:59", "839:00:00", "900:00:00",
+             "12345:06:07", "007:00:00", "00:00:09", "1:2:3", "1:60:00", "a:00:00", "1:00:00 ", ":00:00", "1:00"]
+    mysql_read, duck_read, con = {}, {}, duckdb.connect()
+    for t in texts:
+        hms, secs = sql(mysql_target, f"SELECT {MYSQL.is_hms('t')}, {MYSQL.hms_seconds('t')} FROM (SELECT %s AS t) AS x", t)[0]
+        mysql_read[t] = (bool(hms), int(secs) if hms else None)
+        hms, secs = con.execute(f"SELECT {DUCKDB.is_hms('t')}, {DUCKDB.hms_seconds('t')} FROM (SELECT $1::VARCHAR AS t)", [t]).fetchone()
+        duck_read[t] = (bool(hms), int(secs) if hms else None)
+    assert mysql_read == duck_read
+    assert mysql_read["900:00:00"] == (True, 900 * 3600) and mysql_read["99:59:59"] == (True, 359999)
+    assert mysql_read["1:60:00"] == (False, None) and mysql_read["1:00:00 "] == (False, None)
+
+    times = [("2024-01-01 00:00:00.000", "2024-01-01 00:00:00.001"), ("2024-01-01 10:00:00.250", "2024-03-01 09:59:59.999"),
+             ("2023-12-31 23:59:59.999", "2024-01-01 00:00:00.000"), ("2024-05-01 00:00:00.000", "2024-04-30 23:00:00.500")]
+    for a, b in times:
+        got = sql(mysql_target, f"SELECT {MYSQL.seconds_between('a', 'b')} FROM "
+                                "(SELECT CAST(%s AS DATETIME(3)) AS a, CAST(%s AS DATETIME(3)) AS b) AS x", a, b)[0][0]
+        want = con.execute(f"SELECT {DUCKDB.seconds_between('a', 'b')} FROM (SELECT $1::TIMESTAMP AS a, $2::TIMESTAMP AS b)",
+                           [a, b]).fetchone()[0]
+        assert float(got) == want, (a, b)
+
+
 def test_the_views_rows_match_the_rows_computed_from_the_stage(migrated, stage):
     frames = source_frames(stage)
     for agg in AGGREGATES:
