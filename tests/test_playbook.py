@@ -171,6 +171,39 @@ def test_a_new_run_will_not_reload_a_database_the_app_already_uses(mysql_target,
     assert "started over: the flags were rolled back from complete" in verdict
 
 
+def test_a_second_run_on_the_same_database_waits_for_the_first_and_is_told_by_whom(mysql_target, tmp_path):
+    import threading
+
+    from etl import apply_schema
+    from etl.mysql.lock import RUN, LockError, database_lock
+
+    settings, _ = project(tmp_path, mysql_target)
+    apply_schema(mysql_target)  # where the holder leaves its note (before it, the holder is named by its connection)
+    heard: list[str] = []
+    with database_lock(mysql_target, "etl migrate run first", kind=RUN):
+        with pytest.raises(LockError, match="another etl migrate run holds the lock of database .*etl migrate run first"):
+            migrate(settings, source=SAMPLE, echo=lambda m: heard.append(str(m)), only="preflight", lock_wait=0, **QUICK)
+    assert not any("waiting" in h for h in heard)  # refused at once, not waited
+
+    held, release = threading.Event(), threading.Event()
+
+    def first_run():
+        with database_lock(mysql_target, "etl migrate run first", kind=RUN):
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=first_run)
+    holder.start()
+    held.wait(10)
+    threading.Timer(2.0, release.set).start()  # the first run ends while the second waits
+    t0 = time.monotonic()
+    second = migrate(settings, source=SAMPLE, echo=lambda m: heard.append(str(m)), only="preflight", lock_wait=60, **QUICK)
+    holder.join()
+    assert second.status == "ok" and time.monotonic() - t0 >= 1.5
+    waited = [h for h in heard if h.startswith("waiting")]
+    assert len(waited) == 1 and "etl-run lock of database" in waited[0] and "etl migrate run first" in waited[0], heard
+
+
 @pytest.fixture
 def private_server():
     """A server of our own whose global settings this test may change."""

@@ -310,6 +310,8 @@ def migrate(
                                                 help="Monitor: largest API p95 latency in a sample, ms."),
     verify_max: int = typer.Option(_PLAYBOOK.verify_max, min=1, help="Records per store read back through the API "
                                    "and compared with the export in steps 11 and 12 (a uniform draw across parity buckets)."),
+    lock_wait: float = typer.Option(_PLAYBOOK.lock_wait, min=0, help="Seconds to wait while another `etl migrate` "
+                                    "runs on the same database (it is named); 0 refuses at once."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No load progress bar."),
 ):
     """Run the seed's 18-step playbook, recording the run and its evidence report in RUNTIME_DIR/runs/.
@@ -323,6 +325,7 @@ def migrate(
 
     With no BASE_URL the API steps use `etl serve`, started for the run; with no MYSQL_URI, the local
     server. A breach in the post-cutover monitor rolls the flags back (step 17) and the run fails.
+    One run per database at a time: a second one waits for the first to end (--lock-wait).
     """
     from .. import playbook
 
@@ -332,4 +335,5 @@ def migrate(
                               from_step=from_step, only=only, resume=resume, progress=progress,
                               bench_seconds=bench_seconds, monitor_samples=monitor_samples,
                               monitor_interval=monitor_interval, threshold_error=threshold_error,
-                              threshold_latency_p95=threshold_latency_p95, restart=restart, verify_max=verify_max))
+                              threshold_latency_p95=threshold_latency_p95, restart=restart, verify_max=verify_max,
+                              lock_wait=lock_wait))

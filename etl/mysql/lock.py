@@ -12,15 +12,24 @@ The default is to refuse at once (``wait=0``): a second load that waited would t
 own stage over the first's, which is never what two people starting loads together meant.
 The one refused is told who holds the lock: the row the holder wrote in ``etl_locks``
 (purpose, host and process, since when) and, from the processlist, the holder's connection.
+
+A whole `etl migrate` run holds a second lock, ``etl-run:<database>`` (`RUN`), from the moment
+it knows its target to its end: its steps (load, parity, the flag moves of the cutover) must not
+interleave with another run's. A second run waits for it, and is told so, with the holder. (A
+first run takes it before its schema step: until the schema exists there is no etl_locks to
+hold the note, and the holder is named by its connection and client host.)
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
 import socket
+import time
 from dataclasses import dataclass
+from typing import Callable
 
 import pymysql
 
@@ -48,14 +57,21 @@ class Holder:
         return f"{who}{when} (connection {self.connection_id}{via})"
 
 
-def lock_name(database: str) -> str:
+WRITE, RUN = "etl", "etl-run"  # the writers' lock; a whole `etl migrate` run's
+
+
+def lock_name(database: str, kind: str = WRITE) -> str:
     """Named locks are server-wide, so the name carries the database (at most 64 characters on MySQL)."""
-    name = f"etl:{database}"
-    return name if len(name) <= 64 else "etl:" + hashlib.sha1(database.encode()).hexdigest()
+    name = f"{kind}:{database}"
+    return name if len(name) <= 64 else f"{kind}:" + hashlib.sha1(database.encode()).hexdigest()
 
 
-def holder(conn, name: str) -> Holder | None:
-    """Who holds lock `name` now (None: nobody)."""
+def _notes(database: str) -> str:
+    return f"`{database.replace('`', '``')}`.etl_locks"  # the lock's connection has no default database
+
+
+def holder(conn, name: str, database: str) -> Holder | None:
+    """Who holds lock `name` now (None: nobody); the notes are in `database`'s etl_locks."""
     with conn.cursor() as cur:
         cur.execute("SELECT IS_USED_LOCK(%s)", (name,))
         (conn_id,) = cur.fetchone()
@@ -63,7 +79,7 @@ def holder(conn, name: str) -> Holder | None:
             return None
         row, host = None, None
         with contextlib.suppress(pymysql.err.MySQLError):  # an older schema has no etl_locks
-            cur.execute("SELECT purpose, holder, since FROM etl_locks WHERE lock_name = %s AND connection_id = %s",
+            cur.execute(f"SELECT purpose, holder, since FROM {_notes(database)} WHERE lock_name = %s AND connection_id = %s",
                         (name, conn_id))
             row = cur.fetchone()
         with contextlib.suppress(pymysql.err.MySQLError):  # without PROCESS only one's own sessions show
@@ -87,35 +103,53 @@ def require_held(conn, database: str, me: Holder) -> None:
 
 
 @contextlib.contextmanager
-def database_lock(target: MySQLTarget, purpose: str, *, wait: float = 0):
-    """Hold the etl lock of `target`'s database for the block, on a connection of its own.
+def database_lock(target: MySQLTarget, purpose: str, *, wait: float = 0, kind: str = WRITE,
+                  waiting: Callable[[str], None] | None = None):
+    """Hold the etl lock of `target`'s database for the block, on a connection of its own
+    (`kind`: WRITE, the writers' lock, or RUN, a whole migrate run's).
 
-    Refuses with LockError naming the holder when another session has it (after waiting up
-    to `wait` seconds). Yields the Holder record this process wrote."""
-    name = lock_name(target.database)
-    conn = target.connect()
+    Refuses with LockError naming the holder when another session has it after waiting up to
+    `wait` seconds; `waiting(text)` hears once, naming the holder, when it has to wait. Yields the
+    Holder record this process wrote. The database need not exist yet (a first run's)."""
+    name = lock_name(target.database, kind)
+    conn = target.connect(database=False)
     try:
         with conn.cursor() as cur:
             # The lock connection idles for the whole run: the server must not time it out (a year:
             # the largest wait_timeout both MySQL and MariaDB accept).
             cur.execute("SET SESSION wait_timeout = 31536000")
-            cur.execute("SELECT GET_LOCK(%s, %s)", (name, max(0, int(wait))))
-            (got,) = cur.fetchone()
-            if got != 1:
-                other = holder(conn, name)
-                raise LockError(f"another etl run holds the lock of database {target.database}: "
+            deadline = time.monotonic() + max(0.0, wait)
+            got, told = _try_lock(cur, name, 0), False
+            while not got and time.monotonic() < deadline:
+                if waiting is not None and not told:
+                    waiting(f"waiting up to {wait:g} s for the {kind} lock of database {target.database}, held by "
+                            f"{holder(conn, name, target.database) or 'a session that just ended'}")
+                    told = True
+                # Short waits in the server, so Ctrl-C and a stop are heard between them.
+                got = _try_lock(cur, name, min(2, math.ceil(deadline - time.monotonic())))
+            if not got:
+                other = holder(conn, name, target.database)
+                who = "another etl migrate run" if kind == RUN else "another etl run"
+                raise LockError(f"{who} holds the lock of database {target.database}: "
                                 f"{other or 'a session that just ended'}; wait for it to finish, then run again",
                                 field=name)
             cur.execute("SELECT CONNECTION_ID()")
             me = Holder(int(cur.fetchone()[0]), purpose, f"{socket.gethostname()} pid {os.getpid()}",
                         utcnow().isoformat(sep=" ", timespec="seconds"))
-            with contextlib.suppress(pymysql.err.MySQLError):  # the lock holds without its note (older schema)
-                cur.execute("REPLACE INTO etl_locks (lock_name, connection_id, purpose, holder, since) "
+            with contextlib.suppress(pymysql.err.MySQLError):  # the lock holds without its note (no schema yet)
+                cur.execute(f"REPLACE INTO {_notes(target.database)} (lock_name, connection_id, purpose, holder, since) "
                             "VALUES (%s, %s, %s, %s, %s)", (name, me.connection_id, purpose, me.holder, me.since))
         yield me
         with contextlib.suppress(pymysql.err.MySQLError), conn.cursor() as cur:  # a lost connection released it
-            cur.execute("DELETE FROM etl_locks WHERE lock_name = %s AND connection_id = %s", (name, me.connection_id))
+            cur.execute(f"DELETE FROM {_notes(target.database)} WHERE lock_name = %s AND connection_id = %s",
+                        (name, me.connection_id))
             cur.execute("DO RELEASE_LOCK(%s)", (name,))
     finally:
         with contextlib.suppress(pymysql.err.Error):
             conn.close()  # ends the session: the server releases the lock even when the block failed
+
+
+def _try_lock(cur, name: str, seconds: int) -> bool:
+    # Whole seconds: MariaDB's GET_LOCK takes no fractions (MySQL does). 0 tries once.
+    cur.execute("SELECT GET_LOCK(%s, %s)", (name, seconds))
+    return cur.fetchone()[0] == 1

@@ -32,6 +32,7 @@ class PlaybookOptions:
     verify_max: int = 2000
     min_compared: int = 1000  # records compared in a stage before the next move (or every record of a smaller export)
     restart: bool = False  # a cutover already begun is rolled back before migrating again
+    lock_wait: float = 3600.0  # seconds to wait for another run on the same database to end (0: refuse at once)
 
 
 @dataclass
@@ -61,7 +62,14 @@ class Context:
         if self._target is None:
             from ..mysql.db import resolve_target
 
-            self._target = resolve_target(self.settings, start=True)
+            from ..mysql.lock import RUN, database_lock
+
+            target = resolve_target(self.settings, start=True)
+            # One run per database at a time, from here to the run's end: a second one waits, told by whom.
+            run_id = getattr(self.run, "id", None)
+            self.stack.enter_context(database_lock(target, f"etl migrate run {run_id}", kind=RUN,
+                                                   wait=self.options.lock_wait, waiting=self.echo))
+            self._target = target
         return self._target
 
     def api(self) -> tuple[str, str]:
