@@ -372,3 +372,16 @@ def test_the_computed_results_are_those_great_expectations_computes(migrated, st
     assert new == old
     assert new_stored == old_stored
     assert (not old["ok"]) and old["checks"]  # something to compare: each case fails expectations
+
+
+def test_the_great_expectations_import_leaves_out_the_iri_grammar_and_only_it():
+    """import_gx skips jsonschema's RFC 3987 parser (seconds of CPU at import) and nothing else: Great
+    Expectations imports whole, and rfc3987-syntax (which Jupyter installs here) still imports after."""
+    import subprocess
+    import sys
+
+    code = ("import sys, time; from etl.check.validate import import_gx; import_gx(); import jsonschema; "
+            "print(sorted(f for f in ('iri', 'date-time', 'email') if f in jsonschema.FormatChecker.checkers)); "
+            "print('rfc3987_syntax' in sys.modules); import rfc3987_syntax; print(rfc3987_syntax.is_valid_syntax('iri', 'http://a/b'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout.split("\n")
+    assert out[:3] == ["['date-time', 'email']", "False", "True"], out

@@ -270,10 +270,25 @@ ENGINES = ("sql", "gx")
 
 def import_gx() -> None:
     """Import what a validation run needs of Great Expectations (seconds of one core: it builds
-    parsers as it loads); a caller with time to spare calls it in a thread before validating."""
-    import great_expectations  # noqa: F401
-    import great_expectations.expectations  # noqa: F401
-    import great_expectations.render.renderer  # noqa: F401 - the data docs' renderers
+    parsers as it loads); a caller with time to spare calls it in a thread before validating.
+
+    jsonschema, which Great Expectations imports through altair, builds an Earley parser of RFC 3987
+    at import when rfc3987-syntax is installed (Jupyter brings it): about 2 s of the ~6 s of CPU this
+    import takes, for the "iri" string format, which nothing here checks. When jsonschema is not
+    imported yet, the import is made without it (jsonschema then knows no "iri" format, in this
+    process); afterwards rfc3987-syntax imports normally."""
+    import sys
+
+    skip = "jsonschema" not in sys.modules and "rfc3987_syntax" not in sys.modules
+    if skip:
+        sys.modules["rfc3987_syntax"] = None  # an ImportError to jsonschema, which then leaves the format out
+    try:
+        import great_expectations  # noqa: F401
+        import great_expectations.expectations  # noqa: F401
+        import great_expectations.render.renderer  # noqa: F401 - the data docs' renderers
+    finally:
+        if skip and sys.modules.get("rfc3987_syntax", 0) is None:
+            del sys.modules["rfc3987_syntax"]
 
 
 def validate(target: MySQLTarget, stage_dir: Path | StageFolder, *, strict: bool = False, root: Path | None = None,
