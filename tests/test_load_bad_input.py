@@ -274,7 +274,12 @@ def test_ctrl_c_during_load_data_is_interrupted_and_resumable(tmp_path, mysql_se
     and raised the server's answer to the half-sent file ("Lost connection") in place of the
     interruption. To land the signal there every time, another transaction holds a gap lock the
     first row needs: the server stops reading, and the client blocks in sendto once the socket
-    buffers are full (seen in /proc/PID/syscall; so a file larger than they hold: one batch of 12,000)"""
+    buffers are full (seen in /proc/PID/syscall; so a file larger than they hold: one batch of 12,000).
+    MySQL 9.7 takes the whole file before its insert waits on the lock (a 60,000-row file, also with
+    max_allowed_packet at 1 MB: the client never blocked sending, and the chunk failed on the lock
+    wait timeout), so there this way of landing the signal mid-send does not exist."""
+    if "mariadb" not in sql(mysql_target, "SELECT VERSION()")[0][0].lower():
+        pytest.skip("needs MariaDB: MySQL reads the whole LOCAL file before the insert waits on the lock")
     stage = staged_sample(tmp_path / "big", 12000, seed=7)
     clean = fresh(mysql_server[0])
     try:
