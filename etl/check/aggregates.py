@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, localcontext
+from functools import lru_cache
 
 import polars as pl
 
@@ -188,15 +189,23 @@ def _exact_sum(values: list[float]) -> Decimal | None:
     if not values:
         return None
     with localcontext() as ctx:
-        ctx.prec = 100  # wide enough for 35 integer and 30 fractional digits: additions stay exact
-        total = Decimal(0)
-        for v in values:
-            text = repr(v)
-            d = Decimal(text)
-            if "e-" in text:  # only these can have more than EXACT_SCALE decimals: round as the cast does
-                d = d.quantize(_EXACT_UNIT, rounding=ROUND_HALF_UP)
-            total += d
-        return total
+        ctx.prec = 100  # wide enough for 35 integer and 30 fractional digits: exact
+        return Decimal(sum(map(_in_units, values))).scaleb(-EXACT_SCALE)
+
+
+@lru_cache(maxsize=1 << 18)
+def _in_units(v: float) -> int:
+    """CAST(v AS DECIMAL(65,EXACT_SCALE)), through the double's shortest text as both servers convert
+    it, as an integer count of 10^-EXACT_SCALE: integers add exactly and fast. Cached: a value recurs
+    across rows, measures and views (each value converted and added as a Decimal anew was 1.5 of the
+    1.6 s a view of 250k incidents took)."""
+    text = repr(v)
+    with localcontext() as ctx:
+        ctx.prec = 100
+        d = Decimal(text)
+        if "e-" in text:  # only these can have more than EXACT_SCALE decimals: round as the cast does
+            d = d.quantize(_EXACT_UNIT, rounding=ROUND_HALF_UP)
+        return int(d.scaleb(EXACT_SCALE))
 
 
 _EXACT_UNIT = Decimal(1).scaleb(-EXACT_SCALE)
