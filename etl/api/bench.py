@@ -214,10 +214,13 @@ def run_coroutine(coro):
         return pool.submit(asyncio.run, coro).result()
 
 
+BATCH_PREFIX = "test-bench-"  # the batch_id of the synthetic tickets (+ the run); what a killed bench leaves is found by it
+
+
 def _bulk(base_url: str, headers: dict, chunks: int, chunk_size: int, run: str, timeout: float):
     """Seconds per CHUNK_SIZE chunk of synthetic tickets, then their deletion; (seconds, failures)."""
     seconds, failed = [], 0
-    batch = f"test-bench-{run}"
+    batch = f"{BATCH_PREFIX}{run}"
     now = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     with httpx.Client(base_url=base_url, headers=headers, timeout=timeout) as client:
         for c in range(chunks):

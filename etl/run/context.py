@@ -61,7 +61,6 @@ class Context:
     def target(self):
         if self._target is None:
             from ..mysql.db import resolve_target
-
             from ..mysql.lock import RUN, database_lock
 
             target = resolve_target(self.settings, start=True)

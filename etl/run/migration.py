@@ -102,14 +102,15 @@ def load(ctx: Context):
 
 def load_product(ctx: Context) -> str | None:
     """Rows per table in MySQL: a table emptied or changed in size since the load is seen."""
+    from ..api.bench import BATCH_PREFIX
     from ..core.stores import STORES
 
     with ctx.target().connect() as conn, conn.cursor() as cur:
         counts = {}
         for s in STORES:
             # not the rows a benchmark killed before its cleanup left (steps 10, 13 delete them first)
-            bench = " WHERE batch_id IS NULL OR batch_id NOT LIKE 'test-bench-%%'" if s.table == "tickets" else ""
-            cur.execute(f"SELECT COUNT(*) FROM `{s.table}`{bench}")
+            bench = " WHERE batch_id IS NULL OR batch_id NOT LIKE %s" if s.table == "tickets" else ""
+            cur.execute(f"SELECT COUNT(*) FROM `{s.table}`{bench}", (BATCH_PREFIX + "%",) if bench else None)
             counts[s.table] = cur.fetchone()[0]
     return json.dumps(counts, sort_keys=True)
 

@@ -63,12 +63,12 @@ def warm_up(ctx: Context) -> None:
 
 def bench_and_health(ctx: Context, label: str):
     """A benchmark of the API and two monitor samples: the fresh reports the cutover's guards read."""
-    from ..api.bench import BenchThresholds, bench
+    from ..api.bench import BATCH_PREFIX, BenchThresholds, bench
     from ..api.monitor import monitor
 
     url, token = ctx.api()
     with ctx.target().connect() as conn, conn.cursor() as cur:  # rows of a benchmark killed before its cleanup
-        cur.execute("DELETE FROM tickets WHERE batch_id LIKE 'test-bench-%%'")
+        cur.execute("DELETE FROM tickets WHERE batch_id LIKE %s", (BATCH_PREFIX + "%",))
     # No memory threshold: the seed's 100 MB is the bench client's own (`etl bench` run alone); here the
     # client shares a process with the stage's frames.
     b = bench(url, token, ctx.settings.runtime_dir, rate=ctx.options.bench_rate, duration=ctx.options.bench_seconds,
