@@ -127,7 +127,8 @@ def test_the_dialects_read_durations_alike_at_every_length(mysql_target):
     (MySQL reads those with TIME_TO_SEC), up to and past TIME's 838 hours, and texts that are not
     H:MM:SS; and the seconds between two times, fractions included."""
     texts = ["0:00:00", "9:59:59", "10:00:01", "99:59:59", "100:00:00", "838:59:59", "839:00:00", "900:00:00",
-             "12345:06:07", "007:00:00", "00:00:09", "1:2:3", "1:60:00", "a:00:00", "1:00:00 ", ":00:00", "1:00"]
+             "12345:06:07", "007:00:00", "00:00:09", "1:2:3", "1:60:00", "a:00:00", "1:00:00 ", ":00:00", "1:00",
+             "999999999:59:59", "1000000000:00:01", "9223372036:00:00"]  # past DuckDB's INTERVAL (2.5e9 h)
     mysql_read, duck_read, con = {}, {}, duckdb.connect()
     for t in texts:
         hms, secs = sql(mysql_target, f"SELECT {MYSQL.is_hms('t')}, {MYSQL.hms_seconds('t')} FROM (SELECT %s AS t) AS x", t)[0]
@@ -137,6 +138,7 @@ def test_the_dialects_read_durations_alike_at_every_length(mysql_target):
     assert mysql_read == duck_read
     assert mysql_read["900:00:00"] == (True, 900 * 3600) and mysql_read["99:59:59"] == (True, 359999)
     assert mysql_read["1:60:00"] == (False, None) and mysql_read["1:00:00 "] == (False, None)
+    assert mysql_read["9223372036:00:00"] == (True, 9223372036 * 3600)
 
     times = [("2024-01-01 00:00:00.000", "2024-01-01 00:00:00.001"), ("2024-01-01 10:00:00.250", "2024-03-01 09:59:59.999"),
              ("2023-12-31 23:59:59.999", "2024-01-01 00:00:00.000"), ("2024-05-01 00:00:00.000", "2024-04-30 23:00:00.500")]
@@ -385,3 +387,18 @@ def test_the_great_expectations_import_leaves_out_the_iri_grammar_and_only_it():
             "print('rfc3987_syntax' in sys.modules); import rfc3987_syntax; print(rfc3987_syntax.is_valid_syntax('iri', 'http://a/b'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout.split("\n")
     assert out[:3] == ["['date-time', 'email']", "False", "True"], out
+
+
+def test_the_great_expectations_import_puts_off_scipy_stats_until_it_is_used():
+    """import_gx leaves scipy.stats unloaded (seconds of CPU) where Great Expectations imports it
+    and never calls it; the first use loads it whole, through the name that module holds as well."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from etl.check.validate import import_gx; import_gx(); "
+            "print('scipy.stats._continuous_distns' in sys.modules); "
+            "from great_expectations.expectations.core import expect_column_kl_divergence_to_be_less_than as kl; "
+            "print(kl.stats.norm.cdf(0.0)); print('scipy.stats._continuous_distns' in sys.modules); "
+            "import scipy.stats; print(scipy.stats.entropy([0.5, 0.5], base=2))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout.split("\n")
+    assert out[:4] == ["False", "0.5", "True", "1.0"], out
