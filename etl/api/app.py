@@ -95,9 +95,8 @@ def make_pool(cfg: ApiConfig):
                      max_overflow=cfg.max_overflow, timeout=cfg.pool_timeout, pre_ping=True, dialect=dialect)
 
 
-def _json(body, status: int = 200, headers: dict | None = None) -> Response:
-    return Response(json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str), status,
-                    headers=headers, media_type="application/json")
+def _json(body: dict, status: int = 200, headers: dict | None = None) -> Response:
+    return Response(data.dumps(body), status, headers=headers, media_type="application/json")
 
 
 def _error(status: int, message: str, headers: dict | None = None) -> Response:
