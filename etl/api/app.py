@@ -20,7 +20,6 @@ the benchmark's and the monitor's tests; read once at start and named in the sta
 
 import hmac
 import itertools
-import json
 import os
 import time
 from dataclasses import dataclass
