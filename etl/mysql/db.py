@@ -13,6 +13,7 @@ from ..core.result import Result
 from ..core.config import Settings, mask_uri
 from ..core.errors import ConfigError, SchemaError, ServerError
 from ..core.resources import data_path
+from .driver import connect
 from .server import LocalServer
 
 SCHEMA_FILE = data_path("sql", "schema.mysql.sql")
@@ -76,7 +77,7 @@ class MySQLTarget:
     def connect(self, *, database: bool = True, **kw) -> pymysql.connections.Connection:
         """A PyMySQL connection in UTC, utf8mb4, with LOCAL INFILE allowed."""
         try:
-            conn = pymysql.connect(
+            conn = connect(
                 host=self.host, port=self.port, user=self.user, password=self.password,
                 database=self.database if database else None, unix_socket=self.unix_socket,
                 charset="utf8mb4", local_infile=True, autocommit=kw.pop("autocommit", True),

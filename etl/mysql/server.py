@@ -21,6 +21,7 @@ import pymysql
 from ..core.result import Result
 from ..core.errors import ServerError
 from ..core.process import alive
+from .driver import connect
 
 DATABASE = "helpdesk"  # the database `etl db up` creates and serves
 # Settings fit for bulk loads (../shared/limits.md): a buffer pool far above the 128 MB
@@ -87,7 +88,7 @@ def _free_port() -> int:
 
 def _connectable(port: int) -> bool:
     try:
-        pymysql.connect(host="127.0.0.1", port=port, user="root", connect_timeout=2).close()
+        connect(host="127.0.0.1", port=port, user="root", connect_timeout=2).close()
         return True
     except pymysql.err.OperationalError:
         return False
@@ -158,7 +159,7 @@ class LocalServer:
                 proc.terminate()
                 raise ServerError(f"{binary} did not accept connections within {timeout:.0f} s; see {self.log_file}")
             time.sleep(0.1)
-        with pymysql.connect(host="127.0.0.1", port=port, user="root") as conn, conn.cursor() as cur:
+        with connect(host="127.0.0.1", port=port, user="root") as conn, conn.cursor() as cur:
             cur.execute(f"CREATE DATABASE IF NOT EXISTS `{DATABASE}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
         self.state_file.write_text(json.dumps(asdict(info), indent=2))
         return info
