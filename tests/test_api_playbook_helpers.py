@@ -296,6 +296,38 @@ def test_records_the_transform_rejected_are_counted_apart(mysql_server, tmp_path
     assert (tickets_reads.records, tickets_reads.rejected, tickets_reads.compared, tickets_reads.missing) == (302, 2, 300, 0)
 
 
+def test_a_file_the_fast_read_refuses_is_drawn_from_by_the_careful_read(mysql_server, tmp_path):
+    """verify_reads draws its sample with the transform's fast read; a file DuckDB refuses whole that
+    way (here a record repeats a property) is read carefully instead, and its record is counted as
+    the transform's reject, as the transform counts it."""
+    import duckdb
+
+    from etl.core import duck
+    from etl.source.folder import ExportFolder
+    from etl.stage.records import typed_records_sql
+
+    src = tmp_path / "src"
+    shutil.copytree(SAMPLE, src)
+    tickets = json.loads((src / "tickets.json").read_text())
+    twice = json.dumps({**tickets[0], "id": "property-twice"})[:-1] + ', "name": "the same property again"}'
+    (src / "tickets.json").write_text(json.dumps(tickets)[:-1] + ", " + twice + "]")
+    summary = json.loads((src / "export-summary.json").read_text())
+    summary["counts"]["tickets"] = len(tickets) + 1
+    (src / "export-summary.json").write_text(json.dumps(summary))
+    export(src, tmp_path / "export")
+    folder = ExportFolder.open(tmp_path / "export")
+    with pytest.raises(duckdb.Error):  # the fast read refuses the file: the careful read is what is tested
+        duck.connect().sql(f"SELECT * FROM ({typed_records_sql(store('tickets'), 'array')})",
+                           params=[[str(p) for p in folder.files(store("tickets"))]]).arrow()
+    assert transform(tmp_path / "export", tmp_path / "stage").counts["tickets"].rejected == 1
+    base, _ = mysql_server
+    with loaded_database(base, tmp_path / "stage") as target, background(settings_for(tmp_path), target) as (url, token):
+        result = verify_reads(url, token, tmp_path / "export", stage_name="shadow", per_bucket=1000)
+    reads = next(s for s in result.stores if s.table == "tickets")
+    assert result.ok, str(result)
+    assert (reads.records, reads.rejected, reads.compared, reads.missing) == (301, 1, 300, 0)
+
+
 def test_verify_reads_agrees_with_the_browser_adapter_on_the_export_forms(mysql_server, tmp_path):
     """tests/test_cutover_browser.py runs the JavaScript adapter over this export, loaded, with one
     planted change: only it differs. The Python rules must come to the same verdict."""

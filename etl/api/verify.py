@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
+import duckdb
 import httpx
 import polars as pl
 
@@ -38,7 +39,7 @@ from ..core.result import Result
 from ..core.stores import STORES, UPLOAD_SESSIONS, Store
 from ..cutover.adapter import differing_fields, get_path, mismatch_buckets, to_row
 from ..source.folder import ExportFolder
-from ..stage.records import format_runs, records_sql
+from ..stage.records import format_runs, records_sql, typed_records_sql
 from ..stage.steps import duplicate_losers
 from .data import LISTS
 
@@ -208,10 +209,13 @@ def _draw(con, export: ExportFolder, store: Store, per_bucket: int, seed: int,
     frames, offset = [], 0
     runs = format_runs(export.files(store))
     for fmt, paths in runs:
-        sql = (f'SELECT "{key}" AS "{key}", CAST("{key}" AS VARCHAR) AS __key, {", ".join(labels)}, '
-               f"md5(CAST(\"{key}\" AS VARCHAR) || ':' || {int(seed)}) AS __h, __why <> '' AS __bad, __fi"
-               + (f', "{timed}"' if timed else "") + f" FROM ({records_sql(store, fmt)})")
-        frame = pl.from_arrow(con.sql(sql, params=[[str(p) for p in paths]]).arrow())
+        picks = (f'SELECT "{key}" AS "{key}", CAST("{key}" AS VARCHAR) AS __key, {", ".join(labels)}, '
+                 f"md5(CAST(\"{key}\" AS VARCHAR) || ':' || {int(seed)}) AS __h, __why <> '' AS __bad, __fi"
+                 + (f', "{timed}"' if timed else "") + " FROM ({})")
+        try:  # the transform's fast read first: the careful one took 4.6 of the 4.8 s of 30k tickets
+            frame = pl.from_arrow(con.sql(picks.format(typed_records_sql(store, fmt)), params=[[str(p) for p in paths]]).arrow())
+        except duckdb.Error:  # a file it refuses whole: read carefully, as the transform does
+            frame = pl.from_arrow(con.sql(picks.format(records_sql(store, fmt)), params=[[str(p) for p in paths]]).arrow())
         frames.append(frame.with_columns(pl.int_range(offset, offset + frame.height, dtype=pl.Int64).alias("__pos"),
                                          pl.lit(len(frames)).alias("__run")))
         offset += frame.height

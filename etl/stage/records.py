@@ -209,6 +209,14 @@ def records_sql(store: Store, fmt: str) -> str:
     return _read_sql(store, fmt, typed=False, raw=True)
 
 
+def typed_records_sql(store: Store, fmt: str) -> str:
+    """The transform's first try as `records_sql` gives it, without `__json`: several times faster,
+    but DuckDB refuses a whole file (duckdb.Error) where `records_sql` would name a record's problem
+    (a nested field that is not an object, a repeated property). Where it reads, its rows equal
+    `records_sql`'s (the transform stages from either)."""
+    return _read_sql(store, fmt, typed=True)
+
+
 class Retry(Exception):
     """Raised by `batches` when the fast read fails: the caller reads those files again, carefully."""
 
