@@ -272,19 +272,23 @@ def test_verify_reads_names_a_planted_difference_and_a_missing_record(loaded, sa
     assert not guard.ok and guard.figures["mismatched"] == 2
 
 
-def test_records_the_transform_rejected_are_counted_apart(mysql_server, tmp_path):
+def _export_with_tickets(tmp_path: Path, texts: list[str]) -> None:
+    """The sample with these records' JSON texts added to its tickets, exported to tmp_path/export."""
     src = tmp_path / "src"
     shutil.copytree(SAMPLE, src)
-    tickets = json.loads((src / "tickets.json").read_text())
-    first = tickets[0]
-    bad = {**first, "id": "rejected-by-transform", "openTime": "not a time"}
-    older = {**first, "name": "an older upload of the same key", "uploadTimestamp": first["uploadTimestamp"] - 1000}
-    tickets += [bad, older]
-    (src / "tickets.json").write_text(json.dumps(tickets))
+    tickets = (src / "tickets.json").read_text().rstrip()
+    (src / "tickets.json").write_text(tickets[:-1] + "".join(", " + t for t in texts) + "]")
     summary = json.loads((src / "export-summary.json").read_text())
-    summary["counts"]["tickets"] = len(tickets)
+    summary["counts"]["tickets"] += len(texts)
     (src / "export-summary.json").write_text(json.dumps(summary))
     export(src, tmp_path / "export")
+
+
+def test_records_the_transform_rejected_are_counted_apart(mysql_server, tmp_path):
+    first = json.loads((SAMPLE / "tickets.json").read_text())[0]
+    bad = {**first, "id": "rejected-by-transform", "openTime": "not a time"}
+    older = {**first, "name": "an older upload of the same key", "uploadTimestamp": first["uploadTimestamp"] - 1000}
+    _export_with_tickets(tmp_path, [json.dumps(bad), json.dumps(older)])
     done = transform(tmp_path / "export", tmp_path / "stage")
     counts = done.counts["tickets"]
     assert (counts.records_in, counts.rejected, counts.duplicates) == (302, 2, 1)  # a bad time, a duplicate key's loser
@@ -306,15 +310,8 @@ def test_a_file_the_fast_read_refuses_is_drawn_from_by_the_careful_read(mysql_se
     from etl.source.folder import ExportFolder
     from etl.stage.records import typed_records_sql
 
-    src = tmp_path / "src"
-    shutil.copytree(SAMPLE, src)
-    tickets = json.loads((src / "tickets.json").read_text())
-    twice = json.dumps({**tickets[0], "id": "property-twice"})[:-1] + ', "name": "the same property again"}'
-    (src / "tickets.json").write_text(json.dumps(tickets)[:-1] + ", " + twice + "]")
-    summary = json.loads((src / "export-summary.json").read_text())
-    summary["counts"]["tickets"] = len(tickets) + 1
-    (src / "export-summary.json").write_text(json.dumps(summary))
-    export(src, tmp_path / "export")
+    first = json.loads((SAMPLE / "tickets.json").read_text())[0]
+    _export_with_tickets(tmp_path, [json.dumps({**first, "id": "property-twice"})[:-1] + ', "name": "the same property again"}'])
     folder = ExportFolder.open(tmp_path / "export")
     with pytest.raises(duckdb.Error):  # the fast read refuses the file: the careful read is what is tested
         duck.connect().sql(f"SELECT * FROM ({typed_records_sql(store('tickets'), 'array')})",
