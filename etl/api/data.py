@@ -117,14 +117,23 @@ def row_json(conn, table: str) -> str | None:
     return _ROW_JSON[key]
 
 
-def _fetch_rows(cur, table: str, rest: str, args: list, extra: list[str]) -> tuple[list | JsonArray, int, list]:
+def _fetch_rows(cur, table: str, rest: str, args: list, extra: list[str],
+                retry: bool = True) -> tuple[list | JsonArray, int, list]:
     """(data, how many rows, the `extra` columns of the last row): the rows of `SELECT * FROM table rest` as a
     JsonArray built by the server, or as Python dicts where it cannot build them (a type it does
-    not build, or a row longer than max_allowed_packet, where CONCAT gives NULL)."""
+    not build, or a row longer than max_allowed_packet, where CONCAT gives NULL). A column dropped
+    since `row_json` read the table (unknown column) makes it read the columns again, once; a column
+    added while serving is in the rows after a restart of `etl serve`."""
     built = row_json(cur.connection, table)
     picked = "".join(f", `{c}` AS `__k{i}`" for i, c in enumerate(extra))
     if built is not None:
-        cur.execute(f"SELECT {built} AS __row{picked} FROM `{table}`{rest}", args)
+        try:
+            cur.execute(f"SELECT {built} AS __row{picked} FROM `{table}`{rest}", args)
+        except pymysql.err.OperationalError as e:
+            if not (retry and e.args and e.args[0] == 1054):  # ER_BAD_FIELD_ERROR
+                raise
+            _ROW_JSON.pop((cur.connection.db, table), None)
+            return _fetch_rows(cur, table, rest, args, extra, retry=False)
         rows = cur.fetchall()
         if all(r["__row"] is not None for r in rows):
             last = [rows[-1][f"__k{i}"] for i in range(len(extra))] if rows else []
