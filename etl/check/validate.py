@@ -216,8 +216,10 @@ def _observed(er) -> str:
     return json.dumps(r, default=str)[:300]
 
 
-def _mysql_breakers(target: MySQLTarget, rule: Rule, limit: int) -> tuple[list, list[str]]:
-    """(keys, described rows) of the MySQL records breaking a rule, at most `limit`."""
+def _mysql_breakers(target: MySQLTarget, rule: Rule, breach: SourceBreach | None) -> tuple[list, list[str]]:
+    """(keys, described rows) of the MySQL records breaking a rule: as many as the source's breaking
+    records and a few more, enough to tell whether MySQL breaks it anywhere else."""
+    limit = len(breach.keys if breach else ()) + EXAMPLES + 1
     with target.connect() as conn, conn.cursor() as cur:
         cur.execute(f"SELECT * FROM ({rule.sql(MYSQL)}) AS breaking LIMIT {int(limit)}")
         cols = [c[0] for c in cur.description]
@@ -253,8 +255,7 @@ def _classify(er, suite: str, target: MySQLTarget, breaches: dict[str, SourceBre
     if rule is None or rule.query is None or observed.startswith("error:"):
         return Check(suite, name, desc, "failed", observed, **source)  # parity, value sets: the source defines them
     known = breach.keys if breach else frozenset()
-    keys, rows = (fetched[name].result() if name in fetched
-                  else _mysql_breakers(target, rule, len(known) + EXAMPLES + 1))
+    keys, rows = fetched[name].result() if name in fetched else _mysql_breakers(target, rule, breach)
     new = [(k, row) for k, row in zip(keys, rows) if k not in known]
     examples = tuple(row for _, row in new[:EXAMPLES]) or tuple(rows[:EXAMPLES])
     if not breach or new or not keys:
@@ -350,7 +351,7 @@ def validate(target: MySQLTarget, stage_dir: Path | StageFolder, *, strict: bool
             breaches = source_breaches(stage_dir)
             # A rule the source already breaks is a warning when MySQL breaks it only in the same
             # records: those are fetched now, beside the figures, rather than after them (2 s at 1M).
-            fetched = {r.name: pool.submit(_mysql_breakers, target, r, len(breaches[r.name].keys) + EXAMPLES + 1)
+            fetched = {r.name: pool.submit(_mysql_breakers, target, r, breaches[r.name])
                        for r in RULES if r.name in breaches and breaches[r.name].records}
             params.update(view_parameters(frames))
             notes = collation_notes(frames)
