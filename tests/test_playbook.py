@@ -391,3 +391,23 @@ def test_resume_re_checks_what_the_finished_steps_left_and_runs_again_from_a_cha
     assert ran == ["preflight", "transform", "upload-sessions", "load"], ran
     with pytest.raises(ConfigError, match="ended ok: nothing to resume"):
         migrate(settings, echo=lambda _: None, resume=True)
+
+
+@pytest.mark.parametrize("where", ["[1/", "[3/"])
+def test_a_stop_between_two_steps_is_recorded_as_the_step_it_stopped(mysql_target, tmp_path, where):
+    """A stop (Ctrl-C, SIGTERM) that lands outside a step, here while the next step's title is being
+    printed, leaves the record saying so: the steps before it ok, the one it stopped interrupted,
+    the rest pending, the run interrupted (a SIGTERM in that window once left it "running")."""
+    settings, _ = project(tmp_path, mysql_target)
+
+    def echo(line):
+        if str(line).startswith(where):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        migrate(settings, source=SAMPLE, echo=echo, **QUICK)
+    (record,) = [json.loads(p.read_text()) for p in (settings.runtime_dir / "runs").glob("*/run.json")]
+    statuses = [s["status"] for s in record["steps"]]
+    stopped = int(where[1:-1]) - 1
+    assert record["status"] == "interrupted" and statuses[stopped] == "interrupted", statuses
+    assert set(statuses[:stopped]) <= {"ok"} and set(statuses[stopped + 1:]) == {"pending"}, statuses

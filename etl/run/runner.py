@@ -149,12 +149,29 @@ def migrate(settings: Settings, *, source: Path | None = None, sample_tickets: i
             # Not selected: before the selection "skipped", after it "pending" (the run stopped early).
             status = "pending" if s.slug in selected or s.n > end else "skipped"
             run.steps.append(kept.get(s.slug) or StepRecord(s.title, slug=s.slug, n=s.n, phase=s.phase, status=status))
-        run.save()
         try:
+            run.save()
             _run_steps(ctx, run, to_run)
+        except KeyboardInterrupt:
+            _record_stop(run, to_run)
+            raise
         finally:
             _final_report(ctx, run)
     return run
+
+
+def _record_stop(run: RunRecord, to_run: list[str]) -> None:
+    """A stop that landed outside a step's own handler (before the first step, or between two: saving
+    the record, printing the next step's title) is recorded as the step it stopped: the one running,
+    else the next one the run would have started."""
+    if run.status != "running":
+        return  # a step's handler recorded it
+    rec = (next((r for r in run.steps if r.status == "running"), None)
+           or next((r for r in run.steps if r.slug in to_run and r.status == "pending"), None))
+    if rec is not None:
+        rec.status, rec.error = "interrupted", "interrupted"
+    run.status, run.finished_at = "interrupted", now_text()
+    run.save()
 
 
 def _run_steps(ctx: Context, run: RunRecord, to_run: list[str]) -> None:
