@@ -284,6 +284,14 @@ def _export_with_tickets(tmp_path: Path, texts: list[str]) -> None:
     export(src, tmp_path / "export")
 
 
+def _verified_tickets(mysql_server, tmp_path: Path):
+    """(verify_reads' result, its tickets' figures) for tmp_path/export, its stage loaded and served."""
+    base, _ = mysql_server
+    with loaded_database(base, tmp_path / "stage") as target, background(settings_for(tmp_path), target) as (url, token):
+        result = verify_reads(url, token, tmp_path / "export", stage_name="shadow", per_bucket=1000)
+    return result, next(s for s in result.stores if s.table == "tickets")
+
+
 def test_records_the_transform_rejected_are_counted_apart(mysql_server, tmp_path):
     first = json.loads((SAMPLE / "tickets.json").read_text())[0]
     bad = {**first, "id": "rejected-by-transform", "openTime": "not a time"}
@@ -292,10 +300,7 @@ def test_records_the_transform_rejected_are_counted_apart(mysql_server, tmp_path
     done = transform(tmp_path / "export", tmp_path / "stage")
     counts = done.counts["tickets"]
     assert (counts.records_in, counts.rejected, counts.duplicates) == (302, 2, 1)  # a bad time, a duplicate key's loser
-    base, _ = mysql_server
-    with loaded_database(base, tmp_path / "stage") as target, background(settings_for(tmp_path), target) as (url, token):
-        result = verify_reads(url, token, tmp_path / "export", stage_name="shadow", per_bucket=1000)
-    tickets_reads = next(s for s in result.stores if s.table == "tickets")
+    result, tickets_reads = _verified_tickets(mysql_server, tmp_path)
     assert result.ok, str(result)
     assert (tickets_reads.records, tickets_reads.rejected, tickets_reads.compared, tickets_reads.missing) == (302, 2, 300, 0)
 
@@ -317,10 +322,7 @@ def test_a_file_the_fast_read_refuses_is_drawn_from_by_the_careful_read(mysql_se
         duck.connect().sql(f"SELECT * FROM ({typed_records_sql(store('tickets'), 'array')})",
                            params=[[str(p) for p in folder.files(store("tickets"))]]).arrow()
     assert transform(tmp_path / "export", tmp_path / "stage").counts["tickets"].rejected == 1
-    base, _ = mysql_server
-    with loaded_database(base, tmp_path / "stage") as target, background(settings_for(tmp_path), target) as (url, token):
-        result = verify_reads(url, token, tmp_path / "export", stage_name="shadow", per_bucket=1000)
-    reads = next(s for s in result.stores if s.table == "tickets")
+    result, reads = _verified_tickets(mysql_server, tmp_path)
     assert result.ok, str(result)
     assert (reads.records, reads.rejected, reads.compared, reads.missing) == (301, 1, 300, 0)
 
